@@ -1,0 +1,107 @@
+#pragma once
+// Cachalot's configuration: plain structs with documented defaults, parsed from YAML.
+// Every default here is listed in the README's configuration reference.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cachalot::config {
+
+using Duration = std::chrono::milliseconds;
+
+/// An address and a port to listen on.
+struct Endpoint {
+    std::string address;
+    std::uint16_t port = 0;
+};
+
+struct Listeners {
+    Endpoint proxy{"0.0.0.0", 8080};
+    /// Admin endpoints (/metrics, /healthz, /readyz) stay on loopback unless configured otherwise.
+    Endpoint admin{"127.0.0.1", 9090};
+};
+
+/// Limits and timeouts applied to every client connection.
+struct ClientLimits {
+    std::size_t max_header_bytes = 16 * 1024;       // larger request head → 431
+    std::size_t max_body_bytes = 10 * 1024 * 1024;  // larger request body → 413
+    Duration header_timeout{10'000};  // from a request's first byte to the end of its head
+    Duration body_timeout{30'000};    // to read a request body
+    Duration idle_timeout{60'000};    // keep-alive connection waiting for its next request
+    Duration send_timeout{30'000};    // to write a response
+    Duration lingering_timeout{2'000};  // after refusing a request, how long to drain its rest
+};
+
+/// An origin server.
+struct Upstream {
+    std::string name;
+    std::string host;
+    std::uint16_t port = 80;
+    Duration connect_timeout{2'000};
+    Duration read_timeout{30'000};          // for the whole response once the request is sent
+    std::size_t max_idle_connections = 64;  // per worker thread
+    Duration idle_timeout{30'000};          // pooled connections unused for longer are closed
+    std::size_t max_response_bytes = 64 * 1024 * 1024;
+    int line = 0;  // where it was defined, for messages
+};
+
+/// Which requests a route takes: first match wins.
+struct RouteMatch {
+    std::string host;         // empty or "*" = any; "*.example.com" = any subdomain; else exact
+    std::string path_prefix = "/";
+};
+
+struct Route {
+    std::string name;
+    RouteMatch match;
+    std::string upstream;
+    std::size_t upstream_index = 0;  // resolved by validation
+};
+
+enum class LogFormat { Text, Json };
+
+struct Logging {
+    std::string level = "info";  // trace, debug, info, warn, error, critical, off
+    bool access_log = true;
+    LogFormat format = LogFormat::Text;
+};
+
+struct Config {
+    Listeners listen;
+    unsigned workers = 0;  // 0 = one per core
+    ClientLimits client;
+    Duration drain_timeout{30'000};  // on SIGTERM/SIGINT, how long in-flight requests may finish
+    std::vector<Upstream> upstreams;
+    std::vector<Route> routes;
+    Logging logging;
+
+    /// `workers` with 0 resolved to the number of cores.
+    unsigned worker_count() const;
+};
+
+/// One problem found in a configuration, with where it is.
+struct ConfigError {
+    int line = 0;          // 1-based; 0 when the problem has no position
+    std::string key;       // dotted path, e.g. "upstreams[0].port"
+    std::string message;
+};
+
+struct ParseResult {
+    std::optional<Config> config;     // set when errors is empty
+    std::vector<ConfigError> errors;  // every problem, in document order
+    bool ok() const { return config.has_value(); }
+};
+
+/// Parses and validates YAML text. No file I/O.
+ParseResult parse_config(const std::string& yaml_text);
+
+/// Reads and parses a file; a read failure is reported as an error at line 0.
+ParseResult load_config(const std::string& path);
+
+/// "FILE:LINE: KEY: message", one per line.
+std::string format_errors(const std::string& file, const std::vector<ConfigError>& errors);
+
+}  // namespace cachalot::config

@@ -1,0 +1,48 @@
+#pragma once
+// Pure header logic for proxying: hop-by-hop removal, forwarding headers, request framing checks.
+// No I/O: functions over a header block.
+
+#include <boost/beast/http/fields.hpp>
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace cachalot::http {
+
+using Fields = boost::beast::http::fields;
+
+/// Removes the hop-by-hop headers (RFC 9110 §7.6.1): Connection and every field it names,
+/// Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-Connection, Proxy-Authenticate,
+/// Proxy-Authorization. Transfer-Encoding and Content-Length are re-derived from the body by
+/// whoever serializes the message next.
+void strip_hop_by_hop(Fields& fields);
+
+/// What a proxy adds to a request it forwards.
+struct ForwardedFor {
+    std::string client_address;  // peer IP of the client connection
+    std::string proto;           // "http" or "https": the scheme the client used
+    std::string host;            // the Host the client asked for ("" if none)
+};
+
+/// Appends the client to X-Forwarded-For (keeping what an earlier proxy wrote) and sets
+/// X-Forwarded-Proto and X-Forwarded-Host to what this hop saw (values from the client are
+/// replaced: they cannot be trusted at the edge).
+void add_forwarded(Fields& fields, const ForwardedFor& fwd);
+
+/// Appends "1.1 <pseudonym>" to Via (RFC 9110 §7.6.3).
+void add_via(Fields& fields, std::string_view pseudonym);
+
+/// Checks a request head for ambiguous framing that enables request smuggling (RFC 9112 §6.3):
+/// Content-Length together with Transfer-Encoding, several differing Content-Length values,
+/// a Content-Length that is not a number, a Transfer-Encoding that does not end in chunked.
+/// Returns the reason to reject, or nothing when the framing is unambiguous.
+std::optional<std::string> ambiguous_request_framing(const Fields& fields);
+
+/// True for methods a proxy may safely send twice (RFC 9110 §9.2.2).
+bool is_idempotent(std::string_view method);
+
+/// Case-insensitive ASCII comparison, as HTTP field names and tokens need.
+bool iequals(std::string_view a, std::string_view b);
+
+}  // namespace cachalot::http

@@ -1,0 +1,58 @@
+#pragma once
+// Cachalot's Prometheus metrics. Every series the data path touches is created at startup and
+// held by reference, so recording a request is a few atomic adds, never a map lookup.
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace cachalot::metrics {
+
+/// Why an upstream exchange failed; the label values of cachalot_upstream_errors_total.
+enum class UpstreamError { Connect, Timeout, BadResponse, Closed };
+inline constexpr std::array kUpstreamErrorNames{"connect", "timeout", "bad_response", "closed"};
+
+struct RouteSeries {
+    std::array<prometheus::Counter*, 6> requests_by_class{};  // index = status / 100; 0 = other
+    prometheus::Histogram* duration = nullptr;
+    void record(unsigned status, double seconds) const;
+};
+
+struct UpstreamSeries {
+    prometheus::Histogram* duration = nullptr;
+    prometheus::Counter* connections_new = nullptr;
+    prometheus::Counter* connections_reused = nullptr;
+    std::array<prometheus::Counter*, kUpstreamErrorNames.size()> errors{};
+    prometheus::Counter& error(UpstreamError e) const { return *errors[static_cast<std::size_t>(e)]; }
+};
+
+class Metrics {
+public:
+    /// Series for each route (plus "none" for requests no route matched) and each upstream.
+    Metrics(const std::vector<std::string>& routes, const std::vector<std::string>& upstreams);
+
+    const RouteSeries& route(std::size_t index) const { return routes_.at(index); }
+    /// The series of requests that matched no route.
+    const RouteSeries& unrouted() const { return routes_.back(); }
+    const UpstreamSeries& upstream(std::size_t index) const { return upstreams_.at(index); }
+    prometheus::Gauge& active_connections() const { return *active_connections_; }
+    prometheus::Counter& rejected_requests(unsigned status) const;
+
+    /// The Prometheus text exposition of every metric.
+    std::string serialize() const;
+
+private:
+    std::shared_ptr<prometheus::Registry> registry_;
+    std::vector<RouteSeries> routes_;
+    std::vector<UpstreamSeries> upstreams_;
+    prometheus::Gauge* active_connections_ = nullptr;
+    prometheus::Family<prometheus::Counter>* rejected_ = nullptr;
+};
+
+}  // namespace cachalot::metrics

@@ -1,0 +1,27 @@
+#pragma once
+// The daemon: worker threads serving the proxy listener, the admin listener, and the
+// SIGTERM/SIGINT drain.
+
+#include "cachalot/config/config.hpp"
+#include "cachalot/metrics/metrics.hpp"
+
+#include <memory>
+
+namespace cachalot::server {
+
+class Server {
+public:
+    /// Binds the listeners; throws std::runtime_error with a message naming the address when it cannot.
+    Server(const config::Config& cfg, const metrics::Metrics& metrics);
+    ~Server();
+
+    /// Serves until SIGTERM or SIGINT, then stops accepting, lets in-flight requests finish
+    /// (up to drain_timeout) and returns the process exit code.
+    int run();
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cachalot::server

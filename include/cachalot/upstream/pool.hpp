@@ -1,0 +1,51 @@
+#pragma once
+// The origin client: one Pool per worker thread, holding keep-alive connections to each
+// upstream. Used only from its worker's thread, so it takes no locks.
+
+#include "cachalot/config/config.hpp"
+#include "cachalot/metrics/metrics.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+namespace cachalot::upstream {
+
+using Request = boost::beast::http::request<boost::beast::http::string_body>;
+using Response = boost::beast::http::response<boost::beast::http::string_body>;
+
+/// The outcome of one origin exchange.
+struct FetchResult {
+    std::optional<Response> response;           // set on success
+    metrics::UpstreamError error{};              // why it failed, when response is empty
+    double seconds = 0;                          // time spent on the origin, retries included
+    bool timed_out() const { return !response && error == metrics::UpstreamError::Timeout; }
+};
+
+class Pool {
+public:
+    Pool(boost::asio::any_io_executor executor, const std::vector<config::Upstream>& upstreams,
+         const metrics::Metrics& metrics);
+    ~Pool();
+    Pool(const Pool&) = delete;
+    Pool& operator=(const Pool&) = delete;
+
+    /// Sends `request` (already prepared for forwarding) to upstream `index` and reads the whole
+    /// response. A pooled connection found dead before any response byte arrived is replaced
+    /// and the request sent once more, when the method is idempotent.
+    boost::asio::awaitable<FetchResult> fetch(std::size_t index, const Request& request);
+
+    /// Closes every idle connection (on shutdown).
+    void close_idle();
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cachalot::upstream

@@ -1,0 +1,332 @@
+#include "cachalot/config/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+namespace cachalot::config {
+namespace {
+
+// Walks the YAML tree, converting values and collecting every problem with its line and key.
+class Reader {
+public:
+    std::vector<ConfigError> errors;
+
+    void error(const YAML::Node& node, const std::string& key, std::string message) {
+        int line = node.IsDefined() ? node.Mark().line + 1 : 0;
+        errors.push_back({line, key, std::move(message)});
+    }
+
+    // Reports keys of `map` that are not in `known` (catches typos that would silently do nothing).
+    bool expect_map(const YAML::Node& map, const std::string& path, std::initializer_list<const char*> known) {
+        if (!map.IsMap()) {
+            error(map, path, "expected a mapping");
+            return false;
+        }
+        for (auto it = map.begin(); it != map.end(); ++it) {
+            auto name = it->first.Scalar();
+            bool ok = std::any_of(known.begin(), known.end(), [&](const char* k) { return name == k; });
+            if (!ok) error(it->first, join(path, name), "unknown key");
+        }
+        return true;
+    }
+
+    static std::string join(const std::string& path, const std::string& key) {
+        return path.empty() ? key : path + "." + key;
+    }
+
+    bool scalar(const YAML::Node& node, const std::string& key) {
+        if (!node.IsScalar()) {
+            error(node, key, "expected a single value");
+            return false;
+        }
+        return true;
+    }
+
+    void read_string(const YAML::Node& parent, const std::string& path, const char* name, std::string& out,
+                     bool required = false) {
+        auto node = parent[name];
+        auto key = join(path, name);
+        if (!node.IsDefined() || node.IsNull()) {
+            if (required) error(parent, key, "is required");
+            return;
+        }
+        if (!scalar(node, key)) return;
+        out = node.Scalar();
+        if (required && out.empty()) error(node, key, "must not be empty");
+    }
+
+    void read_bool(const YAML::Node& parent, const std::string& path, const char* name, bool& out) {
+        auto node = parent[name];
+        auto key = join(path, name);
+        if (!node.IsDefined() || node.IsNull() || !scalar(node, key)) return;
+        const auto& v = node.Scalar();
+        if (v == "true" || v == "yes" || v == "on") out = true;
+        else if (v == "false" || v == "no" || v == "off") out = false;
+        else error(node, key, "expected true or false, got '" + v + "'");
+    }
+
+    template <class Int>
+    void read_uint(const YAML::Node& parent, const std::string& path, const char* name, Int& out,
+                   std::uint64_t min, std::uint64_t max) {
+        auto node = parent[name];
+        auto key = join(path, name);
+        if (!node.IsDefined() || node.IsNull() || !scalar(node, key)) return;
+        std::uint64_t v = 0;
+        const auto& s = node.Scalar();
+        auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (ec != std::errc{} || p != s.data() + s.size()) {
+            error(node, key, "expected a whole number, got '" + s + "'");
+            return;
+        }
+        if (v < min || v > max) {
+            error(node, key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+            return;
+        }
+        out = static_cast<Int>(v);
+    }
+
+    // "250ms", "10s", "2m", "1h"; a bare number is seconds.
+    void read_duration(const YAML::Node& parent, const std::string& path, const char* name, Duration& out) {
+        auto node = parent[name];
+        auto key = join(path, name);
+        if (!node.IsDefined() || node.IsNull() || !scalar(node, key)) return;
+        const auto& s = node.Scalar();
+        std::uint64_t v = 0;
+        auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        std::string unit(p, s.data() + s.size());
+        std::uint64_t scale = 0;
+        if (unit == "ms") scale = 1;
+        else if (unit == "s" || unit.empty()) scale = 1000;
+        else if (unit == "m") scale = 60'000;
+        else if (unit == "h") scale = 3'600'000;
+        if (ec != std::errc{} || p == s.data() || scale == 0 || v > 1'000'000'000) {
+            error(node, key, "expected a duration such as 500ms, 10s, 5m or 1h, got '" + s + "'");
+            return;
+        }
+        out = Duration(v * scale);
+    }
+
+    // "512", "16KiB", "1MiB", "2GiB" (KB/MB/GB are read as their binary twins).
+    void read_size(const YAML::Node& parent, const std::string& path, const char* name, std::size_t& out) {
+        auto node = parent[name];
+        auto key = join(path, name);
+        if (!node.IsDefined() || node.IsNull() || !scalar(node, key)) return;
+        const auto& s = node.Scalar();
+        std::uint64_t v = 0;
+        auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        std::string unit(p, s.data() + s.size());
+        std::uint64_t scale = 0;
+        if (unit.empty() || unit == "B") scale = 1;
+        else if (unit == "KiB" || unit == "KB" || unit == "k") scale = 1ull << 10;
+        else if (unit == "MiB" || unit == "MB" || unit == "m") scale = 1ull << 20;
+        else if (unit == "GiB" || unit == "GB" || unit == "g") scale = 1ull << 30;
+        if (ec != std::errc{} || p == s.data() || scale == 0 || v > (1ull << 40) / scale) {
+            error(node, key, "expected a size such as 512, 16KiB, 1MiB or 2GiB, got '" + s + "'");
+            return;
+        }
+        out = v * scale;
+    }
+
+    void read_endpoint(const YAML::Node& parent, const std::string& path, const char* name, Endpoint& out) {
+        auto node = parent[name];
+        if (!node.IsDefined() || node.IsNull()) return;
+        auto key = join(path, name);
+        if (!expect_map(node, key, {"address", "port"})) return;
+        read_string(node, key, "address", out.address);
+        read_uint(node, key, "port", out.port, 1, 65535);
+    }
+};
+
+void read_upstream(Reader& r, const YAML::Node& node, const std::string& key, Upstream& u) {
+    u.line = node.Mark().line + 1;
+    if (!r.expect_map(node, key, {"name", "host", "port", "connect_timeout", "read_timeout",
+                                  "max_idle_connections", "idle_timeout", "max_response_bytes"}))
+        return;
+    r.read_string(node, key, "name", u.name, true);
+    r.read_string(node, key, "host", u.host, true);
+    r.read_uint(node, key, "port", u.port, 1, 65535);
+    r.read_duration(node, key, "connect_timeout", u.connect_timeout);
+    r.read_duration(node, key, "read_timeout", u.read_timeout);
+    r.read_uint(node, key, "max_idle_connections", u.max_idle_connections, 0, 100'000);
+    r.read_duration(node, key, "idle_timeout", u.idle_timeout);
+    r.read_size(node, key, "max_response_bytes", u.max_response_bytes);
+}
+
+void read_route(Reader& r, const YAML::Node& node, const std::string& key, Route& route) {
+    if (!r.expect_map(node, key, {"name", "match", "upstream"})) return;
+    r.read_string(node, key, "name", route.name, true);
+    r.read_string(node, key, "upstream", route.upstream, true);
+    auto match = node["match"];
+    if (match.IsDefined() && !match.IsNull()) {
+        auto mkey = key + ".match";
+        if (r.expect_map(match, mkey, {"host", "path_prefix"})) {
+            r.read_string(match, mkey, "host", route.match.host);
+            r.read_string(match, mkey, "path_prefix", route.match.path_prefix);
+            if (route.match.path_prefix.empty() || route.match.path_prefix.front() != '/')
+                r.error(match["path_prefix"], mkey + ".path_prefix", "must start with '/'");
+            auto& h = route.match.host;
+            std::transform(h.begin(), h.end(), h.begin(), [](unsigned char c) { return std::tolower(c); });
+            if (h.find('*') != std::string::npos && h != "*" && (h.rfind("*.", 0) != 0 || h.size() < 3 ||
+                                                                 h.find('*', 1) != std::string::npos))
+                r.error(match["host"], mkey + ".host", "a wildcard is only allowed as '*' or a leading '*.'");
+        }
+    }
+}
+
+Config read_config(Reader& r, const YAML::Node& root) {
+    Config c;
+    if (!r.expect_map(root, "", {"listen", "workers", "client", "drain_timeout", "upstreams", "routes", "logging"}))
+        return c;
+
+    if (auto listen = root["listen"]; listen.IsDefined() && !listen.IsNull()) {
+        if (r.expect_map(listen, "listen", {"proxy", "admin"})) {
+            r.read_endpoint(listen, "listen", "proxy", c.listen.proxy);
+            r.read_endpoint(listen, "listen", "admin", c.listen.admin);
+        }
+    }
+    r.read_uint(root, "", "workers", c.workers, 0, 1024);
+    r.read_duration(root, "", "drain_timeout", c.drain_timeout);
+
+    if (auto client = root["client"]; client.IsDefined() && !client.IsNull()) {
+        if (r.expect_map(client, "client", {"max_header_bytes", "max_body_bytes", "header_timeout", "body_timeout",
+                                            "idle_timeout", "send_timeout", "lingering_timeout"})) {
+            r.read_size(client, "client", "max_header_bytes", c.client.max_header_bytes);
+            r.read_size(client, "client", "max_body_bytes", c.client.max_body_bytes);
+            r.read_duration(client, "client", "header_timeout", c.client.header_timeout);
+            r.read_duration(client, "client", "body_timeout", c.client.body_timeout);
+            r.read_duration(client, "client", "idle_timeout", c.client.idle_timeout);
+            r.read_duration(client, "client", "send_timeout", c.client.send_timeout);
+            r.read_duration(client, "client", "lingering_timeout", c.client.lingering_timeout);
+        }
+    }
+
+    auto upstreams = root["upstreams"];
+    if (!upstreams.IsDefined() || upstreams.IsNull()) {
+        r.error(root, "upstreams", "at least one upstream is required");
+    } else if (!upstreams.IsSequence()) {
+        r.error(upstreams, "upstreams", "expected a list");
+    } else {
+        for (std::size_t i = 0; i < upstreams.size(); ++i) {
+            Upstream u;
+            read_upstream(r, upstreams[i], "upstreams[" + std::to_string(i) + "]", u);
+            c.upstreams.push_back(std::move(u));
+        }
+    }
+
+    auto routes = root["routes"];
+    if (!routes.IsDefined() || routes.IsNull()) {
+        r.error(root, "routes", "at least one route is required");
+    } else if (!routes.IsSequence()) {
+        r.error(routes, "routes", "expected a list");
+    } else {
+        for (std::size_t i = 0; i < routes.size(); ++i) {
+            Route route;
+            auto key = "routes[" + std::to_string(i) + "]";
+            read_route(r, routes[i], key, route);
+            // Cross-references are checked here, where the line is known.
+            if (!route.upstream.empty()) {
+                auto it = std::find_if(c.upstreams.begin(), c.upstreams.end(),
+                                       [&](const Upstream& u) { return u.name == route.upstream; });
+                if (it == c.upstreams.end())
+                    r.error(routes[i]["upstream"], key + ".upstream", "no upstream named '" + route.upstream + "'");
+                else
+                    route.upstream_index = static_cast<std::size_t>(it - c.upstreams.begin());
+            }
+            c.routes.push_back(std::move(route));
+        }
+    }
+
+    if (auto logging = root["logging"]; logging.IsDefined() && !logging.IsNull()) {
+        if (r.expect_map(logging, "logging", {"level", "access_log", "format"})) {
+            r.read_string(logging, "logging", "level", c.logging.level);
+            static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error", "critical", "off"};
+            if (!levels.count(c.logging.level))
+                r.error(logging["level"], "logging.level",
+                        "expected one of trace, debug, info, warn, error, critical, off");
+            r.read_bool(logging, "logging", "access_log", c.logging.access_log);
+            std::string format = "text";
+            r.read_string(logging, "logging", "format", format);
+            if (format == "json") c.logging.format = LogFormat::Json;
+            else if (format != "text") r.error(logging["format"], "logging.format", "expected text or json");
+        }
+    }
+    return c;
+}
+
+// Problems that involve several entries at once.
+void check_unique_names(Reader& r, const YAML::Node& root, const Config& c) {
+    std::set<std::string> seen;
+    for (std::size_t i = 0; i < c.upstreams.size(); ++i)
+        if (!c.upstreams[i].name.empty() && !seen.insert(c.upstreams[i].name).second)
+            r.error(root["upstreams"][i]["name"], "upstreams[" + std::to_string(i) + "].name",
+                    "duplicate upstream name '" + c.upstreams[i].name + "'");
+    seen.clear();
+    for (std::size_t i = 0; i < c.routes.size(); ++i)
+        if (!c.routes[i].name.empty() && !seen.insert(c.routes[i].name).second)
+            r.error(root["routes"][i]["name"], "routes[" + std::to_string(i) + "].name",
+                    "duplicate route name '" + c.routes[i].name + "'");
+    if (c.listen.proxy.port == c.listen.admin.port && c.listen.proxy.port != 0)
+        r.error(root["listen"]["admin"]["port"], "listen.admin.port", "must differ from listen.proxy.port");
+}
+
+}  // namespace
+
+unsigned Config::worker_count() const {
+    if (workers != 0) return workers;
+    return std::max(1u, std::thread::hardware_concurrency());
+}
+
+ParseResult parse_config(const std::string& yaml_text) {
+    ParseResult result;
+    YAML::Node root;
+    try {
+        root = YAML::Load(yaml_text);
+    } catch (const YAML::Exception& e) {
+        result.errors.push_back({e.mark.is_null() ? 0 : e.mark.line + 1, "", "invalid YAML: " + e.msg});
+        return result;
+    }
+    Reader r;
+    if (!root.IsDefined() || root.IsNull()) {
+        r.errors.push_back({0, "", "the configuration is empty"});
+    } else {
+        Config c = read_config(r, root);
+        if (root.IsMap()) check_unique_names(r, root, c);
+        if (r.errors.empty()) result.config = std::move(c);
+    }
+    std::stable_sort(r.errors.begin(), r.errors.end(),
+                     [](const ConfigError& a, const ConfigError& b) { return a.line < b.line; });
+    result.errors = std::move(r.errors);
+    return result;
+}
+
+ParseResult load_config(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        ParseResult result;
+        result.errors.push_back({0, "", "cannot open the file"});
+        return result;
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    return parse_config(text.str());
+}
+
+std::string format_errors(const std::string& file, const std::vector<ConfigError>& errors) {
+    std::string out;
+    for (const auto& e : errors) {
+        out += file;
+        if (e.line > 0) out += ":" + std::to_string(e.line);
+        out += ": ";
+        if (!e.key.empty()) out += e.key + ": ";
+        out += e.message + "\n";
+    }
+    return out;
+}
+
+}  // namespace cachalot::config

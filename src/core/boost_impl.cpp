@@ -1,0 +1,4 @@
+// Asio and Beast in separate-compilation mode: their implementation is compiled here, once,
+// instead of in every translation unit that includes them.
+#include <boost/asio/impl/src.hpp>
+#include <boost/beast/src.hpp>

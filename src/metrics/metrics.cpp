@@ -1,0 +1,84 @@
+#include "cachalot/metrics/metrics.hpp"
+
+#include <prometheus/text_serializer.h>
+
+namespace cachalot::metrics {
+namespace {
+
+// Request latencies from 100 µs (an L1 hit) to 60 s (a slow origin).
+const prometheus::Histogram::BucketBoundaries kLatencyBuckets{
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+
+}  // namespace
+
+void RouteSeries::record(unsigned status, double seconds) const {
+    unsigned cls = status / 100;
+    requests_by_class[cls >= 1 && cls <= 5 ? cls : 0]->Increment();
+    duration->Observe(seconds);
+}
+
+Metrics::Metrics(const std::vector<std::string>& routes, const std::vector<std::string>& upstreams)
+    : registry_(std::make_shared<prometheus::Registry>()) {
+    auto& requests = prometheus::BuildCounter()
+                         .Name("cachalot_requests_total")
+                         .Help("Client requests answered, by route and status class")
+                         .Register(*registry_);
+    auto& duration = prometheus::BuildHistogram()
+                         .Name("cachalot_request_duration_seconds")
+                         .Help("Time from a request's complete head to the end of its response, by route")
+                         .Register(*registry_);
+    auto route_names = routes;
+    route_names.push_back("none");
+    static constexpr std::array classes{"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    for (const auto& name : route_names) {
+        RouteSeries s;
+        for (std::size_t c = 0; c < classes.size(); ++c)
+            s.requests_by_class[c] = &requests.Add({{"route", name}, {"status_class", classes[c]}});
+        s.duration = &duration.Add({{"route", name}}, kLatencyBuckets);
+        routes_.push_back(s);
+    }
+
+    auto& up_duration = prometheus::BuildHistogram()
+                            .Name("cachalot_upstream_request_duration_seconds")
+                            .Help("Time from sending a request to an origin to the end of its response")
+                            .Register(*registry_);
+    auto& connections = prometheus::BuildCounter()
+                            .Name("cachalot_upstream_connections_total")
+                            .Help("Connections used for origin requests: reused from the pool or newly opened")
+                            .Register(*registry_);
+    auto& errors = prometheus::BuildCounter()
+                       .Name("cachalot_upstream_errors_total")
+                       .Help("Failed origin exchanges, by reason")
+                       .Register(*registry_);
+    for (const auto& name : upstreams) {
+        UpstreamSeries s;
+        s.duration = &up_duration.Add({{"upstream", name}}, kLatencyBuckets);
+        s.connections_new = &connections.Add({{"upstream", name}, {"kind", "new"}});
+        s.connections_reused = &connections.Add({{"upstream", name}, {"kind", "reused"}});
+        for (std::size_t e = 0; e < kUpstreamErrorNames.size(); ++e)
+            s.errors[e] = &errors.Add({{"upstream", name}, {"reason", kUpstreamErrorNames[e]}});
+        upstreams_.push_back(s);
+    }
+
+    active_connections_ = &prometheus::BuildGauge()
+                               .Name("cachalot_active_connections")
+                               .Help("Client connections currently open")
+                               .Register(*registry_)
+                               .Add({});
+    rejected_ = &prometheus::BuildCounter()
+                     .Name("cachalot_rejected_requests_total")
+                     .Help("Requests refused before routing (malformed, too large, timed out), by status")
+                     .Register(*registry_);
+}
+
+prometheus::Counter& Metrics::rejected_requests(unsigned status) const {
+    // Few distinct statuses (400, 408, 413, 431); Add returns the existing series when it exists.
+    return rejected_->Add({{"status", std::to_string(status)}});
+}
+
+std::string Metrics::serialize() const {
+    prometheus::TextSerializer serializer;
+    return serializer.Serialize(registry_->Collect());
+}
+
+}  // namespace cachalot::metrics

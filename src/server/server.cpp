@@ -1,0 +1,135 @@
+#include "cachalot/server/server.hpp"
+
+#include "server/admin.hpp"
+#include "server/worker.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <stdexcept>
+
+namespace cachalot::server {
+namespace {
+
+tcp::acceptor bind_acceptor(net::io_context& ioc, const config::Endpoint& ep, const char* what) {
+    beast::error_code ec;
+    auto address = net::ip::make_address(ep.address, ec);
+    if (ec) throw std::runtime_error(std::string(what) + " listener: invalid address '" + ep.address + "'");
+    tcp::endpoint endpoint{address, ep.port};
+    tcp::acceptor acceptor(ioc);
+    acceptor.open(endpoint.protocol(), ec);
+    if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor.bind(endpoint, ec);
+    if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
+    if (ec)
+        throw std::runtime_error(std::string("cannot listen on ") + ep.address + ":" + std::to_string(ep.port) + " (" +
+                                 what + "): " + ec.message());
+    return acceptor;
+}
+
+}  // namespace
+
+struct Server::Impl {
+    const config::Config& cfg;
+    const metrics::Metrics& metrics;
+    std::atomic<bool> draining{false};
+    std::atomic<bool> ready{false};
+    net::io_context ioc{1};  // accepting, admin and signals; requests run on the workers
+    std::vector<std::unique_ptr<Worker>> workers;
+    tcp::acceptor proxy_acceptor;
+    tcp::acceptor admin_acceptor;
+    AdminState admin{metrics, ready, std::chrono::milliseconds(10'000)};
+    int exit_code = 0;
+
+    Impl(const config::Config& c, const metrics::Metrics& m)
+        : cfg(c),
+          metrics(m),
+          proxy_acceptor(bind_acceptor(ioc, c.listen.proxy, "proxy")),
+          admin_acceptor(bind_acceptor(ioc, c.listen.admin, "admin")) {
+        for (unsigned i = 0; i < cfg.worker_count(); ++i)
+            workers.push_back(std::make_unique<Worker>(cfg, metrics, draining));
+    }
+
+    // Hands each accepted connection to the next worker in turn.
+    net::awaitable<void> accept_proxy() {
+        std::size_t next = 0;
+        for (;;) {
+            auto& worker = *workers[next];
+            next = (next + 1) % workers.size();
+            auto [ec, socket] =
+                co_await proxy_acceptor.async_accept(worker.context(), net::as_tuple(net::use_awaitable));
+            if (ec == net::error::operation_aborted || !proxy_acceptor.is_open()) co_return;
+            if (ec) {
+                // Out of descriptors and the like: log, back off a little, keep serving.
+                spdlog::error("accept failed: {}", ec.message());
+                net::steady_timer pause(ioc, std::chrono::milliseconds(50));
+                co_await pause.async_wait(net::as_tuple(net::use_awaitable));
+                continue;
+            }
+            worker.adopt(std::move(socket));
+        }
+    }
+
+    net::awaitable<void> accept_admin() {
+        for (;;) {
+            auto [ec, socket] = co_await admin_acceptor.async_accept(net::as_tuple(net::use_awaitable));
+            if (ec == net::error::operation_aborted || !admin_acceptor.is_open()) co_return;
+            if (ec) continue;
+            net::co_spawn(ioc, run_admin_session(std::move(socket), admin), net::detached);
+        }
+    }
+
+    // Stop accepting, let in-flight requests finish, then stop everything.
+    net::awaitable<void> drain() {
+        spdlog::info("draining: no new connections, waiting up to {} ms for in-flight requests",
+                     cfg.drain_timeout.count());
+        ready = false;
+        draining = true;
+        beast::error_code ignored;
+        proxy_acceptor.close(ignored);
+        for (auto& w : workers) w->begin_drain();
+
+        auto deadline = std::chrono::steady_clock::now() + cfg.drain_timeout;
+        net::steady_timer tick(ioc);
+        for (;;) {
+            std::size_t open = 0;
+            for (auto& w : workers) open += w->session_count();
+            if (open == 0) break;
+            if (std::chrono::steady_clock::now() >= deadline) {
+                spdlog::warn("drain timeout: closing {} connection(s) still open", open);
+                break;
+            }
+            tick.expires_after(std::chrono::milliseconds(20));
+            co_await tick.async_wait(net::as_tuple(net::use_awaitable));
+        }
+        admin_acceptor.close(ignored);
+        for (auto& w : workers) w->stop();
+        ioc.stop();
+    }
+};
+
+Server::Server(const config::Config& cfg, const metrics::Metrics& metrics) : impl_(new Impl(cfg, metrics)) {}
+
+Server::~Server() = default;
+
+int Server::run() {
+    auto& s = *impl_;
+    for (auto& w : s.workers) w->start();
+    net::signal_set signals(s.ioc, SIGTERM, SIGINT);
+    signals.async_wait([&s](const beast::error_code& ec, int signal) {
+        if (ec) return;
+        spdlog::info("received signal {}", signal);
+        net::co_spawn(s.ioc, s.drain(), net::detached);
+    });
+    net::co_spawn(s.ioc, s.accept_proxy(), net::detached);
+    net::co_spawn(s.ioc, s.accept_admin(), net::detached);
+    s.ready = true;
+    spdlog::info("cachalot {} listening on {}:{} (admin {}:{}), {} worker(s)", CACHALOT_VERSION,
+                 s.cfg.listen.proxy.address, s.cfg.listen.proxy.port, s.cfg.listen.admin.address,
+                 s.cfg.listen.admin.port, s.workers.size());
+    s.ioc.run();
+    for (auto& w : s.workers) w->join();
+    spdlog::info("stopped");
+    return s.exit_code;
+}
+
+}  // namespace cachalot::server

@@ -1,0 +1,157 @@
+// A client connection: read a request (with limits and timeouts), hand it to the proxy handler,
+// write the response, repeat while keep-alive lasts. Pipelined requests queue in the buffer and
+// are answered in order.
+
+#include "cachalot/http/headers.hpp"
+#include "cachalot/log/log.hpp"
+#include "server/worker.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace cachalot::server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+// Status for a request that could not be read, or 0 to close without answering (the client
+// went away).
+unsigned status_for_read_error(const beast::error_code& ec) {
+    if (ec == bhttp::error::header_limit) return 431;
+    if (ec == bhttp::error::body_limit) return 413;
+    if (ec == beast::error::timeout) return 408;
+    if (ec == bhttp::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset ||
+        ec == net::error::operation_aborted)
+        return 0;
+    if (ec.category() == bhttp::make_error_code(bhttp::error::end_of_stream).category()) return 400;  // any other parse error
+    return 0;
+}
+
+// A request target is origin-form ("/path?q"), absolute-form ("http://host/path") or, for
+// OPTIONS, "*". Anything else is refused before it reaches routing.
+bool valid_target(const Request& req) {
+    auto t = req.target();
+    if (t.empty()) return false;
+    if (t.front() == '/') return true;
+    if (t == "*") return req.method() == bhttp::verb::options;
+    return t.rfind("http://", 0) == 0 || t.rfind("https://", 0) == 0;
+}
+
+struct SessionRegistration {
+    std::list<SessionHandle>& list;
+    std::list<SessionHandle>::iterator it;
+    prometheus::Gauge& gauge;
+    SessionRegistration(std::list<SessionHandle>& l, beast::tcp_stream& s, prometheus::Gauge& g)
+        : list(l), it(l.insert(l.end(), SessionHandle{&s, false})), gauge(g) {
+        gauge.Increment();
+    }
+    ~SessionRegistration() {
+        list.erase(it);
+        gauge.Decrement();
+    }
+};
+
+}  // namespace
+
+net::awaitable<void> Worker::run_session(tcp::socket socket) {
+    const auto& limits = cfg_.client;
+    beast::error_code ignored;
+    auto peer = socket.remote_endpoint(ignored);
+    ClientInfo client{peer.address().to_string()};
+    socket.set_option(tcp::no_delay(true), ignored);
+
+    beast::tcp_stream stream(std::move(socket));
+    SessionRegistration registration(sessions_, stream, metrics_.active_connections());
+    beast::flat_buffer buffer;
+
+    // Answers a request that cannot be served and closes the connection. The close lingers:
+    // what the client is still sending is read and dropped for a moment, so that the kernel
+    // does not reset the connection before the client has read the answer.
+    auto reject = [&](unsigned status, unsigned version, std::string_view detail) -> net::awaitable<void> {
+        metrics_.rejected_requests(status).Increment();
+        auto res = make_error_response(status, version ? version : 11, detail);
+        res.keep_alive(false);
+        stream.expires_after(limits.send_timeout);
+        co_await bhttp::async_write(stream, res, use_tuple);
+        stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        stream.expires_after(limits.lingering_timeout);
+        std::array<char, 4096> sink;
+        std::size_t drained = 0;
+        while (drained < limits.max_body_bytes) {
+            auto [ec, n] = co_await stream.async_read_some(net::buffer(sink), use_tuple);
+            if (ec) break;
+            drained += n;
+        }
+    };
+
+    for (;;) {
+        // Between requests: wait for the next request's first byte, up to the idle timeout.
+        if (buffer.size() == 0) {
+            registration.it->idle = true;
+            if (draining_) break;
+            stream.expires_after(limits.idle_timeout);
+            auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), use_tuple);
+            registration.it->idle = false;
+            if (ec) break;
+            buffer.commit(n);
+        }
+
+        bhttp::request_parser<bhttp::string_body> parser;
+        parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(limits.max_header_bytes, UINT32_MAX)));
+        parser.body_limit(limits.max_body_bytes);
+        stream.expires_after(limits.header_timeout);
+        auto [hec, hn] = co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
+        if (hec) {
+            if (auto status = status_for_read_error(hec))
+                co_await reject(status, parser.is_header_done() ? parser.get().version() : 11, hec.message());
+            break;
+        }
+        if (auto reason = http::ambiguous_request_framing(parser.get().base())) {
+            co_await reject(400, parser.get().version(), *reason);
+            break;
+        }
+        if (!valid_target(parser.get())) {
+            co_await reject(400, parser.get().version(), "invalid request target");
+            break;
+        }
+        if (!parser.is_done()) {
+            if (beast::iequals(parser.get()[bhttp::field::expect], "100-continue")) {
+                bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, 11};
+                stream.expires_after(limits.send_timeout);
+                auto [cec, cn] = co_await bhttp::async_write(stream, cont, use_tuple);
+                if (cec) break;
+            }
+            stream.expires_after(limits.body_timeout);
+            auto [bec, bn] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
+            if (bec) {
+                if (auto status = status_for_read_error(bec))
+                    co_await reject(status, parser.get().version(), bec.message());
+                break;
+            }
+        }
+
+        const auto start = Clock::now();
+        Request request = parser.release();
+        const bool keep_alive = request.keep_alive();
+        std::string method(request.method_string());
+        std::string target(request.target());
+        Outcome outcome = co_await handler_.handle(request, client);
+        outcome.response.keep_alive(keep_alive && !draining_);
+
+        stream.expires_after(limits.send_timeout);
+        auto [wec, written] = co_await bhttp::async_write(stream, outcome.response, use_tuple);
+        const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+        const auto status = outcome.response.result_int();
+        const auto& series = outcome.route ? metrics_.route(*outcome.route) : metrics_.unrouted();
+        series.record(status, seconds);
+        if (log::access_log_enabled()) {
+            log::access({client.address, method, target, status, outcome.response.body().size(), seconds,
+                         outcome.upstream_seconds, outcome.route ? cfg_.routes[*outcome.route].name : ""});
+        }
+        if (wec || !outcome.response.keep_alive()) break;
+    }
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream.close();
+}
+
+}  // namespace cachalot::server

@@ -1,0 +1,60 @@
+#pragma once
+// A worker: one thread, one io_context, its own origin connection pool and client sessions.
+// Nothing here is shared with another worker, so the data path takes no locks.
+
+#include "cachalot/config/config.hpp"
+#include "cachalot/metrics/metrics.hpp"
+#include "cachalot/upstream/pool.hpp"
+#include "core/net.hpp"
+#include "server/proxy_handler.hpp"
+
+#include <atomic>
+#include <list>
+#include <optional>
+#include <thread>
+
+namespace cachalot::server {
+
+/// A client connection as the worker sees it: enough to close it when draining.
+struct SessionHandle {
+    beast::tcp_stream* stream = nullptr;
+    bool idle = false;  // waiting for the next request (nothing in flight)
+};
+
+class Worker {
+public:
+    Worker(const config::Config& cfg, const metrics::Metrics& metrics, const std::atomic<bool>& draining);
+    ~Worker();
+
+    net::io_context& context() { return *ioc_; }
+    void start();
+    void join();
+
+    /// Runs a client connection on this worker (call from any thread).
+    void adopt(tcp::socket socket);
+
+    /// Closes idle keep-alive connections now; busy ones close after their current response.
+    void begin_drain();
+
+    /// Stops the event loop; pending work is abandoned.
+    void stop();
+
+    std::size_t session_count() const { return session_count_.load(); }
+
+private:
+    net::awaitable<void> run_session(tcp::socket socket);
+
+    const config::Config& cfg_;
+    const metrics::Metrics& metrics_;
+    const std::atomic<bool>& draining_;
+    // Destroyed explicitly in ~Worker, before the sessions' state, which abandoned coroutines touch.
+    std::optional<net::io_context> ioc_;
+    net::executor_work_guard<net::io_context::executor_type> work_;
+    upstream::Pool pool_;
+    ProxyHandler handler_;
+    std::list<SessionHandle> sessions_;  // touched only on this worker's thread
+    std::atomic<std::size_t> session_count_{0};
+    std::thread thread_;
+};
+
+}  // namespace cachalot::server

@@ -1,0 +1,157 @@
+#include "cachalot/upstream/pool.hpp"
+
+#include "cachalot/http/headers.hpp"
+#include "core/net.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <deque>
+
+namespace cachalot::upstream {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using metrics::UpstreamError;
+
+struct Connection {
+    beast::tcp_stream stream;
+    Clock::time_point idle_since{};
+    explicit Connection(net::any_io_executor ex) : stream(std::move(ex)) {}
+};
+
+// True when an idle pooled socket can still carry a request: the origin has neither closed it
+// nor sent anything unsolicited. One non-blocking peek, cheaper than a failed exchange.
+bool still_open(Connection& c) {
+    char byte;
+    auto n = ::recv(c.stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+UpstreamError classify(const beast::error_code& ec) {
+    if (ec == beast::error::timeout) return UpstreamError::Timeout;
+    if (ec == bhttp::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset ||
+        ec == net::error::broken_pipe)
+        return UpstreamError::Closed;
+    return UpstreamError::BadResponse;
+}
+
+}  // namespace
+
+struct Pool::Impl {
+    net::any_io_executor executor;
+    const std::vector<config::Upstream>& upstreams;
+    const metrics::Metrics& metrics;
+    std::vector<std::deque<std::unique_ptr<Connection>>> idle;
+
+    // The most recently used live connection, or null.
+    std::unique_ptr<Connection> take_idle(std::size_t index) {
+        auto& list = idle[index];
+        auto now = Clock::now();
+        while (!list.empty()) {
+            auto c = std::move(list.back());
+            list.pop_back();
+            if (now - c->idle_since < upstreams[index].idle_timeout && still_open(*c)) return c;
+        }
+        return nullptr;
+    }
+
+    void give_back(std::size_t index, std::unique_ptr<Connection> c) {
+        auto& list = idle[index];
+        if (list.size() >= upstreams[index].max_idle_connections) return;
+        c->idle_since = Clock::now();
+        list.push_back(std::move(c));
+    }
+
+    net::awaitable<beast::error_code> connect(Connection& c, const config::Upstream& up) {
+        tcp::resolver resolver(executor);
+        auto [rec, results] =
+            co_await resolver.async_resolve(up.host, std::to_string(up.port), net::as_tuple(net::use_awaitable));
+        if (rec) co_return rec;
+        c.stream.expires_after(up.connect_timeout);
+        auto [ec, ep] = co_await c.stream.async_connect(results, net::as_tuple(net::use_awaitable));
+        if (!ec) c.stream.socket().set_option(tcp::no_delay(true));
+        co_return ec;
+    }
+};
+
+Pool::Pool(net::any_io_executor executor, const std::vector<config::Upstream>& upstreams,
+           const metrics::Metrics& metrics)
+    : impl_(new Impl{std::move(executor), upstreams, metrics, {}}) {
+    impl_->idle.resize(upstreams.size());
+}
+
+Pool::~Pool() = default;
+
+void Pool::close_idle() {
+    for (auto& list : impl_->idle) list.clear();
+}
+
+net::awaitable<FetchResult> Pool::fetch(std::size_t index, const Request& request) {
+    auto& up = impl_->upstreams[index];
+    auto& series = impl_->metrics.upstream(index);
+    const bool idempotent = http::is_idempotent(request.method_string());
+    const auto start = Clock::now();
+    FetchResult result;
+    auto finish = [&] {
+        result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+        series.duration->Observe(result.seconds);
+        if (!result.response) series.error(result.error).Increment();
+    };
+
+    for (int attempt = 0;; ++attempt) {
+        auto conn = impl_->take_idle(index);
+        const bool reused = conn != nullptr;
+        if (reused) {
+            series.connections_reused->Increment();
+        } else {
+            conn = std::make_unique<Connection>(impl_->executor);
+            if (auto ec = co_await impl_->connect(*conn, up)) {
+                result.error = ec == beast::error::timeout ? UpstreamError::Timeout : UpstreamError::Connect;
+                spdlog::warn("upstream {}: connect to {}:{} failed: {}", up.name, up.host, up.port, ec.message());
+                finish();
+                co_return result;
+            }
+            series.connections_new->Increment();
+        }
+
+        conn->stream.expires_after(up.read_timeout);
+        auto [wec, written] = co_await bhttp::async_write(conn->stream, request, net::as_tuple(net::use_awaitable));
+        beast::flat_buffer buffer;
+        std::optional<bhttp::response_parser<bhttp::string_body>> parser;
+        beast::error_code ec = wec;
+        bool got_some = false;
+        // Interim 1xx responses are read and dropped: the client gets the final one.
+        while (!ec) {
+            parser.emplace();
+            parser->body_limit(up.max_response_bytes);
+            parser->skip(request.method() == bhttp::verb::head);
+            auto [rec, n] =
+                co_await bhttp::async_read(conn->stream, buffer, *parser, net::as_tuple(net::use_awaitable));
+            ec = rec;
+            got_some = got_some || parser->got_some();
+            if (ec || parser->get().result_int() / 100 != 1) break;
+        }
+        if (ec) {
+            // A keep-alive connection the origin closed while it sat in the pool: nothing was
+            // answered, so the request can go again on a fresh connection.
+            if (reused && attempt == 0 && idempotent && !got_some && ec != beast::error::timeout) {
+                spdlog::debug("upstream {}: pooled connection was dead ({}), retrying", up.name, ec.message());
+                continue;
+            }
+            result.error = classify(ec);
+            spdlog::warn("upstream {}: {} {} failed: {}", up.name, request.method_string(), request.target(),
+                         ec.message());
+            finish();
+            co_return result;
+        }
+
+        result.response = parser->release();
+        if (result.response->keep_alive() && buffer.size() == 0) impl_->give_back(index, std::move(conn));
+        finish();
+        co_return result;
+    }
+}
+
+}  // namespace cachalot::upstream
