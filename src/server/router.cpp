@@ -5,22 +5,24 @@
 namespace cachalot::server {
 namespace {
 
-std::string_view authority_of(std::string_view target) {
+// The authority of an absolute-form target and where the path starts, or {"", 0}.
+std::pair<std::string_view, std::size_t> authority_of(std::string_view target) {
     for (std::string_view scheme : {"http://", "https://"}) {
         if (target.size() > scheme.size() &&
             std::equal(scheme.begin(), scheme.end(), target.begin(),
                        [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); })) {
             auto rest = target.substr(scheme.size());
-            return rest.substr(0, rest.find_first_of("/?"));
+            auto authority = rest.substr(0, rest.find_first_of("/?"));
+            return {authority, scheme.size() + authority.size()};
         }
     }
-    return {};
+    return {{}, 0};
 }
 
 }  // namespace
 
 std::string normalized_host(std::string_view target, std::string_view host_field) {
-    auto host = authority_of(target);
+    auto host = authority_of(target).first;
     if (host.empty()) host = host_field;
     if (auto at = host.rfind('@'); at != std::string_view::npos) host.remove_prefix(at + 1);
     if (!host.empty() && host.front() == '[') {  // IPv6 literal
@@ -35,10 +37,8 @@ std::string normalized_host(std::string_view target, std::string_view host_field
 }
 
 std::string_view target_path(std::string_view target) {
-    auto authority = authority_of(target);
-    if (!authority.empty()) {
-        auto start = target.find(authority) + authority.size();
-        target = target.substr(start);
+    if (auto [authority, path_start] = authority_of(target); path_start > 0) {
+        target = target.substr(path_start);
         if (target.empty() || target.front() == '?') return "/";
     }
     return target.substr(0, target.find('?'));

@@ -33,8 +33,9 @@ struct Server::Impl {
     const metrics::Metrics& metrics;
     std::atomic<bool> draining{false};
     std::atomic<bool> ready{false};
-    net::io_context ioc{1};  // accepting, admin and signals; requests run on the workers
+    // Declared before ioc so that they outlive it: an abandoned accept holds a worker's socket.
     std::vector<std::unique_ptr<Worker>> workers;
+    net::io_context ioc{1};  // accepting, admin and signals; requests run on the workers
     tcp::acceptor proxy_acceptor;
     tcp::acceptor admin_acceptor;
     AdminState admin{metrics, ready, std::chrono::milliseconds(10'000)};
@@ -128,6 +129,8 @@ int Server::run() {
                  s.cfg.listen.admin.port, s.workers.size());
     s.ioc.run();
     for (auto& w : s.workers) w->join();
+    s.ioc.restart();
+    s.ioc.poll();  // completes the cancelled accepts, so their coroutines end
     spdlog::info("stopped");
     return s.exit_code;
 }

@@ -4,6 +4,7 @@
 
 #include "cachalot/http/headers.hpp"
 #include "cachalot/log/log.hpp"
+#include "server/deadline.hpp"
 #include "server/worker.hpp"
 
 #include <spdlog/spdlog.h>
@@ -15,15 +16,14 @@ using Clock = std::chrono::steady_clock;
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
 // Status for a request that could not be read, or 0 to close without answering (the client
-// went away).
-unsigned status_for_read_error(const beast::error_code& ec) {
+// went away, or the server is draining).
+unsigned status_for_read_error(const beast::error_code& ec, bool timed_out) {
+    if (timed_out) return 408;
     if (ec == bhttp::error::header_limit) return 431;
     if (ec == bhttp::error::body_limit) return 413;
-    if (ec == beast::error::timeout) return 408;
-    if (ec == bhttp::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset ||
-        ec == net::error::operation_aborted)
-        return 0;
-    if (ec.category() == bhttp::make_error_code(bhttp::error::end_of_stream).category()) return 400;  // any other parse error
+    if (ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category() &&
+        ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message)
+        return 400;
     return 0;
 }
 
@@ -37,11 +37,12 @@ bool valid_target(const Request& req) {
     return t.rfind("http://", 0) == 0 || t.rfind("https://", 0) == 0;
 }
 
+// Keeps the worker's list of sessions and the active-connections gauge in step with the session.
 struct SessionRegistration {
     std::list<SessionHandle>& list;
     std::list<SessionHandle>::iterator it;
     prometheus::Gauge& gauge;
-    SessionRegistration(std::list<SessionHandle>& l, beast::tcp_stream& s, prometheus::Gauge& g)
+    SessionRegistration(std::list<SessionHandle>& l, tcp::socket& s, prometheus::Gauge& g)
         : list(l), it(l.insert(l.end(), SessionHandle{&s, false})), gauge(g) {
         gauge.Increment();
     }
@@ -60,8 +61,8 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
     ClientInfo client{peer.address().to_string()};
     socket.set_option(tcp::no_delay(true), ignored);
 
-    beast::tcp_stream stream(std::move(socket));
-    SessionRegistration registration(sessions_, stream, metrics_.active_connections());
+    SessionRegistration registration(sessions_, socket, metrics_.active_connections());
+    Deadline deadline(socket);
     beast::flat_buffer buffer;
 
     // Answers a request that cannot be served and closes the connection. The close lingers:
@@ -71,14 +72,13 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
         metrics_.rejected_requests(status).Increment();
         auto res = make_error_response(status, version ? version : 11, detail);
         res.keep_alive(false);
-        stream.expires_after(limits.send_timeout);
-        co_await bhttp::async_write(stream, res, use_tuple);
-        stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-        stream.expires_after(limits.lingering_timeout);
+        deadline.expires_after(limits.send_timeout);
+        co_await bhttp::async_write(socket, res, use_tuple);
+        socket.shutdown(tcp::socket::shutdown_send, ignored);
+        deadline.expires_after(limits.lingering_timeout);
         std::array<char, 4096> sink;
-        std::size_t drained = 0;
-        while (drained < limits.max_body_bytes) {
-            auto [ec, n] = co_await stream.async_read_some(net::buffer(sink), use_tuple);
+        for (std::size_t drained = 0; drained < limits.max_body_bytes;) {
+            auto [ec, n] = co_await socket.async_read_some(net::buffer(sink), use_tuple);
             if (ec) break;
             drained += n;
         }
@@ -89,8 +89,8 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
         if (buffer.size() == 0) {
             registration.it->idle = true;
             if (draining_) break;
-            stream.expires_after(limits.idle_timeout);
-            auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), use_tuple);
+            deadline.expires_after(limits.idle_timeout);
+            auto [ec, n] = co_await socket.async_read_some(buffer.prepare(4096), use_tuple);
             registration.it->idle = false;
             if (ec) break;
             buffer.commit(n);
@@ -99,10 +99,10 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
         bhttp::request_parser<bhttp::string_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(limits.max_header_bytes, UINT32_MAX)));
         parser.body_limit(limits.max_body_bytes);
-        stream.expires_after(limits.header_timeout);
-        auto [hec, hn] = co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
+        deadline.expires_after(limits.header_timeout);
+        auto [hec, hn] = co_await bhttp::async_read_header(socket, buffer, parser, use_tuple);
         if (hec) {
-            if (auto status = status_for_read_error(hec))
+            if (auto status = status_for_read_error(hec, deadline.expired()))
                 co_await reject(status, parser.is_header_done() ? parser.get().version() : 11, hec.message());
             break;
         }
@@ -117,14 +117,14 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
         if (!parser.is_done()) {
             if (beast::iequals(parser.get()[bhttp::field::expect], "100-continue")) {
                 bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, 11};
-                stream.expires_after(limits.send_timeout);
-                auto [cec, cn] = co_await bhttp::async_write(stream, cont, use_tuple);
+                deadline.expires_after(limits.send_timeout);
+                auto [cec, cn] = co_await bhttp::async_write(socket, cont, use_tuple);
                 if (cec) break;
             }
-            stream.expires_after(limits.body_timeout);
-            auto [bec, bn] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
+            deadline.expires_after(limits.body_timeout);
+            auto [bec, bn] = co_await bhttp::async_read(socket, buffer, parser, use_tuple);
             if (bec) {
-                if (auto status = status_for_read_error(bec))
+                if (auto status = status_for_read_error(bec, deadline.expired()))
                     co_await reject(status, parser.get().version(), bec.message());
                 break;
             }
@@ -138,8 +138,8 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
         Outcome outcome = co_await handler_.handle(request, client);
         outcome.response.keep_alive(keep_alive && !draining_);
 
-        stream.expires_after(limits.send_timeout);
-        auto [wec, written] = co_await bhttp::async_write(stream, outcome.response, use_tuple);
+        deadline.expires_after(limits.send_timeout);
+        auto [wec, written] = co_await bhttp::async_write(socket, outcome.response, use_tuple);
         const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
         const auto status = outcome.response.result_int();
         const auto& series = outcome.route ? metrics_.route(*outcome.route) : metrics_.unrouted();
@@ -150,8 +150,8 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
         }
         if (wec || !outcome.response.keep_alive()) break;
     }
-    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream.close();
+    socket.shutdown(tcp::socket::shutdown_send, ignored);
+    socket.close(ignored);
 }
 
 }  // namespace cachalot::server

@@ -51,7 +51,10 @@ void Worker::adopt(tcp::socket socket) {
 void Worker::begin_drain() {
     net::post(*ioc_, [this] {
         for (auto& s : sessions_)
-            if (s.idle) s.stream->cancel();
+            if (s.idle) {
+                beast::error_code ignored;
+                s.socket->cancel(ignored);
+            }
     });
 }
 

@@ -17,7 +17,7 @@ namespace cachalot::server {
 
 /// A client connection as the worker sees it: enough to close it when draining.
 struct SessionHandle {
-    beast::tcp_stream* stream = nullptr;
+    tcp::socket* socket = nullptr;
     bool idle = false;  // waiting for the next request (nothing in flight)
 };
 

@@ -1,0 +1,163 @@
+// The daemon as an operator sees it: CLI, admin endpoints, metrics, logs, signals.
+
+#include "support/harness.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <fstream>
+#include <future>
+
+using namespace cachalot::test;
+
+TEST_CASE("check-config exits 0 on a valid file and 1 with file:line: key on an invalid one") {
+    auto dir = temp_dir();
+    {
+        std::string good = proxy_config(8081);
+        for (auto [from, to] : {std::pair{"{proxy_port}", "8080"}, {"{admin_port}", "9090"}})
+            good.replace(good.find(from), std::string(from).size(), to);
+        std::ofstream(dir + "/good.yaml") << good;
+    }
+    std::ofstream(dir + "/bad.yaml") << "upstreams:\n  - name: a\n    host: h\n    port: 99999\n"
+                                        "routes:\n  - {name: r, upstream: b}\n";
+
+    auto ok = run_cachalot({"--check-config", dir + "/good.yaml"});
+    CHECK(ok.exit_code == 0);
+
+    auto bad = run_cachalot({"--check-config", dir + "/bad.yaml"});
+    CHECK(bad.exit_code == 1);
+    CHECK_THAT(bad.output, Catch::Contains(dir + "/bad.yaml:4: upstreams[0].port: must be between 1 and 65535"));
+    CHECK_THAT(bad.output, Catch::Contains(dir + "/bad.yaml:6: routes[0].upstream: no upstream named 'b'"));
+
+    auto missing = run_cachalot({"--check-config", dir + "/missing.yaml"});
+    CHECK(missing.exit_code == 1);
+    CHECK_THAT(missing.output, Catch::Contains("missing.yaml: cannot open the file"));
+}
+
+TEST_CASE("starting with an invalid config exits 1 with the problems") {
+    auto dir = temp_dir();
+    std::ofstream(dir + "/bad.yaml") << "workers: lots\n";
+    auto r = run_cachalot({"--config", dir + "/bad.yaml"});
+    CHECK(r.exit_code == 1);
+    CHECK_THAT(r.output, Catch::Contains("bad.yaml:1: workers: expected a whole number, got 'lots'"));
+}
+
+TEST_CASE("help and version options") {
+    auto help = run_cachalot({"--help"});
+    CHECK(help.exit_code == 0);
+    CHECK_THAT(help.output, Catch::Contains("--check-config FILE"));
+    auto version = run_cachalot({"--version"});
+    CHECK(version.exit_code == 0);
+    CHECK_THAT(version.output, Catch::StartsWith("cachalot "));
+    CHECK(run_cachalot({"--bogus"}).exit_code == 2);
+}
+
+TEST_CASE("a port already in use is a clear startup error") {
+    TestOrigin origin;
+    auto dir = temp_dir();
+    auto config = proxy_config(origin.port());
+    for (auto [from, to] : {std::pair<std::string, std::string>{"{proxy_port}", std::to_string(origin.port())},
+                            {"{admin_port}", std::to_string(free_port())}})
+        config.replace(config.find(from), from.size(), to);
+    std::ofstream(dir + "/c.yaml") << config;
+    auto r = run_cachalot({"--config", dir + "/c.yaml"});
+    CHECK(r.exit_code == 1);
+    CHECK_THAT(r.output, Catch::Contains("cannot listen on 127.0.0.1:" + std::to_string(origin.port())));
+}
+
+TEST_CASE("/healthz and /readyz answer on the admin listener") {
+    TestOrigin origin;
+    Daemon cachalot(proxy_config(origin.port()));
+    auto health = fetch(cachalot.admin_port(), "/healthz");
+    CHECK(health.result_int() == 200);
+    CHECK(health.body() == "ok\n");
+    CHECK(fetch(cachalot.admin_port(), "/readyz").result_int() == 200);
+    CHECK(fetch(cachalot.admin_port(), "/nope").result_int() == 404);
+    CHECK(fetch(cachalot.admin_port(), "/metrics", "POST").result_int() == 405);
+}
+
+TEST_CASE("/metrics exposes requests, durations, upstream connections and active connections after traffic") {
+    TestOrigin origin([](const OriginRequest& r) { return Reply{.status = r.target == "/missing" ? 404u : 200u}; });
+    Daemon cachalot(proxy_config(origin.port()));
+    Client held_open(cachalot.port());
+    CHECK(held_open.request("GET", "/a").result_int() == 200);
+    CHECK(fetch(cachalot.port(), "/b").result_int() == 200);
+    CHECK(fetch(cachalot.port(), "/missing").result_int() == 404);
+
+    auto res = fetch(cachalot.admin_port(), "/metrics");
+    CHECK(res.result_int() == 200);
+    CHECK_THAT(std::string(res["Content-Type"]), Catch::StartsWith("text/plain; version=0.0.4"));
+    auto m = res.body();
+    CHECK(metric_value(m, R"(cachalot_requests_total{route="default",status_class="2xx"})") == 2);
+    CHECK(metric_value(m, R"(cachalot_requests_total{route="default",status_class="4xx"})") == 1);
+    CHECK(metric_value(m, R"(cachalot_request_duration_seconds_count{route="default"})") == 3);
+    CHECK(metric_value(m, R"(cachalot_upstream_request_duration_seconds_count{upstream="origin"})") == 3);
+    CHECK(metric_value(m, R"(cachalot_upstream_connections_total{kind="new",upstream="origin"})") == 1);
+    CHECK(metric_value(m, R"(cachalot_upstream_connections_total{kind="reused",upstream="origin"})") == 2);
+    CHECK(metric_value(m, "cachalot_active_connections") == 1);  // held_open
+    CHECK_THAT(m, Catch::Contains("# TYPE cachalot_request_duration_seconds histogram"));
+}
+
+TEST_CASE("one access-log line per request, text by default") {
+    TestOrigin origin;
+    Daemon cachalot(proxy_config(origin.port()));
+    fetch(cachalot.port(), "/logged?x=1");
+    cachalot.signal(SIGTERM);
+    CHECK(cachalot.wait() == 0);
+    CHECK_THAT(cachalot.output(), Catch::Contains("127.0.0.1 \"GET /logged?x=1\" 200 2 "));
+    CHECK_THAT(cachalot.output(), Catch::Contains("route=default"));
+}
+
+TEST_CASE("the access log is JSON when configured") {
+    TestOrigin origin;
+    Daemon cachalot(proxy_config(origin.port(), "logging: {format: json}\n"));
+    fetch(cachalot.port(), "/j\"son");
+    cachalot.signal(SIGTERM);
+    CHECK(cachalot.wait() == 0);
+    auto out = cachalot.output();
+    CHECK_THAT(out, Catch::Contains(R"("method":"GET","path":"/j\"son","status":200,"bytes":2,)"));
+    CHECK_THAT(out, Catch::Contains(R"("route":"default"})"));
+}
+
+TEST_CASE("SIGTERM lets an in-flight request finish, refuses new connections, and exits 0") {
+    TestOrigin origin([](const OriginRequest& r) {
+        return Reply{.body = "finished", .delay = r.target == "/slow" ? 1500ms : 0ms};
+    });
+    Daemon cachalot(proxy_config(origin.port(), "drain_timeout: 10s\n"));
+    auto port = cachalot.port();
+    Client idle(port);
+    CHECK(idle.request("GET", "/warm").result_int() == 200);
+
+    auto slow = std::async(std::launch::async, [port] { return fetch(port, "/slow"); });
+    while (origin.request_count() < 2) std::this_thread::sleep_for(10ms);  // the slow request is at the origin
+    cachalot.signal(SIGTERM);
+
+    CHECK(idle.closed_by_peer());  // idle keep-alive connections are closed at once
+    std::this_thread::sleep_for(200ms);
+    CHECK_THROWS(Client(port));  // the listener is closed
+
+    auto res = slow.get();
+    CHECK(res.result_int() == 200);
+    CHECK(res.body() == "finished");
+    CHECK(res["Connection"] == "close");
+    CHECK(cachalot.wait() == 0);
+}
+
+TEST_CASE("the drain gives up after drain_timeout and still exits 0") {
+    TestOrigin origin([](const OriginRequest&) { return Reply{.body = "late", .delay = 5000ms}; });
+    Daemon cachalot(proxy_config(origin.port(), "drain_timeout: 300ms\n"));
+    auto port = cachalot.port();
+    auto slow = std::async(std::launch::async, [port] {
+        try {
+            return fetch(port, "/").result_int();
+        } catch (const std::exception&) {
+            return 0u;
+        }
+    });
+    while (origin.request_count() < 1) std::this_thread::sleep_for(10ms);
+    auto start = std::chrono::steady_clock::now();
+    cachalot.signal(SIGTERM);
+    CHECK(cachalot.wait(4s) == 0);
+    CHECK(std::chrono::steady_clock::now() - start < 4s);
+    slow.get();
+}

@@ -1,0 +1,396 @@
+#include "support/harness.hpp"
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+
+namespace cachalot::test {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+using tcp = net::ip::tcp;
+
+std::uint16_t free_port() {
+    net::io_context ioc;
+    tcp::acceptor a(ioc, {net::ip::make_address("127.0.0.1"), 0});
+    return a.local_endpoint().port();
+}
+
+namespace {
+
+struct TempDirs {
+    std::vector<std::string> dirs;
+    ~TempDirs() {
+        // Kept when CACHALOT_KEEP_TEST_DIRS is set, to read a failed test's logs.
+        if (std::getenv("CACHALOT_KEEP_TEST_DIRS")) return;
+        for (auto& d : dirs) std::filesystem::remove_all(d);
+    }
+} temp_dirs;
+
+}  // namespace
+
+std::string temp_dir() {
+    std::string pattern = "/tmp/cachalot-test-XXXXXX";
+    if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
+    temp_dirs.dirs.push_back(pattern);
+    return pattern;
+}
+
+// ---------------------------------------------------------------------------------------------
+// TestOrigin
+
+TestOrigin::TestOrigin(Handler handler)
+    : handler_(handler ? std::move(handler) : [](const OriginRequest&) { return Reply{.body = "ok"}; }),
+      acceptor_(ioc_, {net::ip::make_address("127.0.0.1"), 0}) {
+    port_ = acceptor_.local_endpoint().port();
+    accept_thread_ = std::thread([this] {
+        for (;;) {
+            auto socket = std::make_shared<tcp::socket>(ioc_);
+            beast::error_code ec;
+            acceptor_.accept(*socket, ec);
+            if (stopped_) break;
+            if (ec) continue;
+            std::lock_guard lock(mutex_);
+            auto id = ++connections_;
+            sockets_.push_back(socket);
+            threads_.emplace_back([this, socket, id] { serve(socket, id); });
+        }
+    });
+}
+
+TestOrigin::~TestOrigin() {
+    stop();
+    if (accept_thread_.joinable()) accept_thread_.join();
+    std::vector<std::thread> threads;
+    {
+        std::lock_guard lock(mutex_);
+        threads.swap(threads_);
+    }
+    for (auto& t : threads) t.join();
+}
+
+void TestOrigin::stop() {
+    if (stopped_.exchange(true)) return;
+    ::shutdown(acceptor_.native_handle(), SHUT_RDWR);  // wakes the blocking accept
+    if (accept_thread_.joinable()) accept_thread_.join();
+    beast::error_code ec;
+    acceptor_.close(ec);
+    std::lock_guard lock(mutex_);
+    for (auto& s : sockets_) ::shutdown(s->native_handle(), SHUT_RDWR);
+}
+
+std::size_t TestOrigin::request_count() const {
+    std::lock_guard lock(mutex_);
+    return requests_.size();
+}
+
+std::vector<OriginRequest> TestOrigin::requests() const {
+    std::lock_guard lock(mutex_);
+    return requests_;
+}
+
+OriginRequest TestOrigin::last_request() const {
+    std::lock_guard lock(mutex_);
+    if (requests_.empty()) throw std::runtime_error("the origin received no request");
+    return requests_.back();
+}
+
+void TestOrigin::serve(std::shared_ptr<tcp::socket> socket, std::size_t id) {
+    beast::flat_buffer buffer;
+    beast::error_code ec;
+    for (std::size_t n = 1;; ++n) {
+        http::request_parser<http::string_body> parser;
+        parser.body_limit(1ull << 30);
+        http::read(*socket, buffer, parser, ec);
+        if (ec) break;
+        auto& req = parser.get();
+        OriginRequest seen{std::string(req.method_string()), std::string(req.target()), req.base(), req.body(), id, n};
+        {
+            std::lock_guard lock(mutex_);
+            requests_.push_back(seen);
+        }
+        Reply reply = handler_(seen);
+        if (reply.delay.count() > 0) std::this_thread::sleep_for(reply.delay);
+        if (stopped_) break;
+        if (reply.close_without_answer) break;
+        if (reply.raw) {
+            net::write(*socket, net::buffer(*reply.raw), ec);
+            break;
+        }
+        http::response<http::string_body> res{static_cast<http::status>(reply.status), 11};
+        res.keep_alive(reply.keep_alive && req.keep_alive());
+        bool framed = false;
+        for (auto& [name, value] : reply.headers) {
+            res.insert(name, value);
+            framed = framed || beast::iequals(name, "Content-Length") || beast::iequals(name, "Transfer-Encoding");
+        }
+        res.body() = reply.body;
+        if (!framed) res.prepare_payload();
+        if (req.method() == http::verb::head) res.body().clear();
+        http::serializer<false, http::string_body> sr{res};
+        if (req.method() == http::verb::head) sr.split(true), http::write_header(*socket, sr, ec);
+        else http::write(*socket, sr, ec);
+        if (ec || !res.keep_alive()) break;
+    }
+    ::shutdown(socket->native_handle(), SHUT_RDWR);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Daemon
+
+std::string proxy_config(std::uint16_t origin_port, const std::string& extra, const std::string& upstream_extra,
+                         unsigned workers) {
+    std::ostringstream c;
+    c << "listen:\n"
+         "  proxy: {address: 127.0.0.1, port: {proxy_port}}\n"
+         "  admin: {address: 127.0.0.1, port: {admin_port}}\n"
+      << "workers: " << workers << "\n"
+      << "upstreams:\n"
+         "  - name: origin\n"
+         "    host: 127.0.0.1\n"
+         "    port: " << origin_port << "\n"
+      << upstream_extra
+      << "routes:\n"
+         "  - name: default\n"
+         "    match: {path_prefix: /}\n"
+         "    upstream: origin\n"
+      << extra;
+    return c.str();
+}
+
+namespace {
+
+void replace_all(std::string& s, const std::string& from, const std::string& to) {
+    for (auto pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size()))
+        s.replace(pos, from.size(), to);
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+pid_t spawn(const std::vector<std::string>& args, int out_fd) {
+    pid_t pid = fork();
+    if (pid < 0) throw std::runtime_error("fork failed");
+    if (pid == 0) {
+        dup2(out_fd, 1);
+        dup2(out_fd, 2);
+        std::vector<char*> argv;
+        argv.push_back(const_cast<char*>(CACHALOT_BINARY));
+        for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+        argv.push_back(nullptr);
+        execv(CACHALOT_BINARY, argv.data());
+        _exit(127);
+    }
+    return pid;
+}
+
+int decode_status(int status) {
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return -1;
+}
+
+}  // namespace
+
+Daemon::Daemon(const std::string& config_template) : dir_(temp_dir()) {
+    port_ = free_port();
+    admin_port_ = free_port();
+    while (admin_port_ == port_) admin_port_ = free_port();
+    auto config = config_template;
+    replace_all(config, "{proxy_port}", std::to_string(port_));
+    replace_all(config, "{admin_port}", std::to_string(admin_port_));
+    std::ofstream(dir_ + "/cachalot.yaml") << config;
+
+    int fd = ::open((dir_ + "/output.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_ = spawn({"--config", dir_ + "/cachalot.yaml"}, fd);
+    ::close(fd);
+
+    auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (!running()) throw std::runtime_error("cachalot exited at startup:\n" + output());
+        try {
+            if (fetch(admin_port_, "/readyz").result_int() == 200) return;
+        } catch (const std::exception&) {
+        }
+        std::this_thread::sleep_for(20ms);
+    }
+    kill(pid_, SIGKILL);
+    wait(5s);
+    throw std::runtime_error("cachalot did not become ready:\n" + output());
+}
+
+Daemon::~Daemon() {
+    if (running()) {
+        signal(SIGTERM);
+        if (wait(20s) < 0) std::fprintf(stderr, "cachalot did not stop on SIGTERM; killed\n");
+    }
+}
+
+std::string Daemon::output() const { return read_file(dir_ + "/output.log"); }
+
+void Daemon::signal(int sig) {
+    if (pid_ > 0 && status_ < 0) ::kill(pid_, sig);
+}
+
+bool Daemon::running() {
+    if (status_ >= 0) return false;
+    int st = 0;
+    if (waitpid(pid_, &st, WNOHANG) == pid_) {
+        status_ = decode_status(st);
+        return false;
+    }
+    return true;
+}
+
+int Daemon::wait(std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (running()) {
+        if (std::chrono::steady_clock::now() >= deadline) {
+            ::kill(pid_, SIGKILL);
+            int st = 0;
+            waitpid(pid_, &st, 0);
+            status_ = decode_status(st);
+            return -1;
+        }
+        std::this_thread::sleep_for(10ms);
+    }
+    return status_;
+}
+
+RunResult run_cachalot(const std::vector<std::string>& args) {
+    auto dir = temp_dir();
+    int fd = ::open((dir + "/output.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid = spawn(args, fd);
+    ::close(fd);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return {decode_status(st), read_file(dir + "/output.log")};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client
+
+namespace {
+
+// Runs one async operation on `ioc` for at most `timeout`; throws on timeout.
+template <class Start>
+beast::error_code run_for(net::io_context& ioc, tcp::socket& socket, std::chrono::milliseconds timeout,
+                          Start&& start) {
+    beast::error_code result;
+    bool done = false;
+    ioc.restart();
+    start([&](beast::error_code ec, std::size_t) {
+        result = ec;
+        done = true;
+    });
+    ioc.run_for(timeout);
+    if (!done) {
+        beast::error_code ignored;
+        socket.cancel(ignored);
+        ioc.restart();
+        ioc.run();
+        throw std::runtime_error("client: timed out");
+    }
+    return result;
+}
+
+}  // namespace
+
+Client::Client(std::uint16_t port, std::chrono::milliseconds timeout) : socket_(ioc_), timeout_(timeout) {
+    socket_.connect({net::ip::make_address("127.0.0.1"), port});
+    socket_.set_option(tcp::no_delay(true));
+}
+
+Client::~Client() = default;
+
+Response Client::request(const std::string& method, const std::string& target, const Headers& headers,
+                         const std::string& body) {
+    http::request<http::string_body> req;
+    req.method_string(method);
+    req.target(target);
+    req.version(11);
+    for (auto& [name, value] : headers) req.insert(name, value);
+    if (req.count(http::field::host) == 0) req.set(http::field::host, "localhost");
+    req.body() = body;
+    if (!body.empty() || method == "POST" || method == "PUT") req.prepare_payload();
+    auto ec = run_for(ioc_, socket_, timeout_,
+                      [&](auto handler) { http::async_write(socket_, req, std::move(handler)); });
+    if (ec) throw beast::system_error(ec);
+    return read_response(method == "HEAD");
+}
+
+void Client::send_raw(const std::string& bytes) {
+    auto ec = run_for(ioc_, socket_, timeout_,
+                      [&](auto handler) { net::async_write(socket_, net::buffer(bytes), std::move(handler)); });
+    if (ec) throw beast::system_error(ec);
+}
+
+Response Client::read_response(bool head) {
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(1ull << 30);
+    parser.skip(head);
+    auto ec = run_for(ioc_, socket_, timeout_,
+                      [&](auto handler) { http::async_read(socket_, buffer_, parser, std::move(handler)); });
+    if (ec) throw beast::system_error(ec);
+    return parser.release();
+}
+
+std::string Client::read_until_close() {
+    std::string out(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+    buffer_.consume(buffer_.size());
+    for (;;) {
+        std::array<char, 4096> chunk;
+        std::size_t got = 0;
+        auto ec = run_for(ioc_, socket_, timeout_, [&](auto handler) {
+            socket_.async_read_some(net::buffer(chunk), [&got, handler](beast::error_code e, std::size_t n) mutable {
+                got = n;
+                handler(e, n);
+            });
+        });
+        out.append(chunk.data(), got);
+        if (ec) return out;
+    }
+}
+
+bool Client::closed_by_peer() {
+    try {
+        read_until_close();
+        return true;
+    } catch (const std::runtime_error&) {
+        return false;
+    }
+}
+
+Response fetch(std::uint16_t port, const std::string& target, const std::string& method, const Headers& headers,
+               const std::string& body) {
+    Client c(port);
+    return c.request(method, target, headers, body);
+}
+
+double metric_value(const std::string& exposition, const std::string& series) {
+    std::istringstream in(exposition);
+    std::string line;
+    while (std::getline(in, line))
+        if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 && line[series.size()] == ' ')
+            return std::stod(line.substr(series.size() + 1));
+    return -1;
+}
+
+}  // namespace cachalot::test

@@ -1,0 +1,176 @@
+#pragma once
+// The integration harness: real processes and real sockets on loopback.
+//
+//   TestOrigin origin([](const OriginRequest& r) { return Reply{.body = "hi"}; });
+//   Daemon cachalot(proxy_config(origin.port()));
+//   auto res = Client(cachalot.port()).request("GET", "/");
+//
+// Every port is a free one picked at run time, so tests can run in parallel.
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace cachalot::test {
+
+using namespace std::chrono_literals;
+using Response = boost::beast::http::response<boost::beast::http::string_body>;
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+/// A TCP port that was free a moment ago on 127.0.0.1.
+std::uint16_t free_port();
+
+/// A fresh directory under /tmp, removed at exit of the test process.
+std::string temp_dir();
+
+// ---------------------------------------------------------------------------------------------
+// Origin
+
+/// A request as the origin received it.
+struct OriginRequest {
+    std::string method;
+    std::string target;
+    boost::beast::http::fields headers;
+    std::string body;
+    std::size_t connection = 0;  // 1-based number of the connection it came on
+    std::size_t index_on_connection = 0;  // 1 for the first request of that connection
+    std::string header(const std::string& name) const { return std::string(headers[name]); }
+};
+
+/// What the origin answers.
+struct Reply {
+    unsigned status = 200;
+    Headers headers;
+    std::string body;
+    std::chrono::milliseconds delay{0};  // before answering
+    std::optional<std::string> raw;      // bytes to send instead of a well-formed response
+    bool close_without_answer = false;   // drop the connection instead of answering
+    bool keep_alive = true;
+};
+
+/// A real HTTP/1.1 origin on loopback, a thread per connection, counting what it sees.
+class TestOrigin {
+public:
+    using Handler = std::function<Reply(const OriginRequest&)>;
+    /// The default handler answers 200 with "ok".
+    explicit TestOrigin(Handler handler = {});
+    ~TestOrigin();
+
+    std::uint16_t port() const { return port_; }
+    std::size_t connections() const { return connections_.load(); }
+    std::size_t request_count() const;
+    std::vector<OriginRequest> requests() const;
+    OriginRequest last_request() const;
+    /// Stops listening and closes every connection: the port then refuses connections.
+    void stop();
+
+private:
+    void serve(std::shared_ptr<boost::asio::ip::tcp::socket> socket, std::size_t id);
+
+    Handler handler_;
+    boost::asio::io_context ioc_;
+    boost::asio::ip::tcp::acceptor acceptor_;
+    std::uint16_t port_ = 0;
+    std::atomic<std::size_t> connections_{0};
+    std::atomic<bool> stopped_{false};
+    mutable std::mutex mutex_;
+    std::vector<OriginRequest> requests_;
+    std::vector<std::shared_ptr<boost::asio::ip::tcp::socket>> sockets_;
+    std::vector<std::thread> threads_;
+    std::thread accept_thread_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Cachalot
+
+/// A config with the proxy and admin on free loopback ports ({proxy_port}, {admin_port} are
+/// filled in by Daemon), one upstream "origin" and one route "default" to it. `extra` is
+/// appended verbatim (top-level keys such as `client:`); `upstream_extra` goes inside the
+/// upstream's mapping, indented by four spaces.
+std::string proxy_config(std::uint16_t origin_port, const std::string& extra = "",
+                         const std::string& upstream_extra = "", unsigned workers = 1);
+
+/// The real cachalot binary as a child process, started on construction and ready (its
+/// /readyz answers 200) when the constructor returns. Stopped with SIGTERM on destruction.
+class Daemon {
+public:
+    explicit Daemon(const std::string& config_template);
+    ~Daemon();
+    Daemon(const Daemon&) = delete;
+
+    std::uint16_t port() const { return port_; }
+    std::uint16_t admin_port() const { return admin_port_; }
+    pid_t pid() const { return pid_; }
+    /// Everything the process wrote to stdout and stderr so far.
+    std::string output() const;
+    /// Sends `signal`. Use wait() for the exit status.
+    void signal(int signal);
+    /// Waits for the process to exit (up to `timeout`) and returns its exit code, or -1 on
+    /// timeout (then kills it), or 128+N when killed by signal N.
+    int wait(std::chrono::milliseconds timeout = 20s);
+    bool running();
+
+private:
+    std::string dir_;
+    std::uint16_t port_ = 0;
+    std::uint16_t admin_port_ = 0;
+    pid_t pid_ = -1;
+    int status_ = -1;
+};
+
+/// Runs the cachalot binary with `args` to completion; returns exit code and combined output.
+struct RunResult {
+    int exit_code;
+    std::string output;
+};
+RunResult run_cachalot(const std::vector<std::string>& args);
+
+// ---------------------------------------------------------------------------------------------
+// Client
+
+/// One client connection. Every read gives up after a timeout, so a test fails, never hangs.
+class Client {
+public:
+    explicit Client(std::uint16_t port, std::chrono::milliseconds timeout = 10s);
+    ~Client();
+
+    /// Sends a request and reads its response on this connection (keep-alive).
+    Response request(const std::string& method, const std::string& target, const Headers& headers = {},
+                     const std::string& body = "");
+    /// Writes bytes as they are.
+    void send_raw(const std::string& bytes);
+    /// Reads one response (for HEAD requests pass head = true).
+    Response read_response(bool head = false);
+    /// Reads until the server closes; returns what came. Throws on timeout.
+    std::string read_until_close();
+    /// True if the server closed the connection (EOF or reset) within the timeout.
+    bool closed_by_peer();
+
+private:
+    boost::asio::io_context ioc_;
+    boost::asio::ip::tcp::socket socket_;
+    boost::beast::flat_buffer buffer_;
+    std::chrono::milliseconds timeout_;
+};
+
+/// GET (or another method) on a new connection.
+Response fetch(std::uint16_t port, const std::string& target, const std::string& method = "GET",
+               const Headers& headers = {}, const std::string& body = "");
+
+/// The value of one sample in Prometheus text (`name{labels}` exactly as exposed), or -1.
+double metric_value(const std::string& exposition, const std::string& series);
+
+}  // namespace cachalot::test

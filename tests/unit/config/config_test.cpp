@@ -1,0 +1,273 @@
+#include "cachalot/config/config.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace cachalot::config;
+
+namespace {
+
+const char* kMinimal = R"(
+upstreams:
+  - name: api
+    host: 127.0.0.1
+    port: 8081
+routes:
+  - name: all
+    upstream: api
+)";
+
+// The single error of a config expected to have exactly one problem.
+ConfigError only_error(const std::string& yaml) {
+    auto r = parse_config(yaml);
+    INFO(format_errors("test.yaml", r.errors));
+    REQUIRE_FALSE(r.ok());
+    REQUIRE(r.errors.size() == 1);
+    return r.errors.front();
+}
+
+}  // namespace
+
+TEST_CASE("a minimal config gets the documented defaults") {
+    auto r = parse_config(kMinimal);
+    INFO(format_errors("test.yaml", r.errors));
+    REQUIRE(r.ok());
+    const auto& c = *r.config;
+    CHECK(c.listen.proxy.address == "0.0.0.0");
+    CHECK(c.listen.proxy.port == 8080);
+    CHECK(c.listen.admin.address == "127.0.0.1");  // admin stays on loopback by default
+    CHECK(c.listen.admin.port == 9090);
+    CHECK(c.workers == 0);
+    CHECK(c.worker_count() >= 1);
+    CHECK(c.client.max_header_bytes == 16 * 1024);
+    CHECK(c.client.max_body_bytes == 10 * 1024 * 1024);
+    CHECK(c.client.header_timeout == std::chrono::seconds(10));
+    CHECK(c.client.idle_timeout == std::chrono::seconds(60));
+    CHECK(c.drain_timeout == std::chrono::seconds(30));
+    REQUIRE(c.upstreams.size() == 1);
+    CHECK(c.upstreams[0].connect_timeout == std::chrono::seconds(2));
+    CHECK(c.upstreams[0].read_timeout == std::chrono::seconds(30));
+    CHECK(c.upstreams[0].max_idle_connections == 64);
+    REQUIRE(c.routes.size() == 1);
+    CHECK(c.routes[0].match.path_prefix == "/");
+    CHECK(c.routes[0].upstream_index == 0);
+    CHECK(c.logging.level == "info");
+    CHECK(c.logging.access_log);
+    CHECK(c.logging.format == LogFormat::Text);
+}
+
+TEST_CASE("every key of a full config is read") {
+    auto r = parse_config(R"(
+listen:
+  proxy: {address: 127.0.0.1, port: 8000}
+  admin: {address: 0.0.0.0, port: 8001}
+workers: 3
+client:
+  max_header_bytes: 8KiB
+  max_body_bytes: 2MiB
+  header_timeout: 500ms
+  body_timeout: 2m
+  idle_timeout: 1h
+  send_timeout: 7
+  lingering_timeout: 250ms
+drain_timeout: 5s
+upstreams:
+  - name: a
+    host: origin.internal
+    port: 9000
+    connect_timeout: 100ms
+    read_timeout: 3s
+    max_idle_connections: 4
+    idle_timeout: 20s
+    max_response_bytes: 1GiB
+  - name: b
+    host: 10.0.0.2
+routes:
+  - name: r1
+    match: {host: "*.Example.com", path_prefix: /api}
+    upstream: b
+logging: {level: debug, access_log: false, format: json}
+)");
+    INFO(format_errors("test.yaml", r.errors));
+    REQUIRE(r.ok());
+    const auto& c = *r.config;
+    CHECK(c.listen.proxy.port == 8000);
+    CHECK(c.listen.admin.address == "0.0.0.0");
+    CHECK(c.workers == 3);
+    CHECK(c.client.max_header_bytes == 8192);
+    CHECK(c.client.max_body_bytes == 2 * 1024 * 1024);
+    CHECK(c.client.header_timeout == std::chrono::milliseconds(500));
+    CHECK(c.client.body_timeout == std::chrono::minutes(2));
+    CHECK(c.client.idle_timeout == std::chrono::hours(1));
+    CHECK(c.client.send_timeout == std::chrono::seconds(7));
+    CHECK(c.client.lingering_timeout == std::chrono::milliseconds(250));
+    CHECK(c.drain_timeout == std::chrono::seconds(5));
+    CHECK(c.upstreams[0].host == "origin.internal");
+    CHECK(c.upstreams[0].connect_timeout == std::chrono::milliseconds(100));
+    CHECK(c.upstreams[0].max_idle_connections == 4);
+    CHECK(c.upstreams[0].idle_timeout == std::chrono::seconds(20));
+    CHECK(c.upstreams[0].max_response_bytes == (1ull << 30));
+    CHECK(c.upstreams[1].port == 80);
+    CHECK(c.routes[0].match.host == "*.example.com");  // hosts compare lower-case
+    CHECK(c.routes[0].match.path_prefix == "/api");
+    CHECK(c.routes[0].upstream_index == 1);
+    CHECK(c.logging.level == "debug");
+    CHECK_FALSE(c.logging.access_log);
+    CHECK(c.logging.format == LogFormat::Json);
+}
+
+TEST_CASE("config errors name the line and the key") {
+    SECTION("a misspelt key") {
+        auto e = only_error(std::string(kMinimal) + "loging: {level: info}\n");
+        CHECK(e.line == 9);
+        CHECK(e.key == "loging");
+        CHECK(e.message == "unknown key");
+    }
+    SECTION("a port out of range") {
+        auto e = only_error(std::string(kMinimal) + "listen:\n  proxy: {port: 70000}\n");
+        CHECK(e.line == 10);
+        CHECK(e.key == "listen.proxy.port");
+        CHECK(e.message == "must be between 1 and 65535");
+    }
+    SECTION("a port that is not a number") {
+        auto e = only_error(std::string(kMinimal) + "listen:\n  admin:\n    port: eighty\n");
+        CHECK(e.line == 11);
+        CHECK(e.key == "listen.admin.port");
+        CHECK(e.message == "expected a whole number, got 'eighty'");
+    }
+    SECTION("a bad duration") {
+        auto e = only_error(std::string(kMinimal) + "drain_timeout: 10 minutes\n");
+        CHECK(e.key == "drain_timeout");
+        CHECK(e.message == "expected a duration such as 500ms, 10s, 5m or 1h, got '10 minutes'");
+    }
+    SECTION("a bad size") {
+        auto e = only_error(std::string(kMinimal) + "client: {max_body_bytes: 10 tons}\n");
+        CHECK(e.key == "client.max_body_bytes");
+        CHECK(e.message == "expected a size such as 512, 16KiB, 1MiB or 2GiB, got '10 tons'");
+    }
+    SECTION("a route naming an unknown upstream") {
+        auto e = only_error(R"(upstreams:
+  - {name: api, host: h}
+routes:
+  - name: r
+    upstream: apx
+)");
+        CHECK(e.line == 5);
+        CHECK(e.key == "routes[0].upstream");
+        CHECK(e.message == "no upstream named 'apx'");
+    }
+    SECTION("a missing required key") {
+        auto e = only_error(R"(upstreams:
+  - {name: api}
+routes:
+  - {name: r, upstream: api}
+)");
+        CHECK(e.line == 2);
+        CHECK(e.key == "upstreams[0].host");
+        CHECK(e.message == "is required");
+    }
+    SECTION("no upstreams") {
+        auto e = only_error("routes: []\n");
+        CHECK(e.key == "upstreams");
+        CHECK(e.message == "at least one upstream is required");
+    }
+    SECTION("duplicate upstream names") {
+        auto e = only_error(R"(upstreams:
+  - {name: api, host: a}
+  - {name: api, host: b}
+routes:
+  - {name: r, upstream: api}
+)");
+        CHECK(e.line == 3);
+        CHECK(e.key == "upstreams[1].name");
+        CHECK(e.message == "duplicate upstream name 'api'");
+    }
+    SECTION("a path prefix without a leading slash") {
+        auto e = only_error(R"(upstreams: [{name: api, host: a}]
+routes:
+  - name: r
+    upstream: api
+    match: {path_prefix: api}
+)");
+        CHECK(e.key == "routes[0].match.path_prefix");
+        CHECK(e.message == "must start with '/'");
+    }
+    SECTION("a wildcard in the middle of a host") {
+        auto e = only_error(R"(upstreams: [{name: api, host: a}]
+routes:
+  - {name: r, upstream: api, match: {host: "api.*.com"}}
+)");
+        CHECK(e.key == "routes[0].match.host");
+    }
+    SECTION("an unknown log level") {
+        auto e = only_error(std::string(kMinimal) + "logging: {level: loud}\n");
+        CHECK(e.key == "logging.level");
+        CHECK(e.message == "expected one of trace, debug, info, warn, error, critical, off");
+    }
+    SECTION("a boolean that is not one") {
+        auto e = only_error(std::string(kMinimal) + "logging: {access_log: maybe}\n");
+        CHECK(e.key == "logging.access_log");
+        CHECK(e.message == "expected true or false, got 'maybe'");
+    }
+    SECTION("the admin and proxy listeners on one port") {
+        auto e = only_error(std::string(kMinimal) + "listen:\n  proxy: {port: 8000}\n  admin: {port: 8000}\n");
+        CHECK(e.key == "listen.admin.port");
+        CHECK(e.message == "must differ from listen.proxy.port");
+    }
+    SECTION("a list where a mapping belongs") {
+        auto e = only_error(std::string(kMinimal) + "client: [1, 2]\n");
+        CHECK(e.key == "client");
+        CHECK(e.message == "expected a mapping");
+    }
+}
+
+TEST_CASE("every problem of a config is reported at once, in line order") {
+    auto r = parse_config(R"(workers: many
+upstreams:
+  - name: api
+    host: a
+    port: 0
+routes:
+  - name: r
+    upstream: nope
+)");
+    REQUIRE(r.errors.size() == 3);
+    CHECK(r.errors[0].line == 1);
+    CHECK(r.errors[0].key == "workers");
+    CHECK(r.errors[1].line == 5);
+    CHECK(r.errors[1].key == "upstreams[0].port");
+    CHECK(r.errors[2].line == 8);
+    CHECK(r.errors[2].key == "routes[0].upstream");
+}
+
+TEST_CASE("invalid YAML is reported with its line") {
+    auto r = parse_config("upstreams:\n  - name: [unclosed\nroutes: []\n");
+    REQUIRE(r.errors.size() == 1);
+    CHECK(r.errors[0].line >= 2);
+    CHECK(r.errors[0].message.rfind("invalid YAML", 0) == 0);
+}
+
+TEST_CASE("an empty config is an error, not a default") {
+    auto r = parse_config("");
+    REQUIRE(r.errors.size() == 1);
+    CHECK(r.errors[0].message == "the configuration is empty");
+}
+
+TEST_CASE("format_errors prints file:line: key: message") {
+    auto text = format_errors("/etc/cachalot.yaml", {{12, "routes[0].upstream", "no upstream named 'x'"},
+                                                      {0, "", "cannot open the file"}});
+    CHECK(text == "/etc/cachalot.yaml:12: routes[0].upstream: no upstream named 'x'\n"
+                  "/etc/cachalot.yaml: cannot open the file\n");
+}
+
+TEST_CASE("load_config reports a file it cannot read") {
+    auto r = load_config("/nonexistent/cachalot.yaml");
+    REQUIRE(r.errors.size() == 1);
+    CHECK(r.errors[0].message == "cannot open the file");
+}
+
+TEST_CASE("the shipped config/cachalot.yaml is valid") {
+    auto r = load_config(CACHALOT_SOURCE_DIR "/config/cachalot.yaml");
+    INFO(format_errors("config/cachalot.yaml", r.errors));
+    REQUIRE(r.ok());
+    CHECK(r.config->listen.admin.address == "127.0.0.1");
+}
