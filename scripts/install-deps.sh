@@ -9,7 +9,8 @@ set -euo pipefail
 
 runtime=(libyaml-cpp0.7 libhiredis0.14 libspdlog1.10 libfmt9 libprometheus-cpp-core1.0 ca-certificates)
 build=(build-essential cmake ninja-build ccache pkg-config
-       libboost1.81-dev libhiredis-dev libyaml-cpp-dev libspdlog-dev libfmt-dev prometheus-cpp-dev catch2)
+       libboost1.81-dev libhiredis-dev libyaml-cpp-dev libspdlog-dev libfmt-dev prometheus-cpp-dev catch2
+       libxxhash-dev)
 test=(redis-server curl)
 bench=(wrk nginx-light varnish)
 

@@ -128,7 +128,6 @@ TEST_CASE("rejected requests are counted by status") {
     Daemon cachalot(proxy_config(origin.port(), kSmallLimits));
     answer_and_close(cachalot.port(), "GARBAGE\r\n\r\n");
     answer_and_close(cachalot.port(), "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n");
-    auto metrics = fetch(cachalot.admin_port(), "/metrics").body();
-    CHECK(metric_value(metrics, R"(cachalot_rejected_requests_total{status="400"})") == 1);
-    CHECK(metric_value(metrics, R"(cachalot_rejected_requests_total{status="413"})") == 1);
+    CHECK(await_metric(cachalot.admin_port(), R"(cachalot_rejected_requests_total{status="400"})", 1) == 1);
+    CHECK(await_metric(cachalot.admin_port(), R"(cachalot_rejected_requests_total{status="413"})", 1) == 1);
 }

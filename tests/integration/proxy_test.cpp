@@ -113,9 +113,8 @@ TEST_CASE("keep-alive: sequential requests reuse one origin connection") {
     for (int i = 0; i < 5; ++i) CHECK(fetch(cachalot.port(), "/n" + std::to_string(i)).result_int() == 200);
     CHECK(origin.request_count() == 5);
     CHECK(origin.connections() == 1);
-    auto metrics = fetch(cachalot.admin_port(), "/metrics").body();
-    CHECK(metric_value(metrics, R"(cachalot_upstream_connections_total{kind="new",upstream="origin"})") == 1);
-    CHECK(metric_value(metrics, R"(cachalot_upstream_connections_total{kind="reused",upstream="origin"})") == 4);
+    CHECK(await_metric(cachalot.admin_port(), R"(cachalot_upstream_connections_total{kind="new",upstream="origin"})", 1) == 1);
+    CHECK(await_metric(cachalot.admin_port(), R"(cachalot_upstream_connections_total{kind="reused",upstream="origin"})", 4) == 4);
 }
 
 TEST_CASE("keep-alive: one client connection carries many requests") {

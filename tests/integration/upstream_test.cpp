@@ -11,8 +11,7 @@ TEST_CASE("an unreachable origin gets 502") {
     Daemon cachalot(proxy_config(closed_port));
     auto res = fetch(cachalot.port(), "/");
     CHECK(res.result_int() == 502);
-    auto metrics = fetch(cachalot.admin_port(), "/metrics").body();
-    CHECK(metric_value(metrics, R"(cachalot_upstream_errors_total{reason="connect",upstream="origin"})") == 1);
+    CHECK(await_metric(cachalot.admin_port(), R"(cachalot_upstream_errors_total{reason="connect",upstream="origin"})", 1) == 1);
 }
 
 TEST_CASE("an origin answering garbage gets 502") {
@@ -32,8 +31,7 @@ TEST_CASE("an origin slower than read_timeout gets 504") {
     Daemon cachalot(proxy_config(origin.port(), "", "    read_timeout: 300ms\n"));
     auto res = fetch(cachalot.port(), "/");
     CHECK(res.result_int() == 504);
-    auto metrics = fetch(cachalot.admin_port(), "/metrics").body();
-    CHECK(metric_value(metrics, R"(cachalot_upstream_errors_total{reason="timeout",upstream="origin"})") == 1);
+    CHECK(await_metric(cachalot.admin_port(), R"(cachalot_upstream_errors_total{reason="timeout",upstream="origin"})", 1) == 1);
 }
 
 TEST_CASE("a response over max_response_bytes gets 502") {

@@ -393,4 +393,14 @@ double metric_value(const std::string& exposition, const std::string& series) {
     return -1;
 }
 
+double await_metric(std::uint16_t admin_port, const std::string& series, double expected,
+                    std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        double v = metric_value(fetch(admin_port, "/metrics").body(), series);
+        if (v == expected || std::chrono::steady_clock::now() >= deadline) return v;
+        std::this_thread::sleep_for(10ms);
+    }
+}
+
 }  // namespace cachalot::test

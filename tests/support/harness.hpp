@@ -173,4 +173,9 @@ Response fetch(std::uint16_t port, const std::string& target, const std::string&
 /// The value of one sample in Prometheus text (`name{labels}` exactly as exposed), or -1.
 double metric_value(const std::string& exposition, const std::string& series);
 
+/// Polls the admin /metrics until `series` equals `expected` (metrics are recorded just after a
+/// response is sent, so a client can see the response first); returns the last value seen.
+double await_metric(std::uint16_t admin_port, const std::string& series, double expected,
+                    std::chrono::milliseconds timeout = 5s);
+
 }  // namespace cachalot::test

@@ -1,0 +1,92 @@
+#pragma once
+// The shared-memory file's layout. Everything here lives in the mapping: offsets, never
+// pointers; fixed-width fields; changing any of it means bumping kSchemaVersion.
+//
+//   [Superblock 4 KiB][ShardHeader × shards][per shard: SegmentInfo × segments]
+//   [per shard: index buckets][per shard: ghost table][per shard: segments (data)]
+//
+// Index: per shard, buckets of 8 slots (one cache line). A slot is 16 bits of hash tag and 48
+// bits of item offset (+1, so 0 is empty). The full hash and key live in the item header and
+// are compared on lookup.
+// Segments: fixed size, items appended back to back; each segment is on one list: free,
+// small FIFO or main FIFO (head = oldest).
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cstdint>
+
+namespace cachalot::store::shm {
+
+inline constexpr std::uint64_t kMagic = 0x544f4c4148434143ull;  // "CACHALOT"
+inline constexpr std::uint32_t kSchemaVersion = 1;
+inline constexpr std::uint32_t kItemMagic = 0xC0FFEE11u;
+inline constexpr std::uint32_t kNone = 0xffffffffu;
+inline constexpr std::size_t kSlotsPerBucket = 8;
+inline constexpr std::size_t kDataBytesPerSlot = 256;  // index sized for items of 256 B on average
+inline constexpr std::size_t kGhostBytesPerEntry = 512;
+inline constexpr std::size_t kMaxKeySize = 8 * 1024;
+inline constexpr std::uint8_t kMaxFreq = 3;
+
+struct Superblock {
+    std::uint64_t magic;
+    std::uint32_t schema_version;
+    std::uint32_t shard_count;
+    std::uint64_t abi_hash;
+    std::uint64_t file_size;
+    std::uint64_t max_object_size;
+    std::uint64_t segment_size;
+    std::uint64_t segments_per_shard;
+    std::uint64_t buckets_per_shard;
+    std::uint64_t ghost_per_shard;
+    std::uint64_t geometry_checksum;  // over every field above
+    std::atomic<std::uint32_t> clean_shutdown;
+    std::uint32_t reserved;
+    std::atomic<std::uint64_t> generation;  // bumped at every build
+};
+
+struct alignas(64) ShardCounters {
+    std::atomic<std::uint64_t> items, bytes_used, hits, misses, puts, evictions, expirations, refused_too_large,
+        lock_recoveries, corrupt_dropped;
+};
+
+struct FifoList {
+    std::uint32_t head;   // oldest
+    std::uint32_t tail;   // newest: where appends go
+    std::uint32_t count;
+    std::uint32_t reserved;
+};
+
+struct alignas(64) ShardHeader {
+    pthread_mutex_t mutex;     // robust, process-shared
+    std::uint32_t dirty;       // 1 while a writer is changing the shard: a dead owner left it torn
+    std::uint32_t reserved;
+    FifoList free_list, small, main;
+    ShardCounters counters;
+};
+
+struct SegmentInfo {
+    std::uint32_t next;          // next segment on the same list (towards the tail)
+    std::uint32_t used;          // bytes of items written
+    std::uint32_t list;          // 0 free, 1 small, 2 main
+    std::uint32_t reserved;
+};
+enum ListId : std::uint32_t { kFree = 0, kSmall = 1, kMain = 2 };
+
+struct ItemHeader {
+    std::uint32_t magic;
+    std::uint32_t key_size;
+    std::uint32_t value_size;
+    std::atomic<std::uint8_t> freq;  // hits since the last eviction pass, saturating at kMaxFreq
+    std::uint8_t dead;               // removed from the index; space reclaimed with the segment
+    std::uint16_t reserved;
+    std::uint64_t hash;
+    std::int64_t expiry;
+    std::uint64_t checksum;  // over hash, expiry, sizes, key and value
+};
+
+static_assert(sizeof(ItemHeader) == 40);
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+static_assert(std::atomic<std::uint8_t>::is_always_lock_free);
+
+}  // namespace cachalot::store::shm
