@@ -24,6 +24,12 @@ trap cleanup EXIT
 
 origin_port=18081; cachalot_port=18080; cachalot_admin=19090; nginx_port=18082
 
+for port in $origin_port $cachalot_port $cachalot_admin $nginx_port; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is already in use: stop what listens there first" >&2; exit 1
+  fi
+done
+
 # The origin and wrk share CPU 0, each proxy gets CPU 1 to itself.
 taskset -c 0 build/release/cachalot-demo-origin "$origin_port" >/dev/null & pids+=($!)
 
@@ -65,6 +71,7 @@ taskset -c 1 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/
 for port in $origin_port $cachalot_port $nginx_port; do
   for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 done
+for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || { echo "a server failed to start" >&2; exit 1; }; done
 
 # wrk → "requests_per_s p99_ms"
 measure() {

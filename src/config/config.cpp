@@ -318,15 +318,15 @@ ParseResult load_config(const std::string& path) {
 }
 
 std::string format_errors(const std::string& file, const std::vector<ConfigError>& errors) {
-    std::string out;
+    std::ostringstream out;
     for (const auto& e : errors) {
-        out += file;
-        if (e.line > 0) out += ":" + std::to_string(e.line);
-        out += ": ";
-        if (!e.key.empty()) out += e.key + ": ";
-        out += e.message + "\n";
+        out << file;
+        if (e.line > 0) out << ':' << e.line;
+        out << ": ";
+        if (!e.key.empty()) out << e.key << ": ";
+        out << e.message << '\n';
     }
-    return out;
+    return out.str();
 }
 
 }  // namespace cachalot::config

@@ -2,6 +2,10 @@
 // A per-connection deadline that cancels the socket's pending operations when it passes,
 // without closing the socket (beast::tcp_stream closes it), so that the session can still
 // answer 408.
+//
+// Setting a deadline only stores a time point: one timer per connection wakes up when the
+// earliest deadline it knows of passes and re-arms itself if the deadline moved meanwhile, so
+// the data path pays no timer syscall or allocation per operation.
 
 #include "core/net.hpp"
 
@@ -11,37 +15,56 @@ namespace cachalot::server {
 
 class Deadline {
 public:
-    explicit Deadline(tcp::socket& socket) : timer_(socket.get_executor()), state_(std::make_shared<State>()) {
-        state_->socket = &socket;
+    using Clock = std::chrono::steady_clock;
+
+    explicit Deadline(tcp::socket& socket) : state_(std::make_shared<State>(socket)) {}
+    ~Deadline() {
+        state_->socket = nullptr;
+        state_->timer.cancel();
     }
-    ~Deadline() { state_->socket = nullptr; }
     Deadline(const Deadline&) = delete;
     Deadline& operator=(const Deadline&) = delete;
 
-    /// (Re)arms the deadline for the next operation.
-    void expires_after(std::chrono::steady_clock::duration d) {
-        auto generation = ++state_->generation;
+    /// Sets the deadline of the next operation(s).
+    void expires_after(Clock::duration d) {
         state_->expired = false;
-        timer_.expires_after(d);
-        timer_.async_wait([state = state_, generation](const beast::error_code& ec) {
-            // A wait superseded by a later expires_after may still complete with success.
-            if (ec || !state->socket || state->generation != generation) return;
+        state_->deadline = Clock::now() + d;
+        if (!state_->waiting || state_->deadline < state_->timer.expiry()) arm(state_);
+    }
+
+    /// True when the deadline passed (the pending operation then ended in operation_aborted).
+    bool expired() const { return state_->expired; }
+
+private:
+    struct State {
+        explicit State(tcp::socket& s) : socket(&s), timer(s.get_executor()) {}
+        tcp::socket* socket;
+        net::steady_timer timer;
+        Clock::time_point deadline{};
+        bool waiting = false;
+        bool expired = false;
+    };
+
+    static void arm(const std::shared_ptr<State>& state) {
+        state->waiting = true;
+        state->timer.expires_at(state->deadline);
+        state->timer.async_wait([state](const beast::error_code& ec) {
+            if (!state->socket) return;
+            if (ec == net::error::operation_aborted) {
+                // Re-armed for an earlier deadline: that wait carries on.
+                return;
+            }
+            if (Clock::now() < state->deadline) {
+                arm(state);  // the deadline moved on since this wait began
+                return;
+            }
+            state->waiting = false;
             state->expired = true;
             beast::error_code ignored;
             state->socket->cancel(ignored);
         });
     }
 
-    /// True when the last armed deadline passed (the operation then ended in operation_aborted).
-    bool expired() const { return state_->expired; }
-
-private:
-    struct State {
-        tcp::socket* socket = nullptr;
-        std::uint64_t generation = 0;
-        bool expired = false;
-    };
-    net::steady_timer timer_;
     std::shared_ptr<State> state_;
 };
 

@@ -52,7 +52,11 @@ struct Pool::Impl {
         while (!list.empty()) {
             auto c = std::move(list.back());
             list.pop_back();
-            if (now - c->idle_since < upstreams[index].idle_timeout && still_open(*c)) return c;
+            const auto idle = now - c->idle_since;
+            if (idle >= upstreams[index].idle_timeout) continue;
+            // Under load a connection comes back within microseconds, and an origin closes idle
+            // ones after seconds: only those idle for a while are worth a syscall to check.
+            if (idle < std::chrono::milliseconds(50) || still_open(*c)) return c;
         }
         return nullptr;
     }
