@@ -4,6 +4,7 @@
 #include "cachalot/log/log.hpp"
 #include "cachalot/metrics/metrics.hpp"
 #include "cachalot/server/server.hpp"
+#include "cachalot/store/shm_store.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -33,6 +34,26 @@ std::optional<cachalot::config::Config> load(const std::string& path) {
         return std::nullopt;
     }
     return std::move(parsed.config);
+}
+
+std::vector<cachalot::metrics::Sample> l1_samples(const cachalot::store::StoreStats& s) {
+    auto d = [](std::uint64_t v) { return static_cast<double>(v); };
+    return {
+        {"cachalot_l1_items", "Entries in the shared-memory L1", false, d(s.items)},
+        {"cachalot_l1_bytes_used", "Bytes of L1 entries (headers included)", false, d(s.bytes_used)},
+        {"cachalot_l1_capacity_bytes", "Bytes the L1 can hold", false, d(s.capacity_bytes)},
+        {"cachalot_l1_hits_total", "L1 lookups that found a live entry", true, d(s.hits)},
+        {"cachalot_l1_misses_total", "L1 lookups that found nothing usable", true, d(s.misses)},
+        {"cachalot_l1_puts_total", "Entries stored in the L1", true, d(s.puts)},
+        {"cachalot_l1_evictions_total", "Live L1 entries evicted to make room", true, d(s.evictions)},
+        {"cachalot_l1_expirations_total", "Expired L1 entries removed", true, d(s.expirations)},
+        {"cachalot_l1_refused_too_large_total", "Entries over max_object_size, not stored", true,
+         d(s.refused_too_large)},
+        {"cachalot_l1_lock_recoveries_total", "L1 locks taken over from a process that died holding them", true,
+         d(s.lock_recoveries)},
+        {"cachalot_l1_corrupt_dropped_total", "L1 entries or shards that failed validation and were dropped", true,
+         d(s.corrupt_dropped)},
+    };
 }
 
 }  // namespace
@@ -77,6 +98,13 @@ int main(int argc, char** argv) {
         for (const auto& r : cfg->routes) routes.push_back(r.name);
         for (const auto& u : cfg->upstreams) upstreams.push_back(u.name);
         cachalot::metrics::Metrics metrics(routes, upstreams);
+
+        // L1 opens before the listeners: a warm segment is ready for the first request.
+        const auto& l1_cfg = cfg->cache.l1;
+        cachalot::store::ShmStore l1({l1_cfg.path, l1_cfg.size, l1_cfg.max_object_size});
+        spdlog::info("L1 {}: {} ({})", l1_cfg.path, cachalot::store::to_string(l1.open_state()), l1.describe());
+        metrics.add_source([&l1] { return l1_samples(l1.stats()); });
+
         cachalot::server::Server server(*cfg, metrics);
         return server.run();
     } catch (const std::exception& e) {

@@ -181,7 +181,8 @@ void read_route(Reader& r, const YAML::Node& node, const std::string& key, Route
 
 Config read_config(Reader& r, const YAML::Node& root) {
     Config c;
-    if (!r.expect_map(root, "", {"listen", "workers", "client", "drain_timeout", "upstreams", "routes", "logging"}))
+    if (!r.expect_map(root, "",
+                      {"listen", "workers", "client", "drain_timeout", "upstreams", "routes", "cache", "logging"}))
         return c;
 
     if (auto listen = root["listen"]; listen.IsDefined() && !listen.IsNull()) {
@@ -239,6 +240,25 @@ Config read_config(Reader& r, const YAML::Node& root) {
                     route.upstream_index = static_cast<std::size_t>(it - c.upstreams.begin());
             }
             c.routes.push_back(std::move(route));
+        }
+    }
+
+    if (auto cache = root["cache"]; cache.IsDefined() && !cache.IsNull()) {
+        if (r.expect_map(cache, "cache", {"l1"})) {
+            if (auto l1 = cache["l1"]; l1.IsDefined() && !l1.IsNull() &&
+                                       r.expect_map(l1, "cache.l1", {"path", "size", "max_object_size"})) {
+                r.read_string(l1, "cache.l1", "path", c.cache.l1.path);
+                if (c.cache.l1.path.empty() || c.cache.l1.path.front() != '/')
+                    r.error(l1["path"], "cache.l1.path", "must be an absolute path");
+                r.read_size(l1, "cache.l1", "size", c.cache.l1.size);
+                r.read_size(l1, "cache.l1", "max_object_size", c.cache.l1.max_object_size);
+                if (c.cache.l1.max_object_size == 0)
+                    r.error(l1["max_object_size"], "cache.l1.max_object_size", "must be at least 1");
+                // Room for the index and at least 8 segments that each hold the largest object.
+                else if (c.cache.l1.size < 16 * c.cache.l1.max_object_size + (1u << 20))
+                    r.error(l1["size"], "cache.l1.size",
+                            "too small for max_object_size: needs at least 16 x max_object_size + 1MiB");
+            }
         }
     }
 

@@ -77,8 +77,22 @@ prometheus::Counter& Metrics::rejected_requests(unsigned status) const {
 }
 
 std::string Metrics::serialize() const {
+    auto families = registry_->Collect();
+    for (const auto& source : sources_) {
+        for (auto& sample : source()) {
+            prometheus::MetricFamily family;
+            family.name = std::move(sample.name);
+            family.help = std::move(sample.help);
+            family.type = sample.counter ? prometheus::MetricType::Counter : prometheus::MetricType::Gauge;
+            prometheus::ClientMetric metric;
+            if (sample.counter) metric.counter.value = sample.value;
+            else metric.gauge.value = sample.value;
+            family.metric.push_back(std::move(metric));
+            families.push_back(std::move(family));
+        }
+    }
     prometheus::TextSerializer serializer;
-    return serializer.Serialize(registry_->Collect());
+    return serializer.Serialize(families);
 }
 
 }  // namespace cachalot::metrics

@@ -4,7 +4,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <future>
 
@@ -14,7 +17,8 @@ TEST_CASE("check-config exits 0 on a valid file and 1 with file:line: key on an 
     auto dir = temp_dir();
     {
         std::string good = proxy_config(8081);
-        for (auto [from, to] : {std::pair{"{proxy_port}", "8080"}, {"{admin_port}", "9090"}})
+        for (auto [from, to] :
+             {std::pair{"{proxy_port}", "8080"}, {"{admin_port}", "9090"}, {"{l1_path}", "/dev/shm/unused"}})
             good.replace(good.find(from), std::string(from).size(), to);
         std::ofstream(dir + "/good.yaml") << good;
     }
@@ -56,11 +60,14 @@ TEST_CASE("a port already in use is a clear startup error") {
     TestOrigin origin;
     auto dir = temp_dir();
     auto config = proxy_config(origin.port());
+    const std::string l1 = "/dev/shm/cachalot-test-inuse-" + std::to_string(getpid());
     for (auto [from, to] : {std::pair<std::string, std::string>{"{proxy_port}", std::to_string(origin.port())},
-                            {"{admin_port}", std::to_string(free_port())}})
+                            {"{admin_port}", std::to_string(free_port())},
+                            {"{l1_path}", l1}})
         config.replace(config.find(from), from.size(), to);
     std::ofstream(dir + "/c.yaml") << config;
     auto r = run_cachalot({"--config", dir + "/c.yaml"});
+    std::filesystem::remove(l1);
     CHECK(r.exit_code == 1);
     CHECK_THAT(r.output, Catch::Contains("cannot listen on 127.0.0.1:" + std::to_string(origin.port())));
 }
@@ -162,4 +169,41 @@ TEST_CASE("the drain gives up after drain_timeout and still exits 0") {
     CHECK(cachalot.wait(4s) == 0);
     CHECK(std::chrono::steady_clock::now() - start < 4s);
     slow.get();
+}
+
+TEST_CASE("the L1 opens at startup, shows in /metrics, and is reused warm after a restart") {
+    TestOrigin origin;
+    const std::string l1 = "/dev/shm/cachalot-test-restart-" + std::to_string(getpid());
+    std::filesystem::remove(l1);
+    auto config = proxy_config(origin.port());
+    config.replace(config.find("{l1_path}"), 9, l1);
+    {
+        Daemon first(config);
+        CHECK_THAT(first.output(), Catch::Contains("L1 " + l1 + ": created"));
+        auto m = fetch(first.admin_port(), "/metrics").body();
+        CHECK(metric_value(m, "cachalot_l1_capacity_bytes") > 0);
+        CHECK(metric_value(m, "cachalot_l1_items") == 0);
+        CHECK_THAT(m, Catch::Contains("# TYPE cachalot_l1_evictions_total counter"));
+        first.signal(SIGTERM);
+        CHECK(first.wait() == 0);
+    }
+    {
+        Daemon second(config);
+        CHECK_THAT(second.output(), Catch::Contains("L1 " + l1 + ": reused-clean"));
+    }
+    std::filesystem::remove(l1);
+}
+
+TEST_CASE("an L1 that cannot be opened is a clear startup error") {
+    TestOrigin origin;
+    auto dir = temp_dir();
+    auto config = proxy_config(origin.port());
+    for (auto [from, to] : {std::pair<std::string, std::string>{"{proxy_port}", std::to_string(free_port())},
+                            {"{admin_port}", std::to_string(free_port())},
+                            {"{l1_path}", "/nonexistent-dir/l1"}})
+        config.replace(config.find(from), from.size(), to);
+    std::ofstream(dir + "/c.yaml") << config;
+    auto r = run_cachalot({"--config", dir + "/c.yaml"});
+    CHECK(r.exit_code == 1);
+    CHECK_THAT(r.output, Catch::Contains("/nonexistent-dir/l1: cannot open"));
 }

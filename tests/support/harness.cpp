@@ -167,6 +167,8 @@ std::string proxy_config(std::uint16_t origin_port, const std::string& extra, co
          "  - name: default\n"
          "    match: {path_prefix: /}\n"
          "    upstream: origin\n"
+         "cache:\n"
+         "  l1: {path: \"{l1_path}\", size: 8MiB, max_object_size: 256KiB}\n"
       << extra;
     return c.str();
 }
@@ -210,30 +212,38 @@ int decode_status(int status) {
 }  // namespace
 
 Daemon::Daemon(const std::string& config_template) : dir_(temp_dir()) {
-    port_ = free_port();
-    admin_port_ = free_port();
-    while (admin_port_ == port_) admin_port_ = free_port();
-    auto config = config_template;
-    replace_all(config, "{proxy_port}", std::to_string(port_));
-    replace_all(config, "{admin_port}", std::to_string(admin_port_));
-    std::ofstream(dir_ + "/cachalot.yaml") << config;
+    // A port found free can be taken by a parallel test before the daemon binds it: then the
+    // daemon exits at startup saying so, and it is started again on other ports.
+    for (int attempt = 1;; ++attempt) {
+        status_ = -1;
+        port_ = free_port();
+        admin_port_ = free_port();
+        while (admin_port_ == port_) admin_port_ = free_port();
+        auto config = config_template;
+        replace_all(config, "{proxy_port}", std::to_string(port_));
+        replace_all(config, "{admin_port}", std::to_string(admin_port_));
+        replace_all(config, "{l1_path}", l1_path());
+        std::ofstream(dir_ + "/cachalot.yaml") << config;
 
-    int fd = ::open((dir_ + "/output.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_ = spawn({"--config", dir_ + "/cachalot.yaml"}, fd);
-    ::close(fd);
+        int fd = ::open((dir_ + "/output.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        pid_ = spawn({"--config", dir_ + "/cachalot.yaml"}, fd);
+        ::close(fd);
 
-    auto deadline = std::chrono::steady_clock::now() + 30s;
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (!running()) throw std::runtime_error("cachalot exited at startup:\n" + output());
-        try {
-            if (fetch(admin_port_, "/readyz").result_int() == 200) return;
-        } catch (const std::exception&) {
+        auto deadline = std::chrono::steady_clock::now() + 30s;
+        while (std::chrono::steady_clock::now() < deadline) {
+            if (!running()) break;
+            try {
+                if (fetch(admin_port_, "/readyz").result_int() == 200) return;
+            } catch (const std::exception&) {
+            }
+            std::this_thread::sleep_for(20ms);
         }
-        std::this_thread::sleep_for(20ms);
+        if (!running() && attempt < 5 && output().find("Address already in use") != std::string::npos) continue;
+        if (!running()) throw std::runtime_error("cachalot exited at startup:\n" + output());
+        kill(pid_, SIGKILL);
+        wait(5s);
+        throw std::runtime_error("cachalot did not become ready:\n" + output());
     }
-    kill(pid_, SIGKILL);
-    wait(5s);
-    throw std::runtime_error("cachalot did not become ready:\n" + output());
 }
 
 Daemon::~Daemon() {
@@ -241,7 +251,10 @@ Daemon::~Daemon() {
         signal(SIGTERM);
         if (wait(20s) < 0) std::fprintf(stderr, "cachalot did not stop on SIGTERM; killed\n");
     }
+    if (!std::getenv("CACHALOT_KEEP_TEST_DIRS")) std::filesystem::remove(l1_path());
 }
+
+std::string Daemon::l1_path() const { return "/dev/shm/cachalot-test-l1-" + dir_.substr(dir_.rfind('-') + 1); }
 
 std::string Daemon::output() const { return read_file(dir_ + "/output.log"); }
 

@@ -97,7 +97,8 @@ private:
 // Cachalot
 
 /// A config with the proxy and admin on free loopback ports ({proxy_port}, {admin_port} are
-/// filled in by Daemon), one upstream "origin" and one route "default" to it. `extra` is
+/// filled in by Daemon), one upstream "origin" and one route "default" to it, and a small L1
+/// of the daemon's own ({l1_path}, removed with the Daemon). `extra` is
 /// appended verbatim (top-level keys such as `client:`); `upstream_extra` goes inside the
 /// upstream's mapping, indented by four spaces.
 std::string proxy_config(std::uint16_t origin_port, const std::string& extra = "",
@@ -114,6 +115,8 @@ public:
     std::uint16_t port() const { return port_; }
     std::uint16_t admin_port() const { return admin_port_; }
     pid_t pid() const { return pid_; }
+    /// The daemon's own L1 file.
+    std::string l1_path() const;
     /// Everything the process wrote to stdout and stderr so far.
     std::string output() const;
     /// Sends `signal`. Use wait() for the exit status.

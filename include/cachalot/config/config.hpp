@@ -61,6 +61,17 @@ struct Route {
     std::size_t upstream_index = 0;  // resolved by validation
 };
 
+/// The shared-memory L1 store (see include/cachalot/store/shm_store.hpp).
+struct L1Cache {
+    std::string path = "/dev/shm/cachalot-l1";    // one file, shared by every process using it
+    std::size_t size = 256 * 1024 * 1024;          // the whole file, index included; never grows
+    std::size_t max_object_size = 1024 * 1024;     // larger entries are not stored
+};
+
+struct Cache {
+    L1Cache l1;
+};
+
 enum class LogFormat { Text, Json };
 
 struct Logging {
@@ -76,6 +87,7 @@ struct Config {
     Duration drain_timeout{30'000};  // on SIGTERM/SIGINT, how long in-flight requests may finish
     std::vector<Upstream> upstreams;
     std::vector<Route> routes;
+    Cache cache;
     Logging logging;
 
     /// `workers` with 0 resolved to the number of cores.

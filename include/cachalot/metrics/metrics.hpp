@@ -8,6 +8,7 @@
 #include <prometheus/registry.h>
 
 #include <array>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +33,16 @@ struct UpstreamSeries {
     prometheus::Counter& error(UpstreamError e) const { return *errors[static_cast<std::size_t>(e)]; }
 };
 
+/// One value read at scrape time from a component that keeps its own counters (the L1 store
+/// keeps them in shared memory, across processes and restarts).
+struct Sample {
+    std::string name;
+    std::string help;
+    bool counter = false;  // else a gauge
+    double value = 0;
+};
+using SampleSource = std::function<std::vector<Sample>()>;
+
 class Metrics {
 public:
     /// Series for each route (plus "none" for requests no route matched) and each upstream.
@@ -44,6 +55,9 @@ public:
     prometheus::Gauge& active_connections() const { return *active_connections_; }
     prometheus::Counter& rejected_requests(unsigned status) const;
 
+    /// Adds values read at every scrape. Call before the server starts.
+    void add_source(SampleSource source) { sources_.push_back(std::move(source)); }
+
     /// The Prometheus text exposition of every metric.
     std::string serialize() const;
 
@@ -53,6 +67,7 @@ private:
     std::vector<UpstreamSeries> upstreams_;
     prometheus::Gauge* active_connections_ = nullptr;
     prometheus::Family<prometheus::Counter>* rejected_ = nullptr;
+    std::vector<SampleSource> sources_;
 };
 
 }  // namespace cachalot::metrics

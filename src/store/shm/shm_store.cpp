@@ -318,16 +318,20 @@ struct ShmStore::Impl {
 
     // ---- eviction -------------------------------------------------------------------------
 
-    // Walks the items of segment `seg`, calling keep(h, offset) for each live one; keep
-    // returns false to evict it. Items are moved towards `dest` (a segment being filled from
-    // `dest_used`) while they fit. Returns the new fill of dest.
-    template <class Decide>
-    std::uint32_t compact(std::size_t i, std::uint32_t seg, std::uint32_t dest, std::uint32_t dest_used,
-                          std::int64_t now, Decide&& decide) {
-        auto& info = segments(i)[seg];
+    // Walks the items of segment `seg` (already off its list). Expired items are dropped; live
+    // ones that `keep` accepts move to the tail of main, and once that is full into `seg`
+    // itself (everything before the walk's position there is already handled); the others are
+    // evicted. `seg` ends up either free or as main's new tail.
+    template <class Keep>
+    void move_survivors_to_main(std::size_t i, std::uint32_t seg, std::int64_t now, Keep&& keep) {
+        auto& s = shard(i);
+        auto& c = s.counters;
+        auto* infos = segments(i);
         const std::uint64_t seg_start = static_cast<std::uint64_t>(seg) * g.segment_size;
-        const std::uint32_t used = std::min<std::uint32_t>(info.used, static_cast<std::uint32_t>(g.segment_size));
-        auto& c = shard(i).counters;
+        const std::uint32_t used = std::min<std::uint32_t>(infos[seg].used, static_cast<std::uint32_t>(g.segment_size));
+        std::uint32_t dest = s.main.tail;
+        if (dest != kNone) check_segment(dest);
+        std::uint32_t dest_used = dest == kNone ? 0 : infos[dest].used;
         for (std::uint32_t at = 0; at < used;) {
             auto* h = item_at(i, seg_start + at);
             if (!h) {  // garbage inside the segment: forget whatever still points past here
@@ -335,73 +339,69 @@ struct ShmStore::Impl {
                 break;
             }
             const auto size = static_cast<std::uint32_t>(item_size(h->key_size, h->value_size));
-            if (!h->dead) {
-                auto* slot = slot_for(i, h, seg_start + at);
-                if (!slot) {
-                    h->dead = 1;  // its slot was taken over: already accounted for
-                } else if (h->expiry <= now) {
-                    unlink(i, slot, h);
-                    c.expirations.fetch_add(1, std::memory_order_relaxed);
-                } else if (decide(h) && dest_used + size <= g.segment_size) {
-                    const std::uint64_t to = static_cast<std::uint64_t>(dest) * g.segment_size + dest_used;
-                    if (to != seg_start + at) std::memmove(data(i) + to, h, size);
-                    *slot = make_slot(reinterpret_cast<ItemHeader*>(data(i) + to)->hash, to);
-                    dest_used += size;
-                } else {
-                    unlink(i, slot, h);
-                    c.evictions.fetch_add(1, std::memory_order_relaxed);
+            auto* slot = h->dead ? nullptr : slot_for(i, h, seg_start + at);
+            if (!slot) {
+                h->dead = 1;
+            } else if (h->expiry <= now) {
+                unlink(i, slot, h);
+                c.expirations.fetch_add(1, std::memory_order_relaxed);
+            } else if (!keep(h)) {
+                unlink(i, slot, h);
+                c.evictions.fetch_add(1, std::memory_order_relaxed);
+            } else {
+                if (dest == kNone || dest_used + size > g.segment_size) {
+                    if (dest != kNone && dest != seg) infos[dest].used = dest_used;
+                    dest = seg;
+                    dest_used = 0;
                 }
+                const std::uint64_t to = static_cast<std::uint64_t>(dest) * g.segment_size + dest_used;
+                const auto hash = h->hash;
+                if (to != seg_start + at) std::memmove(data(i) + to, h, size);
+                *slot = make_slot(hash, to);
+                dest_used += size;
             }
             at += size;
         }
-        return dest_used;
+        if (dest == seg) {
+            infos[seg].used = dest_used;
+            push_back(i, s.main, seg, kMain);
+        } else {
+            if (dest != kNone) infos[dest].used = dest_used;
+            infos[seg].used = 0;
+            push_back(i, s.free_list, seg, kFree);
+        }
     }
 
-    // S3-FIFO's small queue: its oldest segment's items that were hit move to main (compacted
-    // in place, the segment joins main); the others are evicted and remembered in the ghost table.
+    // S3-FIFO's small queue: the oldest segment's items that were hit there move to main; the
+    // others are evicted and remembered in the ghost table.
     void evict_small(std::size_t i, std::int64_t now) {
-        auto& s = shard(i);
-        auto seg = pop_front(i, s.small);
-        auto used = compact(i, seg, seg, 0, now, [&](ItemHeader* h) {
-            if (h->freq.load(std::memory_order_relaxed) > 0) {
-                h->freq.store(0, std::memory_order_relaxed);
-                return true;
-            }
+        auto seg = pop_front(i, shard(i).small);
+        move_survivors_to_main(i, seg, now, [&](ItemHeader* h) {
+            if (h->freq.load(std::memory_order_relaxed) > 0) return true;
             ghost(i, h->hash) = static_cast<std::uint32_t>(h->hash >> 32) | 1;
             return false;
         });
-        segments(i)[seg].used = used;
-        push_back(i, used == 0 ? s.free_list : s.main, seg, used == 0 ? kFree : kMain);
     }
 
-    // S3-FIFO's main queue: its two oldest segments are merged into one, keeping the items hit
-    // since their last pass (each pass costs them one hit); the other segment is freed.
+    // S3-FIFO's main queue, a CLOCK over segments: the oldest segment's items that were hit
+    // since their last pass go back to the tail (each pass costs them one hit); the others go.
     void evict_main(std::size_t i, std::int64_t now) {
-        auto& s = shard(i);
-        auto first = pop_front(i, s.main);
-        auto keep_hit = [](ItemHeader* h) {
+        auto seg = pop_front(i, shard(i).main);
+        move_survivors_to_main(i, seg, now, [](ItemHeader* h) {
             auto f = h->freq.load(std::memory_order_relaxed);
             if (f == 0) return false;
             h->freq.store(f - 1, std::memory_order_relaxed);
             return true;
-        };
-        auto used = compact(i, first, first, 0, now, keep_hit);
-        if (s.main.count > 0) {
-            auto second = pop_front(i, s.main);
-            used = compact(i, second, first, used, now, keep_hit);
-            segments(i)[second].used = 0;
-            push_back(i, s.free_list, second, kFree);
-        }
-        segments(i)[first].used = used;
-        push_back(i, used == 0 ? s.free_list : s.main, first, used == 0 ? kFree : kMain);
+        });
     }
 
     std::uint32_t free_segment(std::size_t i, std::int64_t now) {
         auto& s = shard(i);
         const std::uint32_t small_target = std::max<std::uint32_t>(1, static_cast<std::uint32_t>(g.segments / 10));
         for (int guard = 0; s.free_list.count == 0; ++guard) {
-            if (guard > 4 * static_cast<int>(g.segments)) throw CorruptShard{};
-            if (s.small.count > 0 && (s.small.count > small_target || s.main.count < 2)) evict_small(i, now);
+            // Each main pass costs every survivor a hit (at most kMaxFreq), so this ends.
+            if (guard > static_cast<int>((kMaxFreq + 2) * g.segments)) throw CorruptShard{};
+            if (s.small.count > 0 && (s.small.count > small_target || s.main.count == 0)) evict_small(i, now);
             else if (s.main.count > 0) evict_main(i, now);
             else throw CorruptShard{};
         }
@@ -434,6 +434,7 @@ struct ShmStore::Impl {
     std::optional<std::string> find(std::uint64_t hash, std::string_view key) {
         const auto i = shard_of(hash);
         auto& c = shard(i).counters;
+        __builtin_prefetch(bucket(i, hash));
         Guard guard(*this, i);
         if (!guard.locked()) return std::nullopt;
         try {
@@ -641,6 +642,9 @@ struct ShmStore::Impl {
     void map(std::size_t length) {
         void* p = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (p == MAP_FAILED) throw std::runtime_error(opt.path + ": mmap failed: " + std::strerror(errno));
+        // Random lookups across a large segment miss the TLB: ask for huge pages (effective
+        // where /sys/kernel/mm/transparent_hugepage/shmem_enabled allows it).
+        madvise(p, length, MADV_HUGEPAGE);
         base = static_cast<std::uint8_t*>(p);
     }
 

@@ -50,6 +50,9 @@ TEST_CASE("a minimal config gets the documented defaults") {
     REQUIRE(c.routes.size() == 1);
     CHECK(c.routes[0].match.path_prefix == "/");
     CHECK(c.routes[0].upstream_index == 0);
+    CHECK(c.cache.l1.path == "/dev/shm/cachalot-l1");
+    CHECK(c.cache.l1.size == 256u * 1024 * 1024);
+    CHECK(c.cache.l1.max_object_size == 1024u * 1024);
     CHECK(c.logging.level == "info");
     CHECK(c.logging.access_log);
     CHECK(c.logging.format == LogFormat::Text);
@@ -85,6 +88,8 @@ routes:
   - name: r1
     match: {host: "*.Example.com", path_prefix: /api}
     upstream: b
+cache:
+  l1: {path: /dev/shm/test-l1, size: 64MiB, max_object_size: 512KiB}
 logging: {level: debug, access_log: false, format: json}
 )");
     INFO(format_errors("test.yaml", r.errors));
@@ -110,6 +115,9 @@ logging: {level: debug, access_log: false, format: json}
     CHECK(c.routes[0].match.host == "*.example.com");  // hosts compare lower-case
     CHECK(c.routes[0].match.path_prefix == "/api");
     CHECK(c.routes[0].upstream_index == 1);
+    CHECK(c.cache.l1.path == "/dev/shm/test-l1");
+    CHECK(c.cache.l1.size == 64u << 20);
+    CHECK(c.cache.l1.max_object_size == 512u << 10);
     CHECK(c.logging.level == "debug");
     CHECK_FALSE(c.logging.access_log);
     CHECK(c.logging.format == LogFormat::Json);
@@ -212,6 +220,17 @@ routes:
         auto e = only_error(std::string(kMinimal) + "listen:\n  proxy: {port: 8000}\n  admin: {port: 8000}\n");
         CHECK(e.key == "listen.admin.port");
         CHECK(e.message == "must differ from listen.proxy.port");
+    }
+    SECTION("an L1 too small for its largest object") {
+        auto e = only_error(std::string(kMinimal) + "cache:\n  l1: {size: 8MiB, max_object_size: 1MiB}\n");
+        CHECK(e.line == 10);
+        CHECK(e.key == "cache.l1.size");
+        CHECK(e.message == "too small for max_object_size: needs at least 16 x max_object_size + 1MiB");
+    }
+    SECTION("a relative L1 path") {
+        auto e = only_error(std::string(kMinimal) + "cache:\n  l1: {path: cachalot-l1}\n");
+        CHECK(e.key == "cache.l1.path");
+        CHECK(e.message == "must be an absolute path");
     }
     SECTION("a list where a mapping belongs") {
         auto e = only_error(std::string(kMinimal) + "client: [1, 2]\n");
