@@ -5,21 +5,25 @@
 //   [Superblock 4 KiB][ShardHeader × shards][per shard: SegmentInfo × segments]
 //   [per shard: index buckets][per shard: ghost table][per shard: segments (data)]
 //
-// Index: per shard, buckets of 8 slots (one cache line). A slot is 16 bits of hash tag and 48
-// bits of item offset (+1, so 0 is empty). The full hash and key live in the item header and
-// are compared on lookup.
+// Index: per shard, buckets of 8 slots (one cache line). A slot is 16 bits of hash tag, 2 bits
+// of hit count (S3-FIFO's frequency, bumped by readers with a compare-and-swap) and 46 bits of
+// item offset (+1, so 0 is empty). The full hash and key live in the item header and are
+// compared on lookup.
+// Readers take no lock: a shard's version is odd while a writer changes it, and a reader that
+// sees it odd or changed retries, then falls back to the lock (a seqlock).
 // Segments: fixed size, items appended back to back; each segment is on one list: free,
 // small FIFO or main FIFO (head = oldest).
 
 #include <pthread.h>
 
 #include <atomic>
+#include <type_traits>
 #include <cstdint>
 
 namespace cachalot::store::shm {
 
 inline constexpr std::uint64_t kMagic = 0x544f4c4148434143ull;  // "CACHALOT"
-inline constexpr std::uint32_t kSchemaVersion = 1;
+inline constexpr std::uint32_t kSchemaVersion = 2;
 inline constexpr std::uint32_t kItemMagic = 0xC0FFEE11u;
 inline constexpr std::uint32_t kNone = 0xffffffffu;
 inline constexpr std::size_t kSlotsPerBucket = 8;
@@ -46,8 +50,8 @@ struct Superblock {
 };
 
 struct alignas(64) ShardCounters {
-    std::atomic<std::uint64_t> items, bytes_used, hits, misses, puts, evictions, expirations, refused_too_large,
-        lock_recoveries, corrupt_dropped;
+    std::atomic<std::uint64_t> items, bytes_used, puts, evictions, expirations, refused_too_large, lock_recoveries,
+        corrupt_dropped;
 };
 
 struct FifoList {
@@ -58,9 +62,8 @@ struct FifoList {
 };
 
 struct alignas(64) ShardHeader {
-    pthread_mutex_t mutex;     // robust, process-shared
-    std::uint32_t dirty;       // 1 while a writer is changing the shard: a dead owner left it torn
-    std::uint32_t reserved;
+    pthread_mutex_t mutex;               // robust, process-shared; taken by writers
+    std::atomic<std::uint64_t> version;  // odd while a writer changes the shard: a dead owner left it torn
     FifoList free_list, small, main;
     ShardCounters counters;
 };
@@ -77,9 +80,8 @@ struct ItemHeader {
     std::uint32_t magic;
     std::uint32_t key_size;
     std::uint32_t value_size;
-    std::atomic<std::uint8_t> freq;  // hits since the last eviction pass, saturating at kMaxFreq
-    std::uint8_t dead;               // removed from the index; space reclaimed with the segment
-    std::uint16_t reserved;
+    std::uint8_t dead;  // removed from the index; space reclaimed with the segment
+    std::uint8_t reserved[3];
     std::uint64_t hash;
     std::int64_t expiry;
     std::uint64_t checksum;  // over hash, expiry, sizes, key and value
@@ -87,6 +89,6 @@ struct ItemHeader {
 
 static_assert(sizeof(ItemHeader) == 40);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
-static_assert(std::atomic<std::uint8_t>::is_always_lock_free);
+static_assert(std::is_trivially_copyable_v<ItemHeader>);
 
 }  // namespace cachalot::store::shm

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cerrno>
 #include <cstddef>
@@ -28,7 +29,8 @@ using namespace shm;
 // public call clears that shard and answers as for a miss.
 struct CorruptShard {};
 
-constexpr std::uint64_t kMask48 = (1ull << 48) - 1;
+constexpr std::uint64_t kOffsetMask = (1ull << 46) - 1;
+constexpr int kFreqShift = 46;
 
 std::uint64_t fastrange(std::uint64_t hash, std::uint64_t n) {
     return static_cast<std::uint64_t>((static_cast<unsigned __int128>(hash) * n) >> 64);
@@ -40,10 +42,10 @@ std::size_t item_size(std::size_t key, std::size_t value) { return align_up(size
 
 // Over the header's identity (hash, expiry, sizes) and the key and value, which lie back to back
 // right after the header.
-std::uint64_t item_checksum(const ItemHeader& h) {
+std::uint64_t item_checksum(const ItemHeader& h, const void* key_and_value) {
     const std::uint64_t seed = h.hash ^ static_cast<std::uint64_t>(h.expiry) ^
                                (static_cast<std::uint64_t>(h.key_size) << 32 | h.value_size);
-    return XXH3_64bits_withSeed(&h + 1, std::size_t{h.key_size} + h.value_size, seed);
+    return XXH3_64bits_withSeed(key_and_value, std::size_t{h.key_size} + h.value_size, seed);
 }
 
 std::uint64_t abi_hash() {
@@ -140,10 +142,12 @@ struct ShmStore::Impl {
     std::uint8_t* data(std::size_t i) const { return base + g.data_at + i * g.segments * g.segment_size; }
     std::size_t shard_of(std::uint64_t hash) const { return fastrange(hash, g.shards); }
     static std::uint16_t tag_of(std::uint64_t hash) { return static_cast<std::uint16_t>(hash); }
-    static std::uint64_t make_slot(std::uint64_t hash, std::uint64_t offset) {
-        return (static_cast<std::uint64_t>(tag_of(hash)) << 48) | (offset + 1);
+    static std::uint64_t make_slot(std::uint64_t hash, std::uint64_t offset, unsigned freq = 0) {
+        return (static_cast<std::uint64_t>(tag_of(hash)) << 48) | (static_cast<std::uint64_t>(freq) << kFreqShift) |
+               (offset + 1);
     }
-    static std::uint64_t slot_offset(std::uint64_t slot) { return (slot & kMask48) - 1; }
+    static std::uint64_t slot_offset(std::uint64_t slot) { return (slot & kOffsetMask) - 1; }
+    static unsigned slot_freq(std::uint64_t slot) { return static_cast<unsigned>(slot >> kFreqShift) & 3u; }
     static bool slot_tag_is(std::uint64_t slot, std::uint64_t hash) { return (slot >> 48) == tag_of(hash); }
 
     // The item at `offset` of shard i when its header and extent lie inside the written part of
@@ -163,7 +167,7 @@ struct ShmStore::Impl {
     }
     static const char* key_of(const ItemHeader* h) { return reinterpret_cast<const char*>(h + 1); }
     static const char* value_of(const ItemHeader* h) { return key_of(h) + h->key_size; }
-    static bool checksum_ok(const ItemHeader* h) { return item_checksum(*h) == h->checksum; }
+    static bool checksum_ok(const ItemHeader* h) { return item_checksum(*h, h + 1) == h->checksum; }
 
     // ---- locking --------------------------------------------------------------------------
 
@@ -185,7 +189,10 @@ struct ShmStore::Impl {
             int rc = pthread_mutex_lock(&s.mutex);
             if (rc == EOWNERDEAD) {
                 s.counters.lock_recoveries.fetch_add(1, std::memory_order_relaxed);
-                if (s.dirty) impl.clear_shard(i);
+                if (s.version.load() & 1) {
+                    impl.clear_shard(i);
+                    s.version.fetch_add(1);
+                }
                 pthread_mutex_consistent(&s.mutex);
                 rc = 0;
             }
@@ -202,17 +209,15 @@ struct ShmStore::Impl {
         bool locked_ = false;
     };
 
-    // Marks shard i as being changed for as long as it lives.
+    // Marks shard i as being changed for as long as it lives (the seqlock's write side): its
+    // version is odd meanwhile, so readers retry and a recoverer knows the shard may be torn.
     struct Dirty {
         ShardHeader& s;
         explicit Dirty(ShardHeader& sh) : s(sh) {
-            s.dirty = 1;
-            std::atomic_signal_fence(std::memory_order_seq_cst);
+            s.version.store(s.version.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+            std::atomic_thread_fence(std::memory_order_release);
         }
-        ~Dirty() {
-            std::atomic_signal_fence(std::memory_order_seq_cst);
-            s.dirty = 0;
-        }
+        ~Dirty() { s.version.store(s.version.load(std::memory_order_relaxed) + 1, std::memory_order_release); }
     };
 
     // ---- lists ----------------------------------------------------------------------------
@@ -256,7 +261,6 @@ struct ShmStore::Impl {
         }
         s.counters.items = 0;
         s.counters.bytes_used = 0;
-        s.dirty = 0;
     }
 
     // ---- index ----------------------------------------------------------------------------
@@ -345,7 +349,7 @@ struct ShmStore::Impl {
             } else if (h->expiry <= now) {
                 unlink(i, slot, h);
                 c.expirations.fetch_add(1, std::memory_order_relaxed);
-            } else if (!keep(h)) {
+            } else if (int freq = keep(h, slot_freq(*slot)); freq < 0) {
                 unlink(i, slot, h);
                 c.evictions.fetch_add(1, std::memory_order_relaxed);
             } else {
@@ -357,7 +361,7 @@ struct ShmStore::Impl {
                 const std::uint64_t to = static_cast<std::uint64_t>(dest) * g.segment_size + dest_used;
                 const auto hash = h->hash;
                 if (to != seg_start + at) std::memmove(data(i) + to, h, size);
-                *slot = make_slot(hash, to);
+                *slot = make_slot(hash, to, static_cast<unsigned>(freq));
                 dest_used += size;
             }
             at += size;
@@ -376,10 +380,10 @@ struct ShmStore::Impl {
     // others are evicted and remembered in the ghost table.
     void evict_small(std::size_t i, std::int64_t now) {
         auto seg = pop_front(i, shard(i).small);
-        move_survivors_to_main(i, seg, now, [&](ItemHeader* h) {
-            if (h->freq.load(std::memory_order_relaxed) > 0) return true;
+        move_survivors_to_main(i, seg, now, [&](ItemHeader* h, unsigned freq) {
+            if (freq > 0) return static_cast<int>(freq);
             ghost(i, h->hash) = static_cast<std::uint32_t>(h->hash >> 32) | 1;
-            return false;
+            return -1;
         });
     }
 
@@ -387,11 +391,8 @@ struct ShmStore::Impl {
     // since their last pass go back to the tail (each pass costs them one hit); the others go.
     void evict_main(std::size_t i, std::int64_t now) {
         auto seg = pop_front(i, shard(i).main);
-        move_survivors_to_main(i, seg, now, [](ItemHeader* h) {
-            auto f = h->freq.load(std::memory_order_relaxed);
-            if (f == 0) return false;
-            h->freq.store(f - 1, std::memory_order_relaxed);
-            return true;
+        move_survivors_to_main(i, seg, now, [](ItemHeader*, unsigned freq) {
+            return static_cast<int>(freq) - 1;  // -1 (evict) when it was not hit since the last pass
         });
     }
 
@@ -431,29 +432,106 @@ struct ShmStore::Impl {
 
     // ---- operations -----------------------------------------------------------------------
 
+    // Hits and misses are counted per process, on striped cache lines: a shared counter would
+    // be the one cache line every reader writes.
+    struct alignas(64) ReadCounters {
+        std::atomic<std::uint64_t> hits{0}, misses{0};
+    };
+    std::array<ReadCounters, 16> read_counters;
+    ReadCounters& my_counters() {
+        static std::atomic<unsigned> next{0};
+        thread_local const unsigned index = next++ % 16;
+        return read_counters[index];
+    }
+
+    enum class Peek { Hit, Miss, Retry };
+
+    // The lock-free lookup: reads the bucket and the item, copies the value, and trusts them
+    // only if the shard's version did not move meanwhile. Every offset it follows is bounds-
+    // checked first, so a concurrent writer can make it retry but never read outside the file.
+    // Anything that needs a change (expired or suspicious entries) is left to the locked path.
+    Peek peek(std::size_t i, std::uint64_t hash, std::string_view key, std::int64_t now, std::string& out) {
+        auto& s = shard(i);
+        const auto v1 = s.version.load(std::memory_order_acquire);
+        if (v1 & 1) return Peek::Retry;
+        auto* b = bucket(i, hash);
+        std::uint64_t* found = nullptr;
+        std::uint64_t found_slot = 0;
+        for (std::size_t k = 0; k < kSlotsPerBucket && !found; ++k) {
+            const auto slot = __atomic_load_n(&b[k], __ATOMIC_RELAXED);
+            if (slot == 0 || !slot_tag_is(slot, hash)) continue;
+            const auto offset = slot_offset(slot);
+            if (offset >= g.segments * g.segment_size || offset % 8 != 0) return Peek::Retry;
+            const auto within = offset % g.segment_size;
+            const auto& info = segments(i)[offset / g.segment_size];
+            const auto used = __atomic_load_n(&info.used, __ATOMIC_RELAXED);
+            if (__atomic_load_n(&info.list, __ATOMIC_RELAXED) == kFree || used > g.segment_size ||
+                within + sizeof(ItemHeader) > used)
+                return Peek::Retry;
+            const auto* at = data(i) + offset;
+            ItemHeader h;
+            std::memcpy(&h, at, sizeof h);
+            if (h.magic != kItemMagic || h.dead || h.key_size > kMaxKeySize || h.value_size > g.max_object_size ||
+                within + item_size(h.key_size, h.value_size) > used)
+                return Peek::Retry;
+            if (h.hash != hash || h.key_size != key.size() ||
+                std::memcmp(at + sizeof(ItemHeader), key.data(), key.size()) != 0)
+                continue;
+            if (h.expiry <= now) return Peek::Retry;
+            out.assign(reinterpret_cast<const char*>(at) + sizeof(ItemHeader) + h.key_size, h.value_size);
+            if (item_checksum(h, reinterpret_cast<const char*>(at) + sizeof(ItemHeader)) != h.checksum)
+                return Peek::Retry;
+            found = &b[k];
+            found_slot = slot;
+        }
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (s.version.load(std::memory_order_relaxed) != v1) return Peek::Retry;
+        if (!found) return Peek::Miss;
+        // The hit: one more for S3-FIFO, unless the slot changed since (then it does not matter).
+        if (auto f = slot_freq(found_slot); f < kMaxFreq) {
+            auto bumped = found_slot + (1ull << kFreqShift);
+            __atomic_compare_exchange_n(found, &found_slot, bumped, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+        }
+        return Peek::Hit;
+    }
+
     std::optional<std::string> find(std::uint64_t hash, std::string_view key) {
         const auto i = shard_of(hash);
+        auto& counters = my_counters();
+        const auto now = opt.now();
+        std::string out;
+        for (int attempt = 0; attempt < 2; ++attempt) {
+            switch (peek(i, hash, key, now, out)) {
+                case Peek::Hit:
+                    counters.hits.fetch_add(1, std::memory_order_relaxed);
+                    return out;
+                case Peek::Miss:
+                    counters.misses.fetch_add(1, std::memory_order_relaxed);
+                    return std::nullopt;
+                case Peek::Retry:
+                    break;
+            }
+        }
+        // Contended, or something to clean up: the locked path.
         auto& c = shard(i).counters;
-        __builtin_prefetch(bucket(i, hash));
         Guard guard(*this, i);
         if (!guard.locked()) return std::nullopt;
         try {
             auto [slot, h] = lookup(i, hash, key);
             if (!h) {
-                c.misses.fetch_add(1, std::memory_order_relaxed);
+                counters.misses.fetch_add(1, std::memory_order_relaxed);
                 return std::nullopt;
             }
-            const bool expired = h->expiry <= opt.now();
+            const bool expired = h->expiry <= now;
             if (expired || !checksum_ok(h)) {
                 Dirty dirty(shard(i));
                 (expired ? c.expirations : c.corrupt_dropped).fetch_add(1, std::memory_order_relaxed);
                 unlink(i, slot, h);
-                c.misses.fetch_add(1, std::memory_order_relaxed);
+                counters.misses.fetch_add(1, std::memory_order_relaxed);
                 return std::nullopt;
             }
-            auto f = h->freq.load(std::memory_order_relaxed);
-            if (f < kMaxFreq) h->freq.store(f + 1, std::memory_order_relaxed);
-            c.hits.fetch_add(1, std::memory_order_relaxed);
+            if (slot_freq(*slot) < kMaxFreq) *slot += 1ull << kFreqShift;
+            counters.hits.fetch_add(1, std::memory_order_relaxed);
             return std::string(value_of(h), h->value_size);
         } catch (const CorruptShard&) {
             recover(i);
@@ -484,14 +562,13 @@ struct ShmStore::Impl {
             auto* h = reinterpret_cast<ItemHeader*>(data(i) + offset);
             h->key_size = static_cast<std::uint32_t>(key.size());
             h->value_size = static_cast<std::uint32_t>(value.size());
-            h->freq.store(0, std::memory_order_relaxed);
             h->dead = 0;
-            h->reserved = 0;
+            std::memset(h->reserved, 0, sizeof h->reserved);
             h->hash = hash;
             h->expiry = expiry;
             std::memcpy(const_cast<char*>(key_of(h)), key.data(), key.size());
             std::memcpy(const_cast<char*>(value_of(h)), value.data(), value.size());
-            h->checksum = item_checksum(*h);
+            h->checksum = item_checksum(*h, h + 1);
             std::atomic_thread_fence(std::memory_order_release);
             h->magic = kItemMagic;  // published last: a torn write never looks like an item
 
@@ -501,12 +578,12 @@ struct ShmStore::Impl {
             for (std::size_t k = 0; k < kSlotsPerBucket && !target; ++k)
                 if (b[k] == 0) target = &b[k];
             if (!target) {
-                std::uint8_t coldest = 255;
+                unsigned coldest = 255;
                 for (std::size_t k = 0; k < kSlotsPerBucket; ++k) {
                     auto* victim = item_at(i, slot_offset(b[k]));
-                    std::uint8_t f = victim ? victim->freq.load(std::memory_order_relaxed) : 0;
+                    unsigned f = victim ? slot_freq(b[k]) : 0;
                     if (!victim || f < coldest) {
-                        coldest = victim ? f : 0;
+                        coldest = f;
                         target = &b[k];
                         if (!victim) break;
                     }
@@ -700,7 +777,8 @@ struct ShmStore::Impl {
                 for (std::size_t i = 0; i < g.shards; ++i) {
                     auto& sh = shard(i);
                     init_mutex(&sh.mutex);  // alone: no one can hold it
-                    if (sh.dirty || !lists_valid(i)) {
+                    if ((sh.version.load() & 1) || !lists_valid(i)) {
+                        sh.version.store(0);
                         sh.counters.corrupt_dropped.fetch_add(1);
                         clear_shard(i);
                     } else if (!clean) {
@@ -749,14 +827,16 @@ bool ShmStore::erase(Hash hash, std::string_view key) { return impl_->erase(hash
 StoreStats ShmStore::stats() const {
     StoreStats out;
     const auto& g = impl_->g;
+    for (const auto& rc : impl_->read_counters) {
+        out.hits += rc.hits.load(std::memory_order_relaxed);
+        out.misses += rc.misses.load(std::memory_order_relaxed);
+    }
     out.capacity_bytes = g.shards * g.segments * g.segment_size;
     for (std::size_t i = 0; i < g.shards; ++i) {
         const auto& c = impl_->shard(i).counters;
         auto r = [](const std::atomic<std::uint64_t>& v) { return v.load(std::memory_order_relaxed); };
         out.items += r(c.items);
         out.bytes_used += r(c.bytes_used);
-        out.hits += r(c.hits);
-        out.misses += r(c.misses);
         out.puts += r(c.puts);
         out.evictions += r(c.evictions);
         out.expirations += r(c.expirations);
