@@ -1,0 +1,77 @@
+#pragma once
+// RFC 9111 as a shared cache, as pure functions of headers and times: may a response be stored
+// (§3), how long is it fresh (§4.2.1), how old is it (§4.2.3), may a stored response answer a
+// request without going to the origin (§4.2, §5.2.1).
+//
+// The TTL arithmetic, in one place:
+//   freshness_lifetime = s-maxage, else max-age, else Expires − Date, else (heuristic, for
+//                        statuses cacheable by default with a Last-Modified) 10 % of
+//                        Date − Last-Modified, capped by the caller's heuristic limit; else 0.
+//   current_age        = max(apparent age, Age + response delay) + time resident in the cache.
+//   fresh              ⇔ freshness_lifetime > current_age.
+
+#include "cachalot/http/cache_control.hpp"
+#include "cachalot/http/headers.hpp"
+
+#include <string_view>
+
+namespace cachalot::http {
+
+/// Where a freshness lifetime came from.
+enum class FreshnessSource { SMaxAge, MaxAge, Expires, Heuristic, None };
+const char* to_string(FreshnessSource source);
+
+struct Freshness {
+    Seconds lifetime{0};
+    FreshnessSource source = FreshnessSource::None;
+};
+
+/// The Cache-Control of a message: every Cache-Control field line, as one list.
+CacheControl cache_control_of(const Fields& fields);
+
+/// Statuses a cache may store without explicit freshness (RFC 9110 §15.1): 200, 203, 204, 206,
+/// 300, 301, 308, 404, 405, 410, 414, 501.
+bool heuristically_cacheable(unsigned status);
+
+/// The freshness lifetime of a response for a shared cache. `response_time` stands in for a
+/// missing or invalid Date. `heuristic_limit` caps the Last-Modified heuristic (0 disables it).
+Freshness freshness_lifetime(unsigned status, const Fields& response, const CacheControl& cc, Time response_time,
+                             Seconds heuristic_limit);
+
+/// The response's current age (§4.2.3). `request_time` and `response_time` are when the
+/// request was sent to the origin and when the response arrived.
+Seconds current_age(const Fields& response, Time request_time, Time response_time, Time now);
+
+/// Why a response is not stored; None when it may be. The names label metrics and the
+/// Cache-Status `detail` parameter.
+enum class NotStorable {
+    None,
+    Method,            // only GET and HEAD responses are stored
+    Status,            // not a final status this cache understands
+    RequestNoStore,    // the request said no-store
+    ResponseNoStore,   // the response said no-store
+    Private,           // private: for one user's cache only
+    Authorization,     // the request carried credentials and the response did not allow sharing
+    NoFreshness,       // nothing says how long it may be reused, and the status is not cacheable by default
+};
+const char* to_string(NotStorable reason);
+
+/// May a shared cache store this response to this request (RFC 9111 §3, §3.5)?
+NotStorable storability(std::string_view method, unsigned status, const Fields& request,
+                        const CacheControl& request_cc, const Fields& response, const CacheControl& response_cc);
+
+/// What a stored response can do for a request, without the origin.
+enum class Usability {
+    Fresh,           // serve it
+    StaleAllowed,    // stale, but the request's max-stale accepts it: serve it
+    MustRevalidate,  // ask the origin first (conditional request when validators exist)
+};
+const char* to_string(Usability usability);
+
+/// Request and response directives applied to a stored response's lifetime and age
+/// (§4.2, §4.2.4, §5.2.1, §5.2.2.2, §5.2.2.4, §5.2.2.8). Pass request_pragma_no_cache when the
+/// request has `Pragma: no-cache` and no Cache-Control field: it then counts as no-cache (§5.4).
+Usability usability(const CacheControl& request_cc, bool request_pragma_no_cache, const CacheControl& response_cc,
+                    Seconds lifetime, Seconds age);
+
+}  // namespace cachalot::http

@@ -1,0 +1,155 @@
+#include "cachalot/http/freshness.hpp"
+
+#include <algorithm>
+
+namespace cachalot::http {
+namespace {
+
+namespace bh = boost::beast::http;
+
+std::string joined(const Fields& fields, std::string_view name) {
+    std::string out;
+    for (const auto& f : fields) {
+        if (!iequals(f.name_string(), name)) continue;
+        if (!out.empty()) out += ", ";
+        out += f.value();
+    }
+    return out;
+}
+
+// The value of a field that must appear once; nothing when absent or repeated (§4.2.1 lets a
+// cache treat duplicates as stale, which is what "no usable value" leads to here).
+std::optional<std::string_view> single(const Fields& fields, bh::field name) {
+    std::optional<std::string_view> value;
+    for (const auto& f : fields) {
+        if (f.name() != name) continue;
+        if (value) return std::string_view{};  // present twice: unusable
+        value = f.value();
+    }
+    return value;
+}
+
+}  // namespace
+
+const char* to_string(FreshnessSource source) {
+    switch (source) {
+        case FreshnessSource::SMaxAge: return "s-maxage";
+        case FreshnessSource::MaxAge: return "max-age";
+        case FreshnessSource::Expires: return "expires";
+        case FreshnessSource::Heuristic: return "heuristic";
+        case FreshnessSource::None: return "none";
+    }
+    return "none";
+}
+
+const char* to_string(NotStorable reason) {
+    switch (reason) {
+        case NotStorable::None: return "stored";
+        case NotStorable::Method: return "method";
+        case NotStorable::Status: return "status";
+        case NotStorable::RequestNoStore: return "request-no-store";
+        case NotStorable::ResponseNoStore: return "no-store";
+        case NotStorable::Private: return "private";
+        case NotStorable::Authorization: return "authorization";
+        case NotStorable::NoFreshness: return "no-freshness-info";
+    }
+    return "unknown";
+}
+
+const char* to_string(Usability usability) {
+    switch (usability) {
+        case Usability::Fresh: return "fresh";
+        case Usability::StaleAllowed: return "stale-allowed";
+        case Usability::MustRevalidate: return "must-revalidate";
+    }
+    return "unknown";
+}
+
+CacheControl cache_control_of(const Fields& fields) { return parse_cache_control(joined(fields, "Cache-Control")); }
+
+bool heuristically_cacheable(unsigned status) {
+    for (unsigned s : {200u, 203u, 204u, 206u, 300u, 301u, 308u, 404u, 405u, 410u, 414u, 501u})
+        if (status == s) return true;
+    return false;
+}
+
+Freshness freshness_lifetime(unsigned status, const Fields& response, const CacheControl& cc, Time response_time,
+                             Seconds heuristic_limit) {
+    if (cc.s_maxage) return {*cc.s_maxage, FreshnessSource::SMaxAge};
+    if (cc.max_age) return {*cc.max_age, FreshnessSource::MaxAge};
+
+    auto date_field = single(response, bh::field::date);
+    std::optional<Time> date = date_field ? parse_http_date(*date_field, response_time) : std::nullopt;
+    const Time date_value = date.value_or(response_time);
+
+    if (auto expires = single(response, bh::field::expires)) {
+        // An invalid Expires (such as "0") means already expired (§5.3).
+        auto at = parse_http_date(*expires, response_time);
+        if (!at) return {Seconds{0}, FreshnessSource::Expires};
+        return {std::max(Seconds{0}, *at - date_value), FreshnessSource::Expires};
+    }
+
+    if (heuristic_limit > Seconds{0} && heuristically_cacheable(status)) {
+        if (auto lm_field = single(response, bh::field::last_modified)) {
+            if (auto lm = parse_http_date(*lm_field, response_time); lm && *lm < date_value) {
+                auto lifetime = std::min(heuristic_limit, (date_value - *lm) / 10);
+                return {lifetime, FreshnessSource::Heuristic};
+            }
+        }
+    }
+    return {Seconds{0}, FreshnessSource::None};
+}
+
+Seconds current_age(const Fields& response, Time request_time, Time response_time, Time now) {
+    Seconds age_value{0};
+    if (auto age = single(response, bh::field::age); age && !age->empty())
+        age_value = parse_delta_seconds(*age).value_or(Seconds{0});
+    auto date_field = single(response, bh::field::date);
+    auto date = date_field ? parse_http_date(*date_field, response_time) : std::nullopt;
+    const Seconds apparent_age = std::max(Seconds{0}, response_time - date.value_or(response_time));
+    const Seconds response_delay = std::max(Seconds{0}, response_time - request_time);
+    const Seconds corrected_age_value = age_value + response_delay;
+    const Seconds corrected_initial_age = std::max(apparent_age, corrected_age_value);
+    const Seconds resident_time = std::max(Seconds{0}, now - response_time);
+    return std::min(kMaxDelta, corrected_initial_age + resident_time);
+}
+
+NotStorable storability(std::string_view method, unsigned status, const Fields& request,
+                        const CacheControl& request_cc, const Fields& response, const CacheControl& response_cc) {
+    if (method != "GET" && method != "HEAD") return NotStorable::Method;
+    // 206 needs range-aware storage; 1xx are not final; other statuses are stored only with
+    // explicit freshness, below.
+    if (status < 200 || status == 206 || status > 599) return NotStorable::Status;
+    if (request_cc.no_store) return NotStorable::RequestNoStore;
+    if (response_cc.no_store) return NotStorable::ResponseNoStore;
+    // private="field" allows storing without those fields; storing nothing is the safe reading.
+    if (response_cc.private_ || !response_cc.private_fields.empty()) return NotStorable::Private;
+    if (request.count(bh::field::authorization) > 0 && !response_cc.public_ && !response_cc.must_revalidate &&
+        !response_cc.s_maxage)
+        return NotStorable::Authorization;
+    const bool explicit_freshness = response_cc.public_ || response_cc.max_age || response_cc.s_maxage ||
+                                    response.count(bh::field::expires) > 0;
+    if (!explicit_freshness && !heuristically_cacheable(status)) return NotStorable::NoFreshness;
+    return NotStorable::None;
+}
+
+Usability usability(const CacheControl& request_cc, bool request_pragma_no_cache, const CacheControl& response_cc,
+                    Seconds lifetime, Seconds age) {
+    if (response_cc.no_cache) return Usability::MustRevalidate;
+    if (request_cc.no_cache) return Usability::MustRevalidate;
+    if (request_pragma_no_cache) return Usability::MustRevalidate;
+    if (request_cc.max_age && age > *request_cc.max_age) return Usability::MustRevalidate;
+
+    const bool fresh = lifetime > age;
+    if (fresh) {
+        if (request_cc.min_fresh && lifetime - age < *request_cc.min_fresh) return Usability::MustRevalidate;
+        return Usability::Fresh;
+    }
+    // Stale. must-revalidate, proxy-revalidate and s-maxage (§5.2.2.10) forbid serving it.
+    if (response_cc.must_revalidate || response_cc.proxy_revalidate || response_cc.s_maxage)
+        return Usability::MustRevalidate;
+    if (request_cc.max_stale && age - lifetime <= *request_cc.max_stale) return Usability::StaleAllowed;
+    return Usability::MustRevalidate;
+}
+
+}  // namespace cachalot::http

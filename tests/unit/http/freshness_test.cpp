@@ -1,0 +1,172 @@
+#include "cachalot/http/freshness.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace cachalot::http;
+using namespace std::chrono;
+
+namespace {
+
+const Time kNow = sys_days{2026y / November / 23} + 12h;
+
+Fields make(std::initializer_list<std::pair<const char*, std::string>> list) {
+    Fields f;
+    for (auto& [n, v] : list) f.insert(n, v);
+    return f;
+}
+
+std::string date(Seconds offset) { return format_http_date(kNow + offset); }
+
+Freshness lifetime_of(unsigned status, const Fields& response, Seconds heuristic_limit = 86400s) {
+    return freshness_lifetime(status, response, cache_control_of(response), kNow, heuristic_limit);
+}
+
+}  // namespace
+
+TEST_CASE("freshness lifetime: each source, in RFC 9111 order") {
+    struct Row {
+        const char* name;
+        unsigned status;
+        Fields response;
+        Seconds lifetime;
+        FreshnessSource source;
+    };
+    auto row = GENERATE(values<Row>({
+        {"s-maxage wins over max-age", 200, make({{"Cache-Control", "max-age=60, s-maxage=30"}}), 30s,
+         FreshnessSource::SMaxAge},
+        {"max-age wins over Expires", 200,
+         make({{"Cache-Control", "max-age=60"}, {"Date", date(0s)}, {"Expires", date(3600s)}}), 60s,
+         FreshnessSource::MaxAge},
+        {"Expires minus Date", 200, make({{"Date", date(-100s)}, {"Expires", date(500s)}}), 600s,
+         FreshnessSource::Expires},
+        {"Expires without Date uses the response time", 200, make({{"Expires", date(300s)}}), 300s,
+         FreshnessSource::Expires},
+        {"Expires in the past", 200, make({{"Date", date(0s)}, {"Expires", date(-10s)}}), 0s,
+         FreshnessSource::Expires},
+        {"invalid Expires means expired", 200, make({{"Expires", "0"}}), 0s, FreshnessSource::Expires},
+        {"two Expires fields mean expired", 200, make({{"Expires", date(300s)}, {"Expires", date(600s)}}), 0s,
+         FreshnessSource::Expires},
+        {"heuristic: 10 % of the time since Last-Modified", 200,
+         make({{"Date", date(0s)}, {"Last-Modified", date(-1000s)}}), 100s, FreshnessSource::Heuristic},
+        {"heuristic capped by the limit", 404, make({{"Date", date(0s)}, {"Last-Modified", date(-10'000'000s)}}),
+         86400s, FreshnessSource::Heuristic},
+        {"no heuristic for a status not cacheable by default", 302,
+         make({{"Date", date(0s)}, {"Last-Modified", date(-1000s)}}), 0s, FreshnessSource::None},
+        {"no heuristic without Last-Modified", 200, make({{"Date", date(0s)}}), 0s, FreshnessSource::None},
+        {"Last-Modified after Date gives nothing", 200, make({{"Date", date(0s)}, {"Last-Modified", date(60s)}}),
+         0s, FreshnessSource::None},
+        {"invalid max-age is stale", 200, make({{"Cache-Control", "max-age=soon"}, {"Expires", date(600s)}}), 0s,
+         FreshnessSource::MaxAge},
+    }));
+    INFO(row.name);
+    auto f = lifetime_of(row.status, row.response);
+    CHECK(f.lifetime == row.lifetime);
+    CHECK(f.source == row.source);
+}
+
+TEST_CASE("freshness lifetime: a heuristic limit of 0 turns heuristics off") {
+    auto f = lifetime_of(200, make({{"Date", date(0s)}, {"Last-Modified", date(-1000s)}}), 0s);
+    CHECK(f.source == FreshnessSource::None);
+}
+
+TEST_CASE("current age: apparent age, Age header and response delay (RFC 9111 §4.2.3)") {
+    struct Row {
+        const char* name;
+        Fields response;
+        Seconds request_offset, response_offset, now_offset;
+        Seconds age;
+    };
+    auto row = GENERATE(values<Row>({
+        {"fresh from the origin", make({{"Date", date(0s)}}), 0s, 0s, 0s, 0s},
+        {"resident time adds up", make({{"Date", date(0s)}}), 0s, 0s, 42s, 42s},
+        {"Age from an upstream cache", make({{"Date", date(0s)}, {"Age", "100"}}), 0s, 0s, 10s, 110s},
+        {"a slow origin: the response delay counts", make({{"Date", date(0s)}, {"Age", "5"}}), -3s, 0s, 0s, 8s},
+        {"a Date in the past: apparent age", make({{"Date", date(-30s)}}), 0s, 0s, 0s, 30s},
+        {"the larger of apparent and corrected age", make({{"Date", date(-30s)}, {"Age", "40"}}), -2s, 0s, 0s, 42s},
+        {"a Date in the future is not a negative age", make({{"Date", date(3600s)}}), 0s, 0s, 0s, 0s},
+        {"an invalid Age counts as 0", make({{"Date", date(0s)}, {"Age", "old"}}), 0s, 0s, 5s, 5s},
+        {"no Date: the response time stands in", make({}), 0s, 0s, 7s, 7s},
+    }));
+    INFO(row.name);
+    CHECK(current_age(row.response, kNow + row.request_offset, kNow + row.response_offset, kNow + row.now_offset) ==
+          row.age);
+}
+
+TEST_CASE("storability for a shared cache, table") {
+    struct Row {
+        const char* name;
+        const char* method;
+        unsigned status;
+        Fields request;
+        Fields response;
+        NotStorable expected;
+    };
+    auto row = GENERATE(values<Row>({
+        {"plain GET 200 with max-age", "GET", 200, make({}), make({{"Cache-Control", "max-age=60"}}),
+         NotStorable::None},
+        {"HEAD is stored too", "HEAD", 200, make({}), make({{"Cache-Control", "max-age=60"}}), NotStorable::None},
+        {"POST is not", "POST", 200, make({}), make({{"Cache-Control", "max-age=60"}}), NotStorable::Method},
+        {"206 needs range support", "GET", 206, make({}), make({{"Cache-Control", "max-age=60"}}),
+         NotStorable::Status},
+        {"no-store in the response", "GET", 200, make({}), make({{"Cache-Control", "max-age=60, no-store"}}),
+         NotStorable::ResponseNoStore},
+        {"no-store in the request", "GET", 200, make({{"Cache-Control", "no-store"}}),
+         make({{"Cache-Control", "max-age=60"}}), NotStorable::RequestNoStore},
+        {"private", "GET", 200, make({}), make({{"Cache-Control", "private, max-age=60"}}), NotStorable::Private},
+        {"private with fields", "GET", 200, make({}), make({{"Cache-Control", "private=\"Set-Cookie\", max-age=60"}}),
+         NotStorable::Private},
+        {"Authorization without permission", "GET", 200, make({{"Authorization", "Bearer x"}}),
+         make({{"Cache-Control", "max-age=60"}}), NotStorable::Authorization},
+        {"Authorization with public", "GET", 200, make({{"Authorization", "Bearer x"}}),
+         make({{"Cache-Control", "public, max-age=60"}}), NotStorable::None},
+        {"Authorization with s-maxage", "GET", 200, make({{"Authorization", "Bearer x"}}),
+         make({{"Cache-Control", "s-maxage=60"}}), NotStorable::None},
+        {"Authorization with must-revalidate", "GET", 200, make({{"Authorization", "Bearer x"}}),
+         make({{"Cache-Control", "must-revalidate, max-age=60"}}), NotStorable::None},
+        {"302 without freshness information", "GET", 302, make({}), make({}), NotStorable::NoFreshness},
+        {"302 with Expires", "GET", 302, make({}), make({{"Expires", date(60s)}}), NotStorable::None},
+        {"200 without anything: heuristically cacheable", "GET", 200, make({}), make({}), NotStorable::None},
+        {"404 is cacheable by default", "GET", 404, make({}), make({}), NotStorable::None},
+        {"500 needs explicit freshness", "GET", 500, make({}), make({}), NotStorable::NoFreshness},
+        {"no-cache may be stored (it is revalidated on use)", "GET", 200, make({}),
+         make({{"Cache-Control", "no-cache"}}), NotStorable::None},
+    }));
+    INFO(row.name);
+    CHECK(storability(row.method, row.status, row.request, cache_control_of(row.request), row.response,
+                      cache_control_of(row.response)) == row.expected);
+}
+
+TEST_CASE("usability of a stored response, table") {
+    struct Row {
+        const char* name;
+        const char* request_cc;
+        bool pragma;
+        const char* response_cc;
+        Seconds lifetime, age;
+        Usability expected;
+    };
+    auto row = GENERATE(values<Row>({
+        {"fresh", "", false, "max-age=60", 60s, 10s, Usability::Fresh},
+        {"stale", "", false, "max-age=60", 60s, 60s, Usability::MustRevalidate},
+        {"response no-cache", "", false, "no-cache, max-age=60", 60s, 0s, Usability::MustRevalidate},
+        {"request no-cache", "no-cache", false, "max-age=60", 60s, 0s, Usability::MustRevalidate},
+        {"Pragma: no-cache without Cache-Control", "", true, "max-age=60", 60s, 0s, Usability::MustRevalidate},
+        {"request max-age older than allowed", "max-age=5", false, "max-age=60", 60s, 10s,
+         Usability::MustRevalidate},
+        {"request max-age within", "max-age=20", false, "max-age=60", 60s, 10s, Usability::Fresh},
+        {"request min-fresh not met", "min-fresh=55", false, "max-age=60", 60s, 10s, Usability::MustRevalidate},
+        {"request min-fresh met", "min-fresh=30", false, "max-age=60", 60s, 10s, Usability::Fresh},
+        {"max-stale covers the staleness", "max-stale=30", false, "max-age=60", 60s, 80s, Usability::StaleAllowed},
+        {"max-stale too short", "max-stale=10", false, "max-age=60", 60s, 80s, Usability::MustRevalidate},
+        {"bare max-stale: any staleness", "max-stale", false, "max-age=60", 60s, 100000s, Usability::StaleAllowed},
+        {"must-revalidate beats max-stale", "max-stale", false, "max-age=60, must-revalidate", 60s, 80s,
+         Usability::MustRevalidate},
+        {"proxy-revalidate beats max-stale", "max-stale", false, "max-age=60, proxy-revalidate", 60s, 80s,
+         Usability::MustRevalidate},
+        {"s-maxage implies proxy-revalidate", "max-stale", false, "s-maxage=60", 60s, 80s,
+         Usability::MustRevalidate},
+    }));
+    INFO(row.name);
+    CHECK(usability(parse_cache_control(row.request_cc), row.pragma, parse_cache_control(row.response_cc),
+                    row.lifetime, row.age) == row.expected);
+}
