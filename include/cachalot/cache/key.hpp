@@ -1,0 +1,42 @@
+#pragma once
+// Cache keys: the primary key names a resource (method class, normalized URL, route-chosen
+// headers and cookies); the variant key picks one of its stored variants by the request
+// headers the response's Vary nominated. Only normalizations that cannot merge two different
+// resources are applied (no dot-segment removal, no case folding of paths).
+
+#include "cachalot/http/headers.hpp"
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cachalot::cache {
+
+/// Per-route rules for what enters the primary key.
+struct KeyRules {
+    bool sort_query = true;                       // a=1&b=2 and b=2&a=1 are one resource
+    std::vector<std::string> ignored_params;      // dropped from the query: exact names, or prefixes ending in '*' ("utm_*")
+    std::vector<std::string> headers;             // request headers added to the key (names)
+    std::vector<std::string> cookies;             // cookies (by name) added to the key
+};
+
+/// The primary key of a request: "GET" for GET and HEAD (a HEAD is answered from a stored
+/// GET), the method itself otherwise; then scheme://host[:port]path?query with the host
+/// lower-cased, a default port dropped, percent-encodings upper-cased and unreserved ones
+/// decoded, the query filtered and (optionally) sorted; then the route's headers and cookies.
+std::string primary_key(std::string_view method, std::string_view scheme, std::string_view host,
+                        std::string_view target, const http::Fields& request, const KeyRules& rules);
+
+/// The response's Vary names: lower-case, sorted, without duplicates. {"*"} for Vary: *
+/// (such a response is never served from cache).
+std::vector<std::string> vary_names(const http::Fields& response);
+
+/// The variant key: for each nominated header, the request's value normalized (list
+/// elements trimmed and sorted; Accept-Encoding reduced to the codings a cache can serve).
+std::string variant_key(const std::vector<std::string>& vary, const http::Fields& request);
+
+/// Accept-Encoding reduced to the content codings worth a separate variant, sorted:
+/// "br", "gzip", "zstd" when accepted with q > 0 (identity is always acceptable).
+std::string normalized_accept_encoding(std::string_view value);
+
+}  // namespace cachalot::cache

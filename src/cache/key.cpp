@@ -1,0 +1,235 @@
+#include "cachalot/cache/key.hpp"
+
+#include <algorithm>
+#include <set>
+
+namespace cachalot::cache {
+namespace {
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+    return out;
+}
+
+template <class F>
+void split(std::string_view s, char sep, F&& f) {
+    while (true) {
+        auto at = s.find(sep);
+        f(s.substr(0, at));
+        if (at == std::string_view::npos) return;
+        s.remove_prefix(at + 1);
+    }
+}
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+bool unreserved(unsigned char c) {
+    return std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+// RFC 3986 §6.2.2.1-2: percent-encodings in upper case, unreserved characters decoded.
+std::string normalize_percent(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 &&
+            hex_value(s[i + 2]) >= 0) {
+            auto c = static_cast<unsigned char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+            if (unreserved(c)) {
+                out += static_cast<char>(c);
+            } else {
+                out += '%';
+                out += static_cast<char>(std::toupper(static_cast<unsigned char>(s[i + 1])));
+                out += static_cast<char>(std::toupper(static_cast<unsigned char>(s[i + 2])));
+            }
+            i += 2;
+        } else {
+            out += s[i];
+        }
+    }
+    return out;
+}
+
+bool ignored(std::string_view param, const std::vector<std::string>& rules) {
+    for (const auto& rule : rules) {
+        if (!rule.empty() && rule.back() == '*') {
+            if (param.substr(0, rule.size() - 1) == std::string_view(rule).substr(0, rule.size() - 1)) return true;
+        } else if (param == rule) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// All field lines of `name`, joined with ", ".
+std::string field_value(const http::Fields& fields, std::string_view name) {
+    std::string out;
+    for (const auto& f : fields) {
+        if (!http::iequals(f.name_string(), name)) continue;
+        if (!out.empty()) out += ", ";
+        out += trim(f.value());
+    }
+    return out;
+}
+
+// A list-valued field with its elements trimmed, whitespace runs collapsed, and sorted.
+std::string normalized_list(std::string_view value) {
+    std::vector<std::string> elements;
+    split(value, ',', [&](std::string_view e) {
+        std::string collapsed;
+        for (char c : trim(e)) {
+            if ((c == ' ' || c == '\t') && !collapsed.empty() && collapsed.back() == ' ') continue;
+            collapsed += (c == '\t') ? ' ' : c;
+        }
+        if (!collapsed.empty()) elements.push_back(std::move(collapsed));
+    });
+    std::sort(elements.begin(), elements.end());
+    std::string out;
+    for (auto& e : elements) {
+        if (!out.empty()) out += ',';
+        out += e;
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string normalized_accept_encoding(std::string_view value) {
+    static const std::set<std::string> kServable{"br", "gzip", "zstd"};
+    std::set<std::string> accepted;
+    bool star = false;
+    std::set<std::string> refused;
+    split(value, ',', [&](std::string_view element) {
+        auto semi = element.find(';');
+        auto coding = lower(trim(element.substr(0, semi)));
+        bool zero = false;
+        if (semi != std::string_view::npos) {
+            auto params = element.substr(semi + 1);
+            split(params, ';', [&](std::string_view p) {
+                p = trim(p);
+                if (p.size() >= 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
+                    auto q = trim(p.substr(2));
+                    zero = !q.empty() && q.find_first_not_of("0.") == std::string_view::npos;
+                }
+            });
+        }
+        if (coding == "x-gzip") coding = "gzip";
+        if (coding == "*") star = !zero;
+        else if (zero) refused.insert(coding);
+        else if (kServable.count(coding)) accepted.insert(coding);
+    });
+    if (star)
+        for (const auto& c : kServable)
+            if (!refused.count(c)) accepted.insert(c);
+    std::string out;
+    for (const auto& c : accepted) {
+        if (!out.empty()) out += ',';
+        out += c;
+    }
+    return out;
+}
+
+std::string primary_key(std::string_view method, std::string_view scheme, std::string_view host,
+                        std::string_view target, const http::Fields& request, const KeyRules& rules) {
+    std::string key = (method == "GET" || method == "HEAD") ? "GET" : std::string(method);
+    const auto scheme_lc = lower(scheme);
+    key += ' ';
+    key += scheme_lc;
+    key += "://";
+
+    // Host: lower-case, no trailing dot, the scheme's default port dropped.
+    std::string h = lower(host);
+    std::string port;
+    if (auto colon = h.rfind(':'); colon != std::string::npos && h.find(']', colon) == std::string::npos) {
+        port = h.substr(colon + 1);
+        h.resize(colon);
+    }
+    if (!h.empty() && h.back() == '.') h.pop_back();
+    key += h;
+    if (!port.empty() && !(scheme_lc == "http" && port == "80") && !(scheme_lc == "https" && port == "443")) {
+        key += ':';
+        key += port;
+    }
+
+    // An absolute-form target's path and query.
+    if (auto p = target.find("://"); p != std::string_view::npos && target.front() != '/') {
+        auto path_start = target.find('/', p + 3);
+        auto query_start = target.find('?', p + 3);
+        auto start = std::min(path_start, query_start);
+        target = start == std::string_view::npos ? std::string_view("/") : target.substr(start);
+        if (!target.empty() && target.front() == '?') key += '/';
+    }
+    auto q = target.find('?');
+    key += normalize_percent(target.substr(0, q));
+    if (q != std::string_view::npos) {
+        std::vector<std::string> params;
+        split(target.substr(q + 1), '&', [&](std::string_view param) {
+            if (param.empty()) return;
+            auto name = param.substr(0, param.find('='));
+            if (ignored(name, rules.ignored_params)) return;
+            params.push_back(normalize_percent(param));
+        });
+        if (rules.sort_query) std::stable_sort(params.begin(), params.end());
+        for (std::size_t i = 0; i < params.size(); ++i) {
+            key += i == 0 ? '?' : '&';
+            key += params[i];
+        }
+    }
+
+    for (const auto& name : rules.headers) {
+        key += "\nh:";
+        key += lower(name);
+        key += '=';
+        key += normalized_list(field_value(request, name));
+    }
+    if (!rules.cookies.empty()) {
+        const auto cookie_header = field_value(request, "Cookie");
+        for (const auto& name : rules.cookies) {
+            key += "\nc:";
+            key += name;
+            key += '=';
+            split(cookie_header, ';', [&](std::string_view pair) {
+                pair = trim(pair);
+                if (pair.size() > name.size() && pair.substr(0, name.size()) == name && pair[name.size()] == '=')
+                    key += pair.substr(name.size() + 1);
+            });
+        }
+    }
+    return key;
+}
+
+std::vector<std::string> vary_names(const http::Fields& response) {
+    std::set<std::string> names;
+    split(field_value(response, "Vary"), ',', [&](std::string_view n) {
+        n = trim(n);
+        if (!n.empty()) names.insert(lower(n));
+    });
+    if (names.count("*")) return {"*"};
+    return {names.begin(), names.end()};
+}
+
+std::string variant_key(const std::vector<std::string>& vary, const http::Fields& request) {
+    std::string key;
+    for (const auto& name : vary) {
+        if (!key.empty()) key += '\n';
+        key += name;
+        key += '=';
+        auto value = field_value(request, name);
+        key += name == "accept-encoding" ? normalized_accept_encoding(value) : normalized_list(value);
+    }
+    return key;
+}
+
+}  // namespace cachalot::cache
