@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
         spdlog::info("L1 {}: {} ({})", l1_cfg.path, cachalot::store::to_string(l1.open_state()), l1.describe());
         metrics.add_source([&l1] { return l1_samples(l1.stats()); });
 
-        cachalot::server::Server server(*cfg, metrics);
+        cachalot::server::Server server(*cfg, metrics, &l1);
         return server.run();
     } catch (const std::exception& e) {
         spdlog::critical("{}", e.what());

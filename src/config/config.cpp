@@ -158,10 +158,16 @@ void read_upstream(Reader& r, const YAML::Node& node, const std::string& key, Up
     r.read_size(node, key, "max_response_bytes", u.max_response_bytes);
 }
 
+void read_route_cache(Reader& r, const YAML::Node& node, const std::string& key, RouteCache& cache) {
+    if (!node.IsDefined() || node.IsNull() || !r.expect_map(node, key, {"enabled"})) return;
+    r.read_bool(node, key, "enabled", cache.enabled);
+}
+
 void read_route(Reader& r, const YAML::Node& node, const std::string& key, Route& route) {
-    if (!r.expect_map(node, key, {"name", "match", "upstream"})) return;
+    if (!r.expect_map(node, key, {"name", "match", "upstream", "cache"})) return;
     r.read_string(node, key, "name", route.name, true);
     r.read_string(node, key, "upstream", route.upstream, true);
+    read_route_cache(r, node["cache"], key + ".cache", route.cache);
     auto match = node["match"];
     if (match.IsDefined() && !match.IsNull()) {
         auto mkey = key + ".match";
@@ -244,7 +250,8 @@ Config read_config(Reader& r, const YAML::Node& root) {
     }
 
     if (auto cache = root["cache"]; cache.IsDefined() && !cache.IsNull()) {
-        if (r.expect_map(cache, "cache", {"l1"})) {
+        if (r.expect_map(cache, "cache", {"l1", "heuristic_max_ttl"})) {
+            r.read_duration(cache, "cache", "heuristic_max_ttl", c.cache.heuristic_max_ttl);
             if (auto l1 = cache["l1"]; l1.IsDefined() && !l1.IsNull() &&
                                        r.expect_map(l1, "cache.l1", {"path", "size", "max_object_size"})) {
                 r.read_string(l1, "cache.l1", "path", c.cache.l1.path);

@@ -1,12 +1,21 @@
 #include "server/proxy_handler.hpp"
 
+#include "cachalot/cache/entry.hpp"
+#include "cachalot/cache/key.hpp"
+#include "cachalot/http/conditional.hpp"
+#include "cachalot/http/freshness.hpp"
 #include "cachalot/http/headers.hpp"
 #include "cachalot/server/router.hpp"
+
+#include <spdlog/spdlog.h>
 
 namespace cachalot::server {
 namespace {
 
 constexpr std::string_view kPseudonym = "cachalot";
+using Clock = std::chrono::system_clock;
+
+http::Time now_seconds() { return std::chrono::floor<std::chrono::seconds>(Clock::now()); }
 
 // The request as the origin gets it: hop-by-hop fields removed, forwarding fields added,
 // framed by its (already complete) body.
@@ -35,6 +44,28 @@ void prepare_for_client(Response& res, bhttp::verb method) {
     }
 }
 
+// Appends this cache's entry to Cache-Status (RFC 9211), after any upstream cache's.
+void add_cache_status(Response& res, const std::string& entry) {
+    std::string value(res["Cache-Status"]);
+    if (!value.empty()) value += ", ";
+    value += entry;
+    res.set("Cache-Status", value);
+}
+
+bool safe_method(bhttp::verb m) {
+    return m == bhttp::verb::get || m == bhttp::verb::head || m == bhttp::verb::options || m == bhttp::verb::trace;
+}
+
+std::string request_host(const Request& request) {
+    auto host = std::string(request[bhttp::field::host]);
+    auto target = request.target();
+    if (auto p = target.find("://"); p != std::string_view::npos && target.front() != '/') {
+        auto authority = target.substr(p + 3);
+        host = std::string(authority.substr(0, authority.find_first_of("/?")));
+    }
+    return host;
+}
+
 }  // namespace
 
 Response make_error_response(unsigned status, unsigned version, std::string_view detail) {
@@ -48,9 +79,47 @@ Response make_error_response(unsigned status, unsigned version, std::string_view
     return res;
 }
 
+net::awaitable<bool> ProxyHandler::forward(Request& request, const ClientInfo& client, const std::string& host,
+                                           const config::Route& route, Outcome& out) {
+    const auto method = request.method();
+    const auto version = request.version();
+    prepare_for_origin(request, client, host);
+    auto fetched = co_await pool_.fetch(route.upstream_index, request);
+    out.upstream_seconds = fetched.seconds;
+    if (!fetched.response) {
+        out.response = fetched.timed_out()
+                           ? make_error_response(504, version, "the origin did not answer in time")
+                           : make_error_response(502, version, "the origin could not be reached or answered badly");
+        co_return false;
+    }
+    out.response = std::move(*fetched.response);
+    out.response.version(version);
+    prepare_for_client(out.response, method);
+    co_return true;
+}
+
+// A successful unsafe request changes the resource: what is stored for its URI, and for a
+// same-origin Location or Content-Location, is dropped (RFC 9111 §4.4).
+void ProxyHandler::invalidate(std::string_view request_target, const Response& response, const std::string& host) {
+    auto drop = [&](std::string_view target) {
+        auto key = cache::primary_key("GET", "http", host, target, {}, {});
+        l1_->erase(store::hash_key(key), key);
+    };
+    drop(request_target);
+    for (auto field : {bhttp::field::location, bhttp::field::content_location}) {
+        std::string_view value = response[field];
+        if (value.empty()) continue;
+        if (value.front() == '/') {
+            drop(value);
+        } else if (normalized_host(value, "") == normalized_host("", host)) {
+            drop(value);  // absolute and same origin
+        }
+    }
+}
+
 net::awaitable<Outcome> ProxyHandler::handle(Request& request, const ClientInfo& client) {
     Outcome out;
-    auto host = normalized_host(request.target(), request[bhttp::field::host]);
+    const auto host = normalized_host(request.target(), request[bhttp::field::host]);
     out.route = match_route(cfg_.routes, host, target_path(request.target()));
     if (!out.route) {
         out.response = make_error_response(404, request.version(), "no route for this request");
@@ -59,20 +128,121 @@ net::awaitable<Outcome> ProxyHandler::handle(Request& request, const ClientInfo&
     const auto& route = cfg_.routes[*out.route];
     const auto method = request.method();
     const auto version = request.version();
+    const auto host_field = request_host(request);
 
-    prepare_for_origin(request, client, host);
-    auto fetched = co_await pool_.fetch(route.upstream_index, request);
-    out.upstream_seconds = fetched.seconds;
-    if (!fetched.response) {
-        if (fetched.timed_out())
-            out.response = make_error_response(504, version, "the origin did not answer in time");
-        else
-            out.response = make_error_response(502, version, "the origin could not be reached or answered badly");
+    if (!l1_ || !route.cache.enabled || (method != bhttp::verb::get && method != bhttp::verb::head)) {
+        const std::string target(request.target());
+        const bool answered = co_await forward(request, client, host, route, out);
+        if (l1_ && answered && !safe_method(method) && out.response.result_int() < 400)
+            invalidate(target, out.response, host_field);
+        add_cache_status(out.response, "cachalot; fwd=bypass");
         co_return out;
     }
-    out.response = std::move(*fetched.response);
-    out.response.version(version);
-    prepare_for_client(out.response, method);
+
+    // ---- lookup -----------------------------------------------------------------------------
+    const auto request_cc = http::cache_control_of(request.base());
+    const bool pragma_no_cache = request.count(bhttp::field::cache_control) == 0 &&
+                                 request[bhttp::field::pragma].find("no-cache") != std::string_view::npos;
+    const auto key = cache::primary_key(request.method_string(), "http", host_field, request.target(), request.base(), {});
+    const auto hash = store::hash_key(key);
+    const auto heuristic = std::chrono::duration_cast<http::Seconds>(cfg_.cache.heuristic_max_ttl);
+    auto now = now_seconds();
+
+    std::string fwd = "uri-miss";
+    if (auto bytes = l1_->find(hash, key)) {
+        auto entry = cache::decode_entry(*bytes);
+        if (!entry) {
+            l1_->erase(hash, key);  // not ours to trust
+        } else {
+            http::Fields stored;
+            for (auto& [name, value] : entry->headers) stored.insert(name, value);
+            const auto response_cc = http::cache_control_of(stored);
+            const http::Time request_time{http::Seconds{entry->request_time}};
+            const http::Time response_time{http::Seconds{entry->response_time}};
+            const auto lifetime =
+                http::freshness_lifetime(entry->status, stored, response_cc, response_time, heuristic).lifetime;
+            const auto age = http::current_age(stored, request_time, response_time, now);
+            const auto use = http::usability(request_cc, pragma_no_cache, response_cc, lifetime, age);
+            if (use != http::Usability::MustRevalidate) {
+                const auto ttl = (lifetime - age).count();
+                if (http::not_modified(request.base(), stored, now)) {
+                    out.response = Response{bhttp::status::not_modified, version};
+                    for (auto& [name, value] : entry->headers)
+                        if (http::sent_with_304(name) || http::iequals(name, "Via")) out.response.insert(name, value);
+                } else {
+                    out.response = Response{static_cast<bhttp::status>(entry->status), version};
+                    for (auto& [name, value] : entry->headers) out.response.insert(name, value);
+                    out.response.body() = std::move(entry->body);
+                    out.response.prepare_payload();
+                    if (method == bhttp::verb::head) out.response.body().clear();  // Content-Length stays
+                }
+                out.response.set(bhttp::field::age, std::to_string(age.count()));
+                add_cache_status(out.response, "cachalot; hit; ttl=" + std::to_string(ttl));
+                co_return out;
+            }
+            const bool forced = request_cc.no_cache || pragma_no_cache || request_cc.max_age || request_cc.min_fresh;
+            fwd = forced ? "request" : "stale";
+        }
+    }
+
+    if (request_cc.only_if_cached) {
+        out.response = make_error_response(504, version, "only-if-cached and nothing usable is stored");
+        add_cache_status(out.response, "cachalot; fwd=" + fwd + "; detail=only-if-cached");
+        co_return out;
+    }
+
+    // ---- fetch --------------------------------------------------------------------------------
+    const bool conditional = http::has_precondition_or_range(request.base());
+    http::Fields request_fields = request.base();  // forwarding rewrites the request
+    const auto request_time = now_seconds();
+    const bool answered = co_await forward(request, client, host, route, out);
+    now = now_seconds();
+    if (!answered) {
+        add_cache_status(out.response, "cachalot; fwd=" + fwd + "; detail=origin-unavailable");
+        co_return out;
+    }
+
+    // ---- store --------------------------------------------------------------------------------
+    auto& res = out.response;
+    const unsigned status = res.result_int();
+    std::string detail;
+    const auto response_cc = http::cache_control_of(res.base());
+    auto reason = http::storability(method == bhttp::verb::head ? "HEAD" : "GET", status, request_fields, request_cc,
+                                    res.base(), response_cc);
+    const auto freshness = http::freshness_lifetime(status, res.base(), response_cc, now, heuristic);
+    const auto age = http::current_age(res.base(), request_time, now, now);
+    if (reason != http::NotStorable::None) {
+        detail = http::to_string(reason);
+    } else if (method == bhttp::verb::head) {
+        detail = "head";  // no body to store; a later GET fills the cache
+    } else if (conditional) {
+        detail = "conditional";
+    } else if (status == 304) {
+        detail = "status";
+    } else if (res.count(bhttp::field::vary) > 0) {
+        detail = "vary";  // variants are stored once Vary-aware keys land in the pipeline
+    } else if (freshness.lifetime <= age) {
+        detail = "stale-on-arrival";
+    } else {
+        cache::Entry entry;
+        entry.status = status;
+        for (const auto& f : res.base())
+            if (!http::iequals(f.name_string(), "Set-Cookie") && !http::iequals(f.name_string(), "Cache-Status"))
+                entry.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+        entry.body = res.body();
+        entry.request_time = request_time.time_since_epoch().count();
+        entry.response_time = now.time_since_epoch().count();
+        const auto remaining = freshness.lifetime - age;
+        const auto expiry_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   (now + remaining).time_since_epoch()).count();
+        if (l1_->put(hash, key, cache::encode_entry(entry), expiry_ms)) {
+            add_cache_status(res, "cachalot; fwd=" + fwd + "; fwd-status=" + std::to_string(status) +
+                                      "; stored; ttl=" + std::to_string(remaining.count()));
+            co_return out;
+        }
+        detail = "too-large";
+    }
+    add_cache_status(res, "cachalot; fwd=" + fwd + "; fwd-status=" + std::to_string(status) + "; detail=" + detail);
     co_return out;
 }
 

@@ -41,13 +41,13 @@ struct Server::Impl {
     AdminState admin{metrics, ready, std::chrono::milliseconds(10'000)};
     int exit_code = 0;
 
-    Impl(const config::Config& c, const metrics::Metrics& m)
+    Impl(const config::Config& c, const metrics::Metrics& m, store::ShmStore* l1)
         : cfg(c),
           metrics(m),
           proxy_acceptor(bind_acceptor(ioc, c.listen.proxy, "proxy")),
           admin_acceptor(bind_acceptor(ioc, c.listen.admin, "admin")) {
         for (unsigned i = 0; i < cfg.worker_count(); ++i)
-            workers.push_back(std::make_unique<Worker>(cfg, metrics, draining));
+            workers.push_back(std::make_unique<Worker>(cfg, metrics, draining, l1));
     }
 
     // Hands each accepted connection to the next worker in turn.
@@ -108,7 +108,8 @@ struct Server::Impl {
     }
 };
 
-Server::Server(const config::Config& cfg, const metrics::Metrics& metrics) : impl_(new Impl(cfg, metrics)) {}
+Server::Server(const config::Config& cfg, const metrics::Metrics& metrics, store::ShmStore* l1)
+    : impl_(new Impl(cfg, metrics, l1)) {}
 
 Server::~Server() = default;
 

@@ -4,14 +4,15 @@
 
 namespace cachalot::server {
 
-Worker::Worker(const config::Config& cfg, const metrics::Metrics& metrics, const std::atomic<bool>& draining)
+Worker::Worker(const config::Config& cfg, const metrics::Metrics& metrics, const std::atomic<bool>& draining,
+               store::ShmStore* l1)
     : cfg_(cfg),
       metrics_(metrics),
       draining_(draining),
       ioc_(std::in_place, 1),
       work_(ioc_->get_executor()),
       pool_(ioc_->get_executor(), cfg.upstreams, metrics),
-      handler_(cfg, pool_) {}
+      handler_(cfg, pool_, l1) {}
 
 Worker::~Worker() {
     join();

@@ -23,7 +23,8 @@ struct SessionHandle {
 
 class Worker {
 public:
-    Worker(const config::Config& cfg, const metrics::Metrics& metrics, const std::atomic<bool>& draining);
+    Worker(const config::Config& cfg, const metrics::Metrics& metrics, const std::atomic<bool>& draining,
+           store::ShmStore* l1);
     ~Worker();
 
     net::io_context& context() { return *ioc_; }

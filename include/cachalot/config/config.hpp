@@ -54,11 +54,17 @@ struct RouteMatch {
     std::string path_prefix = "/";
 };
 
+/// A route's caching rules.
+struct RouteCache {
+    bool enabled = true;  // off: every request is forwarded, nothing stored (Cache-Status fwd=bypass)
+};
+
 struct Route {
     std::string name;
     RouteMatch match;
     std::string upstream;
     std::size_t upstream_index = 0;  // resolved by validation
+    RouteCache cache;
 };
 
 /// The shared-memory L1 store (see include/cachalot/store/shm_store.hpp).
@@ -70,6 +76,9 @@ struct L1Cache {
 
 struct Cache {
     L1Cache l1;
+    /// Cap on the heuristic freshness (10 % of the time since Last-Modified) given to responses
+    /// without explicit freshness; 0 disables heuristics.
+    Duration heuristic_max_ttl{3'600'000};
 };
 
 enum class LogFormat { Text, Json };

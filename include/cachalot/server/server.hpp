@@ -4,6 +4,7 @@
 
 #include "cachalot/config/config.hpp"
 #include "cachalot/metrics/metrics.hpp"
+#include "cachalot/store/shm_store.hpp"
 
 #include <memory>
 
@@ -11,8 +12,9 @@ namespace cachalot::server {
 
 class Server {
 public:
-    /// Binds the listeners; throws std::runtime_error with a message naming the address when it cannot.
-    Server(const config::Config& cfg, const metrics::Metrics& metrics);
+    /// Binds the listeners; throws std::runtime_error with a message naming the address when it
+    /// cannot. `l1` (may be null: no caching) must outlive the server.
+    Server(const config::Config& cfg, const metrics::Metrics& metrics, store::ShmStore* l1);
     ~Server();
 
     /// Serves until SIGTERM or SIGINT, then stops accepting, lets in-flight requests finish

@@ -1,0 +1,75 @@
+#include "cachalot/http/conditional.hpp"
+
+namespace cachalot::http {
+namespace {
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+
+std::string joined(const Fields& fields, std::string_view name) {
+    std::string out;
+    for (const auto& f : fields) {
+        if (!iequals(f.name_string(), name)) continue;
+        if (!out.empty()) out += ", ";
+        out += f.value();
+    }
+    return out;
+}
+
+}  // namespace
+
+bool has_precondition_or_range(const Fields& request) {
+    for (const auto& f : request)
+        for (std::string_view n : {"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range",
+                                   "Range"})
+            if (iequals(f.name_string(), n)) return true;
+    return false;
+}
+
+bool weak_etag_match(std::string_view a, std::string_view b) {
+    a = trim(a);
+    b = trim(b);
+    if (a.substr(0, 2) == "W/") a.remove_prefix(2);
+    if (b.substr(0, 2) == "W/") b.remove_prefix(2);
+    return a.size() >= 2 && a.front() == '"' && a.back() == '"' && a == b;
+}
+
+bool not_modified(const Fields& request, const Fields& stored, Time now) {
+    const auto inm = joined(request, "If-None-Match");
+    if (!inm.empty()) {
+        const auto etag = joined(stored, "ETag");
+        if (trim(inm) == "*") return true;
+        if (etag.empty()) return false;
+        // Entity-tags may contain commas only inside quotes; split at commas outside them.
+        std::string_view list = inm;
+        bool quoted = false;
+        std::size_t start = 0;
+        for (std::size_t i = 0; i <= list.size(); ++i) {
+            if (i < list.size() && list[i] == '"') quoted = !quoted;
+            if (i == list.size() || (list[i] == ',' && !quoted)) {
+                if (weak_etag_match(list.substr(start, i - start), etag)) return true;
+                start = i + 1;
+            }
+        }
+        return false;
+    }
+    const auto ims_text = joined(request, "If-Modified-Since");
+    if (ims_text.empty()) return false;
+    auto ims = parse_http_date(ims_text, now);
+    if (!ims || *ims > now) return false;  // an invalid or future date is ignored
+    auto lm_text = joined(stored, "Last-Modified");
+    if (lm_text.empty()) lm_text = joined(stored, "Date");
+    auto lm = parse_http_date(lm_text, now);
+    return lm && *lm <= *ims;
+}
+
+bool sent_with_304(std::string_view name) {
+    for (std::string_view n : {"Cache-Control", "Content-Location", "Date", "ETag", "Expires", "Vary", "Last-Modified"})
+        if (iequals(name, n)) return true;
+    return false;
+}
+
+}  // namespace cachalot::http

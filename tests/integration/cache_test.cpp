@@ -1,0 +1,272 @@
+// HTTP caching in the request path: L1 lookups, RFC 9111 storability and freshness,
+// conditional answers, invalidation, Cache-Status.
+
+#include "support/harness.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <ctime>
+#include <filesystem>
+#include <unistd.h>
+
+using namespace cachalot::test;
+
+namespace {
+
+std::string http_date(long offset_seconds) {
+    std::time_t t = std::time(nullptr) + offset_seconds;
+    char buf[64];
+    std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", std::gmtime(&t));
+    return buf;
+}
+
+// An origin whose answers are chosen by path; every answer carries the count of requests so far.
+TestOrigin::Handler by_path() {
+    auto counter = std::make_shared<std::atomic<int>>(0);
+    return [counter](const OriginRequest& r) {
+        int n = ++*counter;
+        Reply reply{.body = "response " + std::to_string(n)};
+        auto path = r.target.substr(0, r.target.find('?'));
+        auto cc = [&](const std::string& v) { reply.headers.push_back({"Cache-Control", v}); };
+        if (path == "/max-age") cc("max-age=60");
+        else if (path == "/s-maxage") cc("s-maxage=60, max-age=0");
+        else if (path == "/expires") reply.headers = {{"Date", http_date(0)}, {"Expires", http_date(60)}};
+        else if (path == "/heuristic") reply.headers = {{"Date", http_date(0)}, {"Last-Modified", http_date(-36000)}};
+        else if (path == "/no-store") cc("max-age=60, no-store");
+        else if (path == "/private") cc("private, max-age=60");
+        else if (path == "/public") cc("public, max-age=60");
+        else if (path == "/short") cc("max-age=1");
+        else if (path == "/etag") {
+            cc("max-age=60");
+            reply.headers.push_back({"ETag", "\"v7\""});
+        } else if (path == "/cookie") {
+            cc("max-age=60");
+            reply.headers.push_back({"Set-Cookie", "session=abc"});
+        } else if (path == "/vary") {
+            cc("max-age=60");
+            reply.headers.push_back({"Vary", "Accept-Language"});
+            reply.body = "lang " + r.header("Accept-Language");
+        } else if (path == "/created") {
+            reply.status = 201;
+            reply.headers.push_back({"Location", "/max-age"});
+        }
+        return reply;
+    };
+}
+
+}  // namespace
+
+TEST_CASE("a fresh response is stored on the first request and served from L1 on the next") {
+    TestOrigin origin(by_path());
+    Daemon cachalot(proxy_config(origin.port()));
+    auto first = fetch(cachalot.port(), "/max-age");
+    CHECK(first.body() == "response 1");
+    CHECK(first["Cache-Status"] == "cachalot; fwd=uri-miss; fwd-status=200; stored; ttl=60");
+    auto second = fetch(cachalot.port(), "/max-age");
+    CHECK(second.body() == "response 1");
+    CHECK_THAT(std::string(second["Cache-Status"]), Catch::StartsWith("cachalot; hit; ttl="));
+    CHECK(second["Age"] == "0");
+    CHECK(origin.request_count() == 1);
+}
+
+TEST_CASE("Age counts the time a response has been stored") {
+    TestOrigin origin(by_path());
+    Daemon cachalot(proxy_config(origin.port()));
+    fetch(cachalot.port(), "/max-age");
+    std::this_thread::sleep_for(2100ms);
+    auto hit = fetch(cachalot.port(), "/max-age");
+    CHECK(std::stoi(std::string(hit["Age"])) >= 2);
+    CHECK(origin.request_count() == 1);
+}
+
+TEST_CASE("freshness from s-maxage, Expires and the Last-Modified heuristic each allow a hit") {
+    TestOrigin origin(by_path());
+    Daemon cachalot(proxy_config(origin.port()));
+    for (std::string path : {"/s-maxage", "/expires", "/heuristic"}) {
+        INFO(path);
+        fetch(cachalot.port(), path);
+        CHECK_THAT(std::string(fetch(cachalot.port(), path)["Cache-Status"]), Catch::StartsWith("cachalot; hit"));
+    }
+    CHECK(origin.request_count() == 3);
+}
+
+TEST_CASE("responses a shared cache must not store are forwarded every time, with the reason") {
+    TestOrigin origin(by_path());
+    Daemon cachalot(proxy_config(origin.port()));
+    struct Case {
+        std::string path;
+        Headers headers;
+        std::string detail;
+    };
+    for (const auto& c : std::vector<Case>{{"/no-store", {}, "no-store"},
+                                           {"/private", {}, "private"},
+                                           {"/max-age?auth", {{"Authorization", "Bearer t"}}, "authorization"},
+                                           {"/other", {}, "stale-on-arrival"}}) {
+        INFO(c.path);
+        auto a = fetch(cachalot.port(), c.path, "GET", c.headers);
+        CHECK_THAT(std::string(a["Cache-Status"]), Catch::EndsWith("detail=" + c.detail));
+        auto b = fetch(cachalot.port(), c.path, "GET", c.headers);
+        CHECK(a.body() != b.body());  // both came from the origin
+    }
+}
+
+TEST_CASE("a request with Authorization is stored when the response says public") {
+    TestOrigin origin(by_path());
+    Daemon cachalot(proxy_config(origin.port()));
+    fetch(cachalot.port(), "/public", "GET", {{"Authorization", "Bearer t"}});
+    auto other_user = fetch(cachalot.port(), "/public");
+    CHECK_THAT(std::string(other_user["Cache-Status"]), Catch::StartsWith("cachalot; hit"));
+    CHECK(origin.request_count() == 1);
+}
+
+TEST_CASE("request no-cache and Pragma: no-cache go to the origin and refresh the stored response") {
+    TestOrigin origin(by_path());
+    Daemon cachalot(proxy_config(origin.port()));
+    fetch(cachalot.port(), "/max-age");
+    auto forced = fetch(cachalot.port(), "/max-age", "GET", {{"Cache-Control", "no-cache"}});
+    CHECK(forced.body() == "response 2");
+    CHECK_THAT(std::string(forced["Cache-Status"]), Catch::StartsWith("cachalot; fwd=request; fwd-status=200; stored"));
+    CHECK(fetch(cachalot.port(), "/max-age").body() == "response 2");
+    CHECK(fetch(cachalot.port(), "/max-age", "GET", {{"Pragma", "no-cache"}}).body() == "response 3");
+}
+
+TEST_CASE("request max-age and min-fresh narrow what a hit may be") {
+    TestOrigin origin(by_path());
+    Daemon cachalot(proxy_config(origin.port()));
+    fetch(cachalot.port(), "/max-age");
+    CHECK(fetch(cachalot.port(), "/max-age", "GET", {{"Cache-Control", "min-fresh=30"}}).body() == "response 1");
+    CHECK(fetch(cachalot.port(), "/max-age", "GET", {{"Cache-Control", "min-fresh=120"}}).body() == "response 2");
+    std::this_thread::sleep_for(1100ms);
+    CHECK(fetch(cachalot.port(), "/max-age", "GET", {{"Cache-Control", "max-age=0"}}).body() == "response 3");
+}
+
+TEST_CASE("an expired response is fetched again (fwd=stale)") {
+    TestOrigin origin(by_path());
+    Daemon cachalot(proxy_config(origin.port()));
+    fetch(cachalot.port(), "/short");
+    std::this_thread::sleep_for(2100ms);
+    auto again = fetch(cachalot.port(), "/short");
+    CHECK(again.body() == "response 2");
+    CHECK_THAT(std::string(again["Cache-Status"]), Catch::Contains("fwd=uri-miss") || Catch::Contains("fwd=stale"));
+}
+
+TEST_CASE("only-if-cached: 504 when nothing usable is stored, the stored response otherwise") {
+    TestOrigin origin(by_path());
+    Daemon cachalot(proxy_config(origin.port()));
+    auto none = fetch(cachalot.port(), "/max-age", "GET", {{"Cache-Control", "only-if-cached"}});
+    CHECK(none.result_int() == 504);
+    CHECK(origin.request_count() == 0);
+    fetch(cachalot.port(), "/max-age");
+    CHECK(fetch(cachalot.port(), "/max-age", "GET", {{"Cache-Control", "only-if-cached"}}).result_int() == 200);
+}
+
+TEST_CASE("HEAD is answered from a stored GET") {
+    TestOrigin origin(by_path());
+    Daemon cachalot(proxy_config(origin.port()));
+    auto get = fetch(cachalot.port(), "/max-age");
+    Client client(cachalot.port());
+    auto head = client.request("HEAD", "/max-age");
+    CHECK(head.result_int() == 200);
+    CHECK(head["Content-Length"] == std::to_string(get.body().size()));
+    CHECK(head.body().empty());
+    CHECK_THAT(std::string(head["Cache-Status"]), Catch::StartsWith("cachalot; hit"));
+    CHECK(client.request("GET", "/max-age").body() == get.body());  // the connection stayed in step
+    CHECK(origin.request_count() == 1);
+}
+
+TEST_CASE("client conditionals are answered 304 from a fresh stored response") {
+    TestOrigin origin(by_path());
+    Daemon cachalot(proxy_config(origin.port()));
+    fetch(cachalot.port(), "/etag");
+    auto match = fetch(cachalot.port(), "/etag", "GET", {{"If-None-Match", "W/\"v7\""}});
+    CHECK(match.result_int() == 304);
+    CHECK(match["ETag"] == "\"v7\"");
+    CHECK(match.body().empty());
+    auto other = fetch(cachalot.port(), "/etag", "GET", {{"If-None-Match", "\"v6\""}});
+    CHECK(other.result_int() == 200);
+    CHECK(origin.request_count() == 1);
+
+    fetch(cachalot.port(), "/heuristic");  // Last-Modified: 10 hours ago
+    CHECK(fetch(cachalot.port(), "/heuristic", "GET", {{"If-Modified-Since", http_date(0)}}).result_int() == 304);
+    CHECK(fetch(cachalot.port(), "/heuristic", "GET", {{"If-Modified-Since", http_date(-72000)}}).result_int() ==
+          200);
+    CHECK(origin.request_count() == 2);
+}
+
+TEST_CASE("Set-Cookie reaches the client that caused the fetch but is never stored") {
+    TestOrigin origin(by_path());
+    Daemon cachalot(proxy_config(origin.port()));
+    auto first = fetch(cachalot.port(), "/cookie");
+    CHECK(first["Set-Cookie"] == "session=abc");
+    auto hit = fetch(cachalot.port(), "/cookie");
+    CHECK_THAT(std::string(hit["Cache-Status"]), Catch::StartsWith("cachalot; hit"));
+    CHECK(hit.count("Set-Cookie") == 0);
+}
+
+TEST_CASE("a response with Vary is not served to another variant") {
+    TestOrigin origin(by_path());
+    Daemon cachalot(proxy_config(origin.port()));
+    CHECK(fetch(cachalot.port(), "/vary", "GET", {{"Accept-Language", "en"}}).body() == "lang en");
+    CHECK(fetch(cachalot.port(), "/vary", "GET", {{"Accept-Language", "fr"}}).body() == "lang fr");
+}
+
+TEST_CASE("a successful unsafe request invalidates the stored response for its URI and Location") {
+    TestOrigin origin(by_path());
+    Daemon cachalot(proxy_config(origin.port()));
+    fetch(cachalot.port(), "/max-age");
+    fetch(cachalot.port(), "/max-age?x=1");
+    CHECK(fetch(cachalot.port(), "/max-age", "DELETE").result_int() == 200);
+    CHECK(fetch(cachalot.port(), "/max-age").body() == "response 4");
+    CHECK(fetch(cachalot.port(), "/max-age?x=1").body() == "response 2");  // another URI: untouched
+    CHECK(fetch(cachalot.port(), "/created", "POST", {}, "x").result_int() == 201);  // Location: /max-age
+    CHECK(fetch(cachalot.port(), "/max-age").body() == "response 6");
+}
+
+TEST_CASE("query order and default ports do not split the cache") {
+    TestOrigin origin(by_path());
+    Daemon cachalot(proxy_config(origin.port()));
+    fetch(cachalot.port(), "/max-age?a=1&b=2", "GET", {{"Host", "Example.com:80"}});
+    auto same = fetch(cachalot.port(), "/max-age?b=2&a=1", "GET", {{"Host", "example.com"}});
+    CHECK_THAT(std::string(same["Cache-Status"]), Catch::StartsWith("cachalot; hit"));
+    CHECK(origin.request_count() == 1);
+}
+
+TEST_CASE("a route with caching off forwards everything (fwd=bypass)") {
+    TestOrigin origin(by_path());
+    auto config = proxy_config(origin.port());
+    config.replace(config.find("    upstream: origin\n"), 21, "    upstream: origin\n    cache: {enabled: false}\n");
+    Daemon cachalot(config);
+    fetch(cachalot.port(), "/max-age");
+    auto again = fetch(cachalot.port(), "/max-age");
+    CHECK(again["Cache-Status"] == "cachalot; fwd=bypass");
+    CHECK(origin.request_count() == 2);
+}
+
+TEST_CASE("an origin failure is never stored") {
+    auto port = free_port();
+    Daemon cachalot(proxy_config(port));
+    auto a = fetch(cachalot.port(), "/max-age");
+    CHECK(a.result_int() == 502);
+    CHECK_THAT(std::string(a["Cache-Status"]), Catch::EndsWith("detail=origin-unavailable"));
+}
+
+TEST_CASE("stored responses survive a restart: the L1 is warm") {
+    TestOrigin origin(by_path());
+    const std::string l1 = "/dev/shm/cachalot-test-warm-" + std::to_string(getpid());
+    std::filesystem::remove(l1);
+    auto config = proxy_config(origin.port());
+    config.replace(config.find("{l1_path}"), 9, l1);
+    {
+        Daemon first(config);
+        fetch(first.port(), "/max-age");
+    }
+    {
+        Daemon second(config);
+        auto hit = fetch(second.port(), "/max-age");
+        CHECK(hit.body() == "response 1");
+        CHECK_THAT(std::string(hit["Cache-Status"]), Catch::StartsWith("cachalot; hit"));
+    }
+    CHECK(origin.request_count() == 1);
+    std::filesystem::remove(l1);
+}

@@ -1,0 +1,62 @@
+#include "cachalot/http/conditional.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace cachalot::http;
+using namespace std::chrono;
+
+namespace {
+const Time kNow = sys_days{2026y / November / 23} + 12h;
+Fields make(std::initializer_list<std::pair<const char*, std::string>> list) {
+    Fields f;
+    for (auto& [n, v] : list) f.insert(n, v);
+    return f;
+}
+}  // namespace
+
+TEST_CASE("weak entity-tag comparison ignores W/ and nothing else") {
+    CHECK(weak_etag_match("\"v1\"", "\"v1\""));
+    CHECK(weak_etag_match("W/\"v1\"", "\"v1\""));
+    CHECK(weak_etag_match("W/\"v1\"", "W/\"v1\""));
+    CHECK_FALSE(weak_etag_match("\"v1\"", "\"V1\""));
+    CHECK_FALSE(weak_etag_match("v1", "v1"));  // not an entity-tag
+}
+
+TEST_CASE("If-None-Match against a stored response, table") {
+    struct Row {
+        const char* inm;
+        const char* stored_etag;
+        bool expected;
+    };
+    auto row = GENERATE(values<Row>({
+        {"\"a\"", "\"a\"", true},
+        {"\"x\", W/\"a\"", "\"a\"", true},
+        {"*", "\"a\"", true},
+        {"\"b\"", "\"a\"", false},
+        {"\"a,b\"", "\"a\"", false},  // a comma inside an entity-tag does not split it
+        {"\"a\"", "", false},
+    }));
+    INFO(row.inm);
+    Fields stored;
+    if (*row.stored_etag) stored.insert("ETag", row.stored_etag);
+    CHECK(not_modified(make({{"If-None-Match", row.inm}}), stored, kNow) == row.expected);
+}
+
+TEST_CASE("If-Modified-Since against a stored response") {
+    auto stored = make({{"Last-Modified", format_http_date(kNow - 3600s)}});
+    CHECK(not_modified(make({{"If-Modified-Since", format_http_date(kNow - 60s)}}), stored, kNow));
+    CHECK(not_modified(make({{"If-Modified-Since", format_http_date(kNow - 3600s)}}), stored, kNow));
+    CHECK_FALSE(not_modified(make({{"If-Modified-Since", format_http_date(kNow - 7200s)}}), stored, kNow));
+    CHECK_FALSE(not_modified(make({{"If-Modified-Since", "yesterday"}}), stored, kNow));
+    CHECK_FALSE(not_modified(make({{"If-Modified-Since", format_http_date(kNow + 60s)}}), stored, kNow));
+    // If-None-Match takes precedence: a mismatching tag is modified whatever the date says.
+    auto tagged = make({{"ETag", "\"a\""}, {"Last-Modified", format_http_date(kNow - 3600s)}});
+    CHECK_FALSE(not_modified(make({{"If-None-Match", "\"b\""}, {"If-Modified-Since", format_http_date(kNow)}}),
+                             tagged, kNow));
+}
+
+TEST_CASE("preconditions and ranges are recognized") {
+    CHECK(has_precondition_or_range(make({{"if-none-match", "\"a\""}})));
+    CHECK(has_precondition_or_range(make({{"Range", "bytes=0-10"}})));
+    CHECK_FALSE(has_precondition_or_range(make({{"Accept", "*/*"}})));
+}
