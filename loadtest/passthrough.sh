@@ -41,7 +41,9 @@ workers: 1
 upstreams:
   - {name: origin, host: 127.0.0.1, port: $origin_port, max_idle_connections: 256}
 routes:
-  - {name: all, upstream: origin}
+  - {name: all, upstream: origin, cache: {enabled: false}}   # pass-through: no cache
+cache:
+  l1: {path: $work/l1, size: 32MiB}
 logging: {level: warn, access_log: false}
 YAML
 taskset -c 1 build/release/cachalot --config "$work/cachalot.yaml" & pids+=($!)
