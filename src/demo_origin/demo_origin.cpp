@@ -2,6 +2,7 @@
 //   GET /            a JSON document with a counter: cacheable for 60 s
 //   GET /time        the current time: cacheable for 5 s
 //   GET /uncached    Cache-Control: no-store
+//   GET /1k          1 KiB of JSON, cacheable for an hour (the benchmarks' cached object)
 //   anything else    404
 // Usage: cachalot-demo-origin [PORT]   (default 8081, loopback only)
 
@@ -34,6 +35,13 @@ http::response<http::string_body> answer(const http::request<http::string_body>&
     } else if (path == "/time") {
         res.set(http::field::cache_control, "max-age=5");
         res.body() = R"({"unix_time":)" + std::to_string(std::time(nullptr)) + "}\n";
+    } else if (path == "/1k") {
+        res.set(http::field::cache_control, "public, max-age=3600");
+        std::string body = R"({"items":[)";
+        while (body.size() < 990) body += R"("0123456789abcdef",)";
+        body += R"("end"]})";
+        body.resize(1023, ' ');
+        res.body() = body + "\n";
     } else if (path == "/uncached") {
         res.set(http::field::cache_control, "no-store");
         res.body() = R"({"origin_requests":)" + std::to_string(n) + "}\n";
