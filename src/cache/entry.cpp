@@ -64,6 +64,7 @@ std::string encode_entry(const Entry& e) {
     put_int<std::uint32_t>(out, static_cast<std::uint32_t>(e.vary.size()));
     for (const auto& v : e.vary) put_string(out, v);
     put_string(out, e.variant);
+    put_string(out, e.vary_epoch);
     put_string(out, e.body);
 
     std::memcpy(out.data(), kMagic, 4);
@@ -100,7 +101,7 @@ std::optional<Entry> decode_entry(std::string_view bytes) {
     e.vary.resize(count);
     for (auto& v : e.vary)
         if (!r.get(v)) return std::nullopt;
-    if (!r.get(e.variant) || !r.get(e.body) || !r.done()) return std::nullopt;
+    if (!r.get(e.variant) || !r.get(e.vary_epoch) || !r.get(e.body) || !r.done()) return std::nullopt;
     if (e.status < 100 || e.status > 999) return std::nullopt;
     return e;
 }

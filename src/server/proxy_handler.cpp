@@ -52,6 +52,17 @@ void add_cache_status(Response& res, const std::string& entry) {
     res.set("Cache-Status", value);
 }
 
+// Where a variant is stored: the primary key, the epoch and the variant key.
+std::string variant_storage_key(const std::string& key, const std::string& epoch, const std::string& variant) {
+    return key + "\x1f" + epoch + "\x1f" + variant;
+}
+
+std::string new_epoch() {
+    static std::atomic<std::uint64_t> counter{0};
+    const auto t = std::chrono::steady_clock::now().time_since_epoch().count();
+    return std::to_string(t) + "." + std::to_string(++counter);
+}
+
 bool safe_method(bhttp::verb m) {
     return m == bhttp::verb::get || m == bhttp::verb::head || m == bhttp::verb::options || m == bhttp::verb::trace;
 }
@@ -117,6 +128,14 @@ void ProxyHandler::invalidate(std::string_view request_target, const Response& r
     }
 }
 
+std::optional<cache::Entry> ProxyHandler::lookup(const std::string& key, store::Hash hash) {
+    auto bytes = l1_->find(hash, key);
+    if (!bytes) return std::nullopt;
+    auto entry = cache::decode_entry(*bytes);
+    if (!entry) l1_->erase(hash, key);  // not ours to trust
+    return entry;
+}
+
 net::awaitable<Outcome> ProxyHandler::handle(Request& request, const ClientInfo& client) {
     Outcome out;
     const auto host = normalized_host(request.target(), request[bhttp::field::host]);
@@ -149,40 +168,49 @@ net::awaitable<Outcome> ProxyHandler::handle(Request& request, const ClientInfo&
     auto now = now_seconds();
 
     std::string fwd = "uri-miss";
-    if (auto bytes = l1_->find(hash, key)) {
-        auto entry = cache::decode_entry(*bytes);
-        if (!entry) {
-            l1_->erase(hash, key);  // not ours to trust
-        } else {
-            http::Fields stored;
-            for (auto& [name, value] : entry->headers) stored.insert(name, value);
-            const auto response_cc = http::cache_control_of(stored);
-            const http::Time request_time{http::Seconds{entry->request_time}};
-            const http::Time response_time{http::Seconds{entry->response_time}};
-            const auto lifetime =
-                http::freshness_lifetime(entry->status, stored, response_cc, response_time, heuristic).lifetime;
-            const auto age = http::current_age(stored, request_time, response_time, now);
-            const auto use = http::usability(request_cc, pragma_no_cache, response_cc, lifetime, age);
-            if (use != http::Usability::MustRevalidate) {
-                const auto ttl = (lifetime - age).count();
-                if (http::not_modified(request.base(), stored, now)) {
-                    out.response = Response{bhttp::status::not_modified, version};
-                    for (auto& [name, value] : entry->headers)
-                        if (http::sent_with_304(name) || http::iequals(name, "Via")) out.response.insert(name, value);
-                } else {
-                    out.response = Response{static_cast<bhttp::status>(entry->status), version};
-                    for (auto& [name, value] : entry->headers) out.response.insert(name, value);
-                    out.response.body() = std::move(entry->body);
-                    out.response.prepare_payload();
-                    if (method == bhttp::verb::head) out.response.body().clear();  // Content-Length stays
-                }
-                out.response.set(bhttp::field::age, std::to_string(age.count()));
-                add_cache_status(out.response, "cachalot; hit; ttl=" + std::to_string(ttl));
-                co_return out;
-            }
-            const bool forced = request_cc.no_cache || pragma_no_cache || request_cc.max_age || request_cc.min_fresh;
-            fwd = forced ? "request" : "stale";
+    std::optional<cache::Entry> primary = lookup(key, hash);
+    std::optional<cache::Entry> entry = primary;
+    if (primary && !primary->vary.empty()) {
+        // The primary entry names the Vary fields; the request's values pick the variant.
+        const auto variant = cache::variant_key(primary->vary, request.base());
+        if (primary->vary == std::vector<std::string>{"*"}) {
+            entry.reset();
+        } else if (variant != primary->variant) {
+            const auto vkey = variant_storage_key(key, primary->vary_epoch, variant);
+            entry = lookup(vkey, store::hash_key(vkey));
+            if (entry && (entry->vary != primary->vary || entry->variant != variant)) entry.reset();
         }
+        if (!entry) fwd = "vary-miss";
+    }
+    if (entry) {
+        http::Fields stored;
+        for (auto& [name, value] : entry->headers) stored.insert(name, value);
+        const auto response_cc = http::cache_control_of(stored);
+        const http::Time request_time{http::Seconds{entry->request_time}};
+        const http::Time response_time{http::Seconds{entry->response_time}};
+        const auto lifetime =
+            http::freshness_lifetime(entry->status, stored, response_cc, response_time, heuristic).lifetime;
+        const auto age = http::current_age(stored, request_time, response_time, now);
+        const auto use = http::usability(request_cc, pragma_no_cache, response_cc, lifetime, age);
+        if (use != http::Usability::MustRevalidate) {
+            const auto ttl = (lifetime - age).count();
+            if (http::not_modified(request.base(), stored, now)) {
+                out.response = Response{bhttp::status::not_modified, version};
+                for (auto& [name, value] : entry->headers)
+                    if (http::sent_with_304(name) || http::iequals(name, "Via")) out.response.insert(name, value);
+            } else {
+                out.response = Response{static_cast<bhttp::status>(entry->status), version};
+                for (auto& [name, value] : entry->headers) out.response.insert(name, value);
+                out.response.body() = std::move(entry->body);
+                out.response.prepare_payload();
+                if (method == bhttp::verb::head) out.response.body().clear();  // Content-Length stays
+            }
+            out.response.set(bhttp::field::age, std::to_string(age.count()));
+            add_cache_status(out.response, "cachalot; hit; ttl=" + std::to_string(ttl));
+            co_return out;
+        }
+        const bool forced = request_cc.no_cache || pragma_no_cache || request_cc.max_age || request_cc.min_fresh;
+        fwd = forced ? "request" : "stale";
     }
 
     if (request_cc.only_if_cached) {
@@ -219,8 +247,8 @@ net::awaitable<Outcome> ProxyHandler::handle(Request& request, const ClientInfo&
         detail = "conditional";
     } else if (status == 304) {
         detail = "status";
-    } else if (res.count(bhttp::field::vary) > 0) {
-        detail = "vary";  // variants are stored once Vary-aware keys land in the pipeline
+    } else if (cache::vary_names(res.base()) == std::vector<std::string>{"*"}) {
+        detail = "vary-star";  // can never match a later request (RFC 9111 §4.1)
     } else if (freshness.lifetime <= age) {
         detail = "stale-on-arrival";
     } else {
@@ -232,10 +260,25 @@ net::awaitable<Outcome> ProxyHandler::handle(Request& request, const ClientInfo&
         entry.body = res.body();
         entry.request_time = request_time.time_since_epoch().count();
         entry.response_time = now.time_since_epoch().count();
+        entry.vary = cache::vary_names(res.base());
+        if (!entry.vary.empty()) {
+            // Variants stored together share an epoch: keep the primary's while its Vary names
+            // hold, so the other variants stay reachable; a new one otherwise.
+            entry.variant = cache::variant_key(entry.vary, request_fields);
+            entry.vary_epoch = primary && primary->vary == entry.vary && !primary->vary_epoch.empty()
+                                   ? primary->vary_epoch
+                                   : new_epoch();
+        }
         const auto remaining = freshness.lifetime - age;
         const auto expiry_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                    (now + remaining).time_since_epoch()).count();
-        if (l1_->put(hash, key, cache::encode_entry(entry), expiry_ms)) {
+        const auto bytes = cache::encode_entry(entry);
+        bool stored = l1_->put(hash, key, bytes, expiry_ms);
+        if (stored && !entry.vary.empty()) {
+            const auto vkey = variant_storage_key(key, entry.vary_epoch, entry.variant);
+            stored = l1_->put(store::hash_key(vkey), vkey, bytes, expiry_ms);
+        }
+        if (stored) {
             add_cache_status(res, "cachalot; fwd=" + fwd + "; fwd-status=" + std::to_string(status) +
                                       "; stored; ttl=" + std::to_string(remaining.count()));
             co_return out;

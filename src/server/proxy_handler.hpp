@@ -4,6 +4,7 @@
 //                                                      ↘ forward to the origin → storable? → store → deliver
 // Unsafe methods are forwarded and, when they succeed, invalidate what is stored for their URI.
 
+#include "cachalot/cache/entry.hpp"
 #include "cachalot/config/config.hpp"
 #include "cachalot/metrics/metrics.hpp"
 #include "cachalot/store/shm_store.hpp"
@@ -43,6 +44,8 @@ private:
     net::awaitable<bool> forward(Request& request, const ClientInfo& client, const std::string& host,
                                  const config::Route& route, Outcome& out);
     void invalidate(std::string_view target, const Response& response, const std::string& host);
+    /// The entry stored under `key`; garbage found there is erased.
+    std::optional<cache::Entry> lookup(const std::string& key, store::Hash hash);
 
     const config::Config& cfg_;
     upstream::Pool& pool_;

@@ -204,11 +204,58 @@ TEST_CASE("Set-Cookie reaches the client that caused the fetch but is never stor
     CHECK(hit.count("Set-Cookie") == 0);
 }
 
-TEST_CASE("a response with Vary is not served to another variant") {
+TEST_CASE("Vary: several variants of one URL coexist, each served only to matching requests") {
     TestOrigin origin(by_path());
     Daemon cachalot(proxy_config(origin.port()));
-    CHECK(fetch(cachalot.port(), "/vary", "GET", {{"Accept-Language", "en"}}).body() == "lang en");
-    CHECK(fetch(cachalot.port(), "/vary", "GET", {{"Accept-Language", "fr"}}).body() == "lang fr");
+    auto get = [&](const char* lang) {
+        return fetch(cachalot.port(), "/vary", "GET", {{"Accept-Language", lang}});
+    };
+    CHECK(get("en").body() == "lang en");
+    auto fr = get("fr");
+    CHECK(fr.body() == "lang fr");
+    CHECK_THAT(std::string(fr["Cache-Status"]), Catch::StartsWith("cachalot; fwd=vary-miss"));
+    CHECK(origin.request_count() == 2);
+    auto en_again = get("en");
+    CHECK(en_again.body() == "lang en");
+    CHECK_THAT(std::string(en_again["Cache-Status"]), Catch::StartsWith("cachalot; hit"));
+    CHECK(get("fr").body() == "lang fr");
+    CHECK(origin.request_count() == 2);
+    CHECK(get("de").body() == "lang de");
+    CHECK(origin.request_count() == 3);
+}
+
+TEST_CASE("Vary: the nominated header is compared after normalization") {
+    TestOrigin origin([](const OriginRequest& r) {
+        return Reply{.headers = {{"Cache-Control", "max-age=60"}, {"Vary", "Accept-Encoding, X-Flags"}},
+                     .body = "v"};
+    });
+    Daemon cachalot(proxy_config(origin.port()));
+    fetch(cachalot.port(), "/", "GET", {{"Accept-Encoding", "gzip, br"}, {"X-Flags", "a,b"}});
+    auto same = fetch(cachalot.port(), "/", "GET", {{"Accept-Encoding", "br;q=1, gzip, deflate"}, {"X-Flags", "b, a"}});
+    CHECK_THAT(std::string(same["Cache-Status"]), Catch::StartsWith("cachalot; hit"));
+    CHECK(origin.request_count() == 1);
+}
+
+TEST_CASE("Vary: * is never stored") {
+    TestOrigin origin([](const OriginRequest&) {
+        return Reply{.headers = {{"Cache-Control", "max-age=60"}, {"Vary", "*"}}, .body = "v"};
+    });
+    Daemon cachalot(proxy_config(origin.port()));
+    CHECK_THAT(std::string(fetch(cachalot.port(), "/")["Cache-Status"]), Catch::EndsWith("detail=vary-star"));
+    fetch(cachalot.port(), "/");
+    CHECK(origin.request_count() == 2);
+}
+
+TEST_CASE("Vary: invalidation reaches every variant") {
+    TestOrigin origin(by_path());
+    Daemon cachalot(proxy_config(origin.port()));
+    fetch(cachalot.port(), "/vary", "GET", {{"Accept-Language", "en"}});
+    fetch(cachalot.port(), "/vary", "GET", {{"Accept-Language", "fr"}});
+    CHECK(fetch(cachalot.port(), "/vary", "PUT", {}, "x").result_int() == 200);
+    fetch(cachalot.port(), "/vary", "GET", {{"Accept-Language", "en"}});  // stored again, new epoch
+    auto fr = fetch(cachalot.port(), "/vary", "GET", {{"Accept-Language", "fr"}});
+    CHECK_THAT(std::string(fr["Cache-Status"]), Catch::StartsWith("cachalot; fwd=vary-miss"));
+    CHECK(origin.request_count() == 5);
 }
 
 TEST_CASE("a successful unsafe request invalidates the stored response for its URI and Location") {

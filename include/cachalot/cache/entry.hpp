@@ -20,9 +20,10 @@ struct Entry {
     std::int64_t response_time = 0;  // Unix seconds: when the response came back
     std::vector<std::string> vary;   // the response's Vary names (lower-case, sorted)
     std::string variant;             // the secondary key this entry answers (empty without Vary)
+    std::string vary_epoch;          // names the set of variants stored together; a new one after an invalidation
 };
 
-inline constexpr std::uint16_t kEntryVersion = 1;
+inline constexpr std::uint16_t kEntryVersion = 2;
 
 std::string encode_entry(const Entry& entry);
 

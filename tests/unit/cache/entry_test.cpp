@@ -17,6 +17,7 @@ Entry sample() {
     e.response_time = 1'790'000'001;
     e.vary = {"accept-encoding", "accept-language"};
     e.variant = "gzip\nen";
+    e.vary_epoch = "1f2e";
     return e;
 }
 
@@ -28,6 +29,7 @@ void check_equal(const Entry& a, const Entry& b) {
     CHECK(a.response_time == b.response_time);
     CHECK(a.vary == b.vary);
     CHECK(a.variant == b.variant);
+    CHECK(a.vary_epoch == b.vary_epoch);
 }
 
 }  // namespace
