@@ -250,8 +250,9 @@ Config read_config(Reader& r, const YAML::Node& root) {
     }
 
     if (auto cache = root["cache"]; cache.IsDefined() && !cache.IsNull()) {
-        if (r.expect_map(cache, "cache", {"l1", "heuristic_max_ttl"})) {
+        if (r.expect_map(cache, "cache", {"l1", "heuristic_max_ttl", "keep"})) {
             r.read_duration(cache, "cache", "heuristic_max_ttl", c.cache.heuristic_max_ttl);
+            r.read_duration(cache, "cache", "keep", c.cache.keep);
             if (auto l1 = cache["l1"]; l1.IsDefined() && !l1.IsNull() &&
                                        r.expect_map(l1, "cache.l1", {"path", "size", "max_object_size"})) {
                 r.read_string(l1, "cache.l1", "path", c.cache.l1.path);

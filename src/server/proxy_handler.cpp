@@ -9,6 +9,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace cachalot::server {
 namespace {
 
@@ -61,6 +63,16 @@ std::string new_epoch() {
     static std::atomic<std::uint64_t> counter{0};
     const auto t = std::chrono::steady_clock::now().time_since_epoch().count();
     return std::to_string(t) + "." + std::to_string(++counter);
+}
+
+// A stored entry as the client gets it (HEAD: the GET's length, no body).
+Response response_from(cache::Entry& entry, unsigned version, bhttp::verb method) {
+    Response res{static_cast<bhttp::status>(entry.status), version};
+    for (auto& [name, value] : entry.headers) res.insert(name, value);
+    res.body() = std::move(entry.body);
+    res.prepare_payload();
+    if (method == bhttp::verb::head) res.body().clear();  // Content-Length stays
+    return res;
 }
 
 bool safe_method(bhttp::verb m) {
@@ -126,6 +138,27 @@ void ProxyHandler::invalidate(std::string_view request_target, const Response& r
             drop(value);  // absolute and same origin
         }
     }
+}
+
+bool ProxyHandler::store(const std::string& key, store::Hash hash, cache::Entry& entry,
+                         const std::optional<cache::Entry>& primary, std::int64_t expiry_ms) {
+    // A response with validators stays a while after it goes stale: it can be revalidated.
+    const bool has_validators = std::any_of(entry.headers.begin(), entry.headers.end(), [](const auto& h) {
+        return http::iequals(h.first, "ETag") || http::iequals(h.first, "Last-Modified");
+    });
+    if (has_validators) expiry_ms += cfg_.cache.keep.count();
+    if (!entry.vary.empty()) {
+        // Variants stored together share an epoch: keep the primary's while its Vary names
+        // hold, so the other variants stay reachable; a new one otherwise.
+        entry.vary_epoch = primary && primary->vary == entry.vary && !primary->vary_epoch.empty()
+                               ? primary->vary_epoch
+                               : new_epoch();
+    }
+    const auto bytes = cache::encode_entry(entry);
+    if (!l1_->put(hash, key, bytes, expiry_ms)) return false;
+    if (entry.vary.empty()) return true;
+    const auto vkey = variant_storage_key(key, entry.vary_epoch, entry.variant);
+    return l1_->put(store::hash_key(vkey), vkey, bytes, expiry_ms);
 }
 
 std::optional<cache::Entry> ProxyHandler::lookup(const std::string& key, store::Hash hash) {
@@ -199,11 +232,7 @@ net::awaitable<Outcome> ProxyHandler::handle(Request& request, const ClientInfo&
                 for (auto& [name, value] : entry->headers)
                     if (http::sent_with_304(name) || http::iequals(name, "Via")) out.response.insert(name, value);
             } else {
-                out.response = Response{static_cast<bhttp::status>(entry->status), version};
-                for (auto& [name, value] : entry->headers) out.response.insert(name, value);
-                out.response.body() = std::move(entry->body);
-                out.response.prepare_payload();
-                if (method == bhttp::verb::head) out.response.body().clear();  // Content-Length stays
+                out.response = response_from(*entry, version, method);
             }
             out.response.set(bhttp::field::age, std::to_string(age.count()));
             add_cache_status(out.response, "cachalot; hit; ttl=" + std::to_string(ttl));
@@ -222,11 +251,65 @@ net::awaitable<Outcome> ProxyHandler::handle(Request& request, const ClientInfo&
     // ---- fetch --------------------------------------------------------------------------------
     const bool conditional = http::has_precondition_or_range(request.base());
     http::Fields request_fields = request.base();  // forwarding rewrites the request
+
+    // A stored response that may not be used as it is, but has validators, is revalidated: the
+    // origin answers 304 if it is still current (RFC 9111 §4.3.1).
+    std::optional<cache::Entry> revalidating;
+    if (entry && !conditional && method == bhttp::verb::get) {
+        std::string etag, last_modified;
+        for (auto& [name, value] : entry->headers) {
+            if (http::iequals(name, "ETag")) etag = value;
+            if (http::iequals(name, "Last-Modified")) last_modified = value;
+        }
+        if (!etag.empty()) request.set(bhttp::field::if_none_match, etag);
+        else if (!last_modified.empty()) request.set(bhttp::field::if_modified_since, last_modified);
+        if (!etag.empty() || !last_modified.empty()) revalidating = std::move(entry);
+    }
+
     const auto request_time = now_seconds();
     const bool answered = co_await forward(request, client, host, route, out);
     now = now_seconds();
     if (!answered) {
         add_cache_status(out.response, "cachalot; fwd=" + fwd + "; detail=origin-unavailable");
+        co_return out;
+    }
+
+    if (revalidating && out.response.result_int() == 304) {
+        // Still current: the 304's fields replace the stored ones (but Content-Length and what
+        // the stored body depends on), the clock restarts, the stored body is served (§3.2, §4.3.4).
+        auto& merged = *revalidating;
+        for (const auto& f : out.response.base()) {
+            const auto name = f.name_string();
+            if (http::iequals(name, "Content-Length") || http::iequals(name, "Content-Encoding") ||
+                http::iequals(name, "Set-Cookie") || http::iequals(name, "Cache-Status"))
+                continue;
+            std::erase_if(merged.headers, [&](const auto& h) { return http::iequals(h.first, name); });
+        }
+        for (const auto& f : out.response.base()) {
+            const auto name = f.name_string();
+            if (http::iequals(name, "Content-Length") || http::iequals(name, "Content-Encoding") ||
+                http::iequals(name, "Set-Cookie") || http::iequals(name, "Cache-Status"))
+                continue;
+            merged.headers.emplace_back(std::string(name), std::string(f.value()));
+        }
+        merged.request_time = request_time.time_since_epoch().count();
+        merged.response_time = now.time_since_epoch().count();
+        http::Fields fields;
+        for (auto& [name, value] : merged.headers) fields.insert(name, value);
+        const auto merged_cc = http::cache_control_of(fields);
+        const auto lifetime = http::freshness_lifetime(merged.status, fields, merged_cc, now, heuristic).lifetime;
+        const auto merged_age = http::current_age(fields, request_time, now, now);
+        std::string status_entry = "cachalot; fwd=" + fwd + "; fwd-status=304";
+        if (lifetime > merged_age && !merged_cc.no_store) {
+            const auto expiry_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       (now + (lifetime - merged_age)).time_since_epoch()).count();
+            auto copy = merged;
+            if (store(key, hash, copy, primary, expiry_ms))
+                status_entry += "; stored; ttl=" + std::to_string((lifetime - merged_age).count());
+        }
+        out.response = response_from(merged, version, method);
+        out.response.set(bhttp::field::age, std::to_string(merged_age.count()));
+        add_cache_status(out.response, status_entry);
         co_return out;
     }
 
@@ -261,23 +344,11 @@ net::awaitable<Outcome> ProxyHandler::handle(Request& request, const ClientInfo&
         entry.request_time = request_time.time_since_epoch().count();
         entry.response_time = now.time_since_epoch().count();
         entry.vary = cache::vary_names(res.base());
-        if (!entry.vary.empty()) {
-            // Variants stored together share an epoch: keep the primary's while its Vary names
-            // hold, so the other variants stay reachable; a new one otherwise.
-            entry.variant = cache::variant_key(entry.vary, request_fields);
-            entry.vary_epoch = primary && primary->vary == entry.vary && !primary->vary_epoch.empty()
-                                   ? primary->vary_epoch
-                                   : new_epoch();
-        }
+        if (!entry.vary.empty()) entry.variant = cache::variant_key(entry.vary, request_fields);
         const auto remaining = freshness.lifetime - age;
         const auto expiry_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                    (now + remaining).time_since_epoch()).count();
-        const auto bytes = cache::encode_entry(entry);
-        bool stored = l1_->put(hash, key, bytes, expiry_ms);
-        if (stored && !entry.vary.empty()) {
-            const auto vkey = variant_storage_key(key, entry.vary_epoch, entry.variant);
-            stored = l1_->put(store::hash_key(vkey), vkey, bytes, expiry_ms);
-        }
+        const bool stored = store(key, hash, entry, primary, expiry_ms);
         if (stored) {
             add_cache_status(res, "cachalot; fwd=" + fwd + "; fwd-status=" + std::to_string(status) +
                                       "; stored; ttl=" + std::to_string(remaining.count()));

@@ -44,6 +44,9 @@ private:
     net::awaitable<bool> forward(Request& request, const ClientInfo& client, const std::string& host,
                                  const config::Route& route, Outcome& out);
     void invalidate(std::string_view target, const Response& response, const std::string& host);
+    /// Stores `entry` under `key` (and, with Vary, under its variant key); false if L1 refused it.
+    bool store(const std::string& key, store::Hash hash, cache::Entry& entry,
+               const std::optional<cache::Entry>& primary, std::int64_t expiry_ms);
     /// The entry stored under `key`; garbage found there is erased.
     std::optional<cache::Entry> lookup(const std::string& key, store::Hash hash);
 

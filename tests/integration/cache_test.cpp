@@ -317,3 +317,72 @@ TEST_CASE("stored responses survive a restart: the L1 is warm") {
     CHECK(origin.request_count() == 1);
     std::filesystem::remove(l1);
 }
+
+namespace {
+
+// max-age=1 with a validator; a conditional request that matches gets a 304 carrying a new
+// header, so a test can see the stored fields were refreshed.
+TestOrigin::Handler revalidating_origin(bool use_etag, std::shared_ptr<std::atomic<bool>> changed) {
+    auto counter = std::make_shared<std::atomic<int>>(0);
+    const std::string last_modified = http_date(-3600);
+    return [=](const OriginRequest& r) {
+        int n = ++*counter;
+        Headers validators = use_etag ? Headers{{"ETag", "\"v1\""}} : Headers{{"Last-Modified", last_modified}};
+        const bool matches = use_etag ? r.header("If-None-Match") == "\"v1\""
+                                      : r.header("If-Modified-Since") == last_modified;
+        if (matches && !*changed) {
+            Reply not_modified{.status = 304, .headers = {{"Cache-Control", "max-age=1"}, {"X-Refreshed", std::to_string(n)}}};
+            for (auto& v : validators) not_modified.headers.push_back(v);
+            return not_modified;
+        }
+        Reply full{.headers = {{"Cache-Control", "max-age=1"}}, .body = "body " + std::to_string(n)};
+        for (auto& v : validators) full.headers.push_back(v);
+        return full;
+    };
+}
+
+}  // namespace
+
+TEST_CASE("a stale response with an ETag is revalidated; a 304 refreshes its fields and serves the stored body") {
+    auto changed = std::make_shared<std::atomic<bool>>(false);
+    TestOrigin origin(revalidating_origin(true, changed));
+    Daemon cachalot(proxy_config(origin.port()));
+    CHECK(fetch(cachalot.port(), "/r").body() == "body 1");
+    std::this_thread::sleep_for(1100ms);
+    auto revalidated = fetch(cachalot.port(), "/r");
+    CHECK(revalidated.result_int() == 200);
+    CHECK(revalidated.body() == "body 1");
+    CHECK(revalidated["X-Refreshed"] == "2");
+    CHECK_THAT(std::string(revalidated["Cache-Status"]), Catch::StartsWith("cachalot; fwd=stale; fwd-status=304; stored"));
+    CHECK(origin.last_request().header("If-None-Match") == "\"v1\"");
+    auto hit = fetch(cachalot.port(), "/r");
+    CHECK_THAT(std::string(hit["Cache-Status"]), Catch::StartsWith("cachalot; hit"));
+    CHECK(hit["X-Refreshed"] == "2");  // the refreshed fields were stored
+    CHECK(hit.body() == "body 1");
+    CHECK(origin.request_count() == 2);
+}
+
+TEST_CASE("a stale response with only Last-Modified is revalidated with If-Modified-Since") {
+    auto changed = std::make_shared<std::atomic<bool>>(false);
+    TestOrigin origin(revalidating_origin(false, changed));
+    Daemon cachalot(proxy_config(origin.port()));
+    fetch(cachalot.port(), "/r");
+    std::this_thread::sleep_for(1100ms);
+    auto revalidated = fetch(cachalot.port(), "/r");
+    CHECK(revalidated.body() == "body 1");
+    CHECK(revalidated["X-Refreshed"] == "2");
+    CHECK_FALSE(origin.last_request().header("If-Modified-Since").empty());
+}
+
+TEST_CASE("a 200 answer to a revalidation replaces the stored response") {
+    auto changed = std::make_shared<std::atomic<bool>>(false);
+    TestOrigin origin(revalidating_origin(true, changed));
+    Daemon cachalot(proxy_config(origin.port()));
+    fetch(cachalot.port(), "/r");
+    *changed = true;
+    std::this_thread::sleep_for(1100ms);
+    auto replaced = fetch(cachalot.port(), "/r");
+    CHECK(replaced.body() == "body 2");
+    CHECK_THAT(std::string(replaced["Cache-Status"]), Catch::StartsWith("cachalot; fwd=stale; fwd-status=200; stored"));
+    CHECK(fetch(cachalot.port(), "/r").body() == "body 2");
+}

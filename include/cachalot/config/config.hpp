@@ -79,6 +79,9 @@ struct Cache {
     /// Cap on the heuristic freshness (10 % of the time since Last-Modified) given to responses
     /// without explicit freshness; 0 disables heuristics.
     Duration heuristic_max_ttl{3'600'000};
+    /// How long a response with validators (ETag, Last-Modified) is kept after it goes stale,
+    /// so that it can be revalidated with a conditional request instead of fetched again.
+    Duration keep{600'000};
 };
 
 enum class LogFormat { Text, Json };

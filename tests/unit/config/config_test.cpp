@@ -51,6 +51,9 @@ TEST_CASE("a minimal config gets the documented defaults") {
     CHECK(c.routes[0].match.path_prefix == "/");
     CHECK(c.routes[0].upstream_index == 0);
     CHECK(c.cache.l1.path == "/dev/shm/cachalot-l1");
+    CHECK(c.cache.heuristic_max_ttl == std::chrono::hours(1));
+    CHECK(c.cache.keep == std::chrono::minutes(10));
+    CHECK(c.routes[0].cache.enabled);
     CHECK(c.cache.l1.size == 256u * 1024 * 1024);
     CHECK(c.cache.l1.max_object_size == 1024u * 1024);
     CHECK(c.logging.level == "info");
@@ -88,8 +91,11 @@ routes:
   - name: r1
     match: {host: "*.Example.com", path_prefix: /api}
     upstream: b
+    cache: {enabled: false}
 cache:
   l1: {path: /dev/shm/test-l1, size: 64MiB, max_object_size: 512KiB}
+  heuristic_max_ttl: 30m
+  keep: 5m
 logging: {level: debug, access_log: false, format: json}
 )");
     INFO(format_errors("test.yaml", r.errors));
@@ -116,6 +122,9 @@ logging: {level: debug, access_log: false, format: json}
     CHECK(c.routes[0].match.path_prefix == "/api");
     CHECK(c.routes[0].upstream_index == 1);
     CHECK(c.cache.l1.path == "/dev/shm/test-l1");
+    CHECK(c.cache.heuristic_max_ttl == std::chrono::minutes(30));
+    CHECK(c.cache.keep == std::chrono::minutes(5));
+    CHECK_FALSE(c.routes[0].cache.enabled);
     CHECK(c.cache.l1.size == 64u << 20);
     CHECK(c.cache.l1.max_object_size == 512u << 10);
     CHECK(c.logging.level == "debug");
