@@ -11,6 +11,19 @@ const prometheus::Histogram::BucketBoundaries kLatencyBuckets{
 
 }  // namespace
 
+namespace {
+template <std::size_t N>
+void count(const std::array<std::string_view, N>& names, const std::array<prometheus::Counter*, N>& series,
+           std::string_view name) {
+    for (std::size_t i = 0; i < N; ++i)
+        if (names[i] == name) return series[i]->Increment();
+}
+}  // namespace
+
+void RouteSeries::cache_result(std::string_view result) const { count(kCacheResults, cache_results, result); }
+
+void RouteSeries::store_outcome(std::string_view outcome) const { count(kStoreOutcomes, store_outcomes, outcome); }
+
 void RouteSeries::record(unsigned status, double seconds) const {
     unsigned cls = status / 100;
     requests_by_class[cls >= 1 && cls <= 5 ? cls : 0]->Increment();
@@ -27,6 +40,14 @@ Metrics::Metrics(const std::vector<std::string>& routes, const std::vector<std::
                          .Name("cachalot_request_duration_seconds")
                          .Help("Time from a request's complete head to the end of its response, by route")
                          .Register(*registry_);
+    auto& cache_requests = prometheus::BuildCounter()
+                               .Name("cachalot_cache_requests_total")
+                               .Help("Requests on caching routes, by how the cache answered them")
+                               .Register(*registry_);
+    auto& cache_store = prometheus::BuildCounter()
+                            .Name("cachalot_cache_store_total")
+                            .Help("Responses fetched for the cache, by what became of them (stored, or why not)")
+                            .Register(*registry_);
     auto route_names = routes;
     route_names.push_back("none");
     static constexpr std::array classes{"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
@@ -35,6 +56,10 @@ Metrics::Metrics(const std::vector<std::string>& routes, const std::vector<std::
         for (std::size_t c = 0; c < classes.size(); ++c)
             s.requests_by_class[c] = &requests.Add({{"route", name}, {"status_class", classes[c]}});
         s.duration = &duration.Add({{"route", name}}, kLatencyBuckets);
+        for (std::size_t i = 0; i < kCacheResults.size(); ++i)
+            s.cache_results[i] = &cache_requests.Add({{"route", name}, {"result", std::string(kCacheResults[i])}});
+        for (std::size_t i = 0; i < kStoreOutcomes.size(); ++i)
+            s.store_outcomes[i] = &cache_store.Add({{"route", name}, {"outcome", std::string(kStoreOutcomes[i])}});
         routes_.push_back(s);
     }
 

@@ -178,6 +178,7 @@ net::awaitable<Outcome> ProxyHandler::handle(Request& request, const ClientInfo&
         co_return out;
     }
     const auto& route = cfg_.routes[*out.route];
+    const auto& series = metrics_.route(*out.route);
     const auto method = request.method();
     const auto version = request.version();
     const auto host_field = request_host(request);
@@ -188,6 +189,7 @@ net::awaitable<Outcome> ProxyHandler::handle(Request& request, const ClientInfo&
         if (l1_ && answered && !safe_method(method) && out.response.result_int() < 400)
             invalidate(target, out.response, host_field);
         add_cache_status(out.response, "cachalot; fwd=bypass");
+        series.cache_result("bypass");
         co_return out;
     }
 
@@ -236,6 +238,7 @@ net::awaitable<Outcome> ProxyHandler::handle(Request& request, const ClientInfo&
             }
             out.response.set(bhttp::field::age, std::to_string(age.count()));
             add_cache_status(out.response, "cachalot; hit; ttl=" + std::to_string(ttl));
+            series.cache_result("hit");
             co_return out;
         }
         const bool forced = request_cc.no_cache || pragma_no_cache || request_cc.max_age || request_cc.min_fresh;
@@ -245,6 +248,8 @@ net::awaitable<Outcome> ProxyHandler::handle(Request& request, const ClientInfo&
     if (request_cc.only_if_cached) {
         out.response = make_error_response(504, version, "only-if-cached and nothing usable is stored");
         add_cache_status(out.response, "cachalot; fwd=" + fwd + "; detail=only-if-cached");
+        series.cache_result("miss");
+        series.store_outcome("only-if-cached");
         co_return out;
     }
 
@@ -271,6 +276,8 @@ net::awaitable<Outcome> ProxyHandler::handle(Request& request, const ClientInfo&
     now = now_seconds();
     if (!answered) {
         add_cache_status(out.response, "cachalot; fwd=" + fwd + "; detail=origin-unavailable");
+        series.cache_result("miss");
+        series.store_outcome("origin-unavailable");
         co_return out;
     }
 
@@ -304,9 +311,12 @@ net::awaitable<Outcome> ProxyHandler::handle(Request& request, const ClientInfo&
             const auto expiry_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                        (now + (lifetime - merged_age)).time_since_epoch()).count();
             auto copy = merged;
-            if (store(key, hash, copy, primary, expiry_ms))
+            if (store(key, hash, copy, primary, expiry_ms)) {
                 status_entry += "; stored; ttl=" + std::to_string((lifetime - merged_age).count());
+                series.store_outcome("stored");
+            }
         }
+        series.cache_result("revalidated");
         out.response = response_from(merged, version, method);
         out.response.set(bhttp::field::age, std::to_string(merged_age.count()));
         add_cache_status(out.response, status_entry);
@@ -352,11 +362,15 @@ net::awaitable<Outcome> ProxyHandler::handle(Request& request, const ClientInfo&
         if (stored) {
             add_cache_status(res, "cachalot; fwd=" + fwd + "; fwd-status=" + std::to_string(status) +
                                       "; stored; ttl=" + std::to_string(remaining.count()));
+            series.cache_result("miss");
+            series.store_outcome("stored");
             co_return out;
         }
         detail = "too-large";
     }
     add_cache_status(res, "cachalot; fwd=" + fwd + "; fwd-status=" + std::to_string(status) + "; detail=" + detail);
+    series.cache_result("miss");
+    series.store_outcome(detail);
     co_return out;
 }
 

@@ -12,7 +12,7 @@ Worker::Worker(const config::Config& cfg, const metrics::Metrics& metrics, const
       ioc_(std::in_place, 1),
       work_(ioc_->get_executor()),
       pool_(ioc_->get_executor(), cfg.upstreams, metrics),
-      handler_(cfg, pool_, l1) {}
+      handler_(cfg, pool_, l1, metrics) {}
 
 Worker::~Worker() {
     join();

@@ -360,6 +360,8 @@ TEST_CASE("a stale response with an ETag is revalidated; a 304 refreshes its fie
     CHECK(hit["X-Refreshed"] == "2");  // the refreshed fields were stored
     CHECK(hit.body() == "body 1");
     CHECK(origin.request_count() == 2);
+    CHECK(await_metric(cachalot.admin_port(), R"(cachalot_cache_requests_total{result="revalidated",route="default"})",
+                       1) == 1);
 }
 
 TEST_CASE("a stale response with only Last-Modified is revalidated with If-Modified-Since") {
@@ -385,4 +387,20 @@ TEST_CASE("a 200 answer to a revalidation replaces the stored response") {
     CHECK(replaced.body() == "body 2");
     CHECK_THAT(std::string(replaced["Cache-Status"]), Catch::StartsWith("cachalot; fwd=stale; fwd-status=200; stored"));
     CHECK(fetch(cachalot.port(), "/r").body() == "body 2");
+}
+
+TEST_CASE("cache metrics count hits, misses, revalidations, bypasses and store outcomes by route") {
+    TestOrigin origin(by_path());
+    Daemon cachalot(proxy_config(origin.port()));
+    fetch(cachalot.port(), "/max-age");
+    fetch(cachalot.port(), "/max-age");
+    fetch(cachalot.port(), "/no-store");
+    fetch(cachalot.port(), "/max-age", "POST", {}, "x");
+    auto port = cachalot.admin_port();
+    CHECK(await_metric(port, R"(cachalot_cache_requests_total{result="hit",route="default"})", 1) == 1);
+    CHECK(await_metric(port, R"(cachalot_cache_requests_total{result="miss",route="default"})", 2) == 2);
+    CHECK(await_metric(port, R"(cachalot_cache_requests_total{result="bypass",route="default"})", 1) == 1);
+    CHECK(await_metric(port, R"(cachalot_cache_store_total{outcome="stored",route="default"})", 1) == 1);
+    CHECK(await_metric(port, R"(cachalot_cache_store_total{outcome="no-store",route="default"})", 1) == 1);
+    CHECK(await_metric(port, "cachalot_l1_items", 0) == 0);  // the POST invalidated the one stored
 }

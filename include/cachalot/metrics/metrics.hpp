@@ -10,6 +10,7 @@
 #include <array>
 #include <functional>
 #include <memory>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -19,10 +20,25 @@ namespace cachalot::metrics {
 enum class UpstreamError { Connect, Timeout, BadResponse, Closed };
 inline constexpr std::array kUpstreamErrorNames{"connect", "timeout", "bad_response", "closed"};
 
+/// How the cache answered a request: label values of cachalot_cache_requests_total.
+inline constexpr std::array<std::string_view, 4> kCacheResults{"hit", "miss", "revalidated", "bypass"};
+/// What became of a response fetched for the cache: stored, or why not. Label values of
+/// cachalot_cache_store_total (the same words as Cache-Status' detail).
+inline constexpr std::array<std::string_view, 15> kStoreOutcomes{
+    "stored",    "method",      "status",    "request-no-store", "no-store",
+    "private",   "authorization", "no-freshness-info", "head", "conditional",
+    "vary-star", "stale-on-arrival", "too-large", "origin-unavailable", "only-if-cached"};
+
 struct RouteSeries {
     std::array<prometheus::Counter*, 6> requests_by_class{};  // index = status / 100; 0 = other
     prometheus::Histogram* duration = nullptr;
+    std::array<prometheus::Counter*, kCacheResults.size()> cache_results{};
+    std::array<prometheus::Counter*, kStoreOutcomes.size()> store_outcomes{};
     void record(unsigned status, double seconds) const;
+    /// Counts one answer by cache result (one of kCacheResults).
+    void cache_result(std::string_view result) const;
+    /// Counts one fetched response by what became of it (one of kStoreOutcomes).
+    void store_outcome(std::string_view outcome) const;
 };
 
 struct UpstreamSeries {
