@@ -94,8 +94,12 @@ public:
     // "250ms", "10s", "2m", "1h"; a bare number is seconds.
     void read_duration(const YAML::Node& parent, const std::string& path, const char* name, Duration& out) {
         auto node = parent[name];
-        auto key = join(path, name);
-        if (!node.IsDefined() || node.IsNull() || !scalar(node, key)) return;
+        if (!node.IsDefined() || node.IsNull()) return;
+        duration_value(node, join(path, name), out);
+    }
+
+    void duration_value(const YAML::Node& node, const std::string& key, Duration& out) {
+        if (!scalar(node, key)) return;
         const auto& s = node.Scalar();
         std::uint64_t v = 0;
         auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -105,8 +109,9 @@ public:
         else if (unit == "s" || unit.empty()) scale = 1000;
         else if (unit == "m") scale = 60'000;
         else if (unit == "h") scale = 3'600'000;
+        else if (unit == "d") scale = 86'400'000;
         if (ec != std::errc{} || p == s.data() || scale == 0 || v > 1'000'000'000) {
-            error(node, key, "expected a duration such as 500ms, 10s, 5m or 1h, got '" + s + "'");
+            error(node, key, "expected a duration such as 500ms, 10s, 5m, 1h or 1d, got '" + s + "'");
             return;
         }
         out = Duration(v * scale);
@@ -158,9 +163,59 @@ void read_upstream(Reader& r, const YAML::Node& node, const std::string& key, Up
     r.read_size(node, key, "max_response_bytes", u.max_response_bytes);
 }
 
+void read_string_list(Reader& r, const YAML::Node& parent, const std::string& path, const char* name,
+                      std::vector<std::string>& out) {
+    auto node = parent[name];
+    auto key = Reader::join(path, name);
+    if (!node.IsDefined() || node.IsNull()) return;
+    if (!node.IsSequence()) {
+        r.error(node, key, "expected a list");
+        return;
+    }
+    for (std::size_t i = 0; i < node.size(); ++i)
+        if (r.scalar(node[i], key + "[" + std::to_string(i) + "]")) out.push_back(node[i].Scalar());
+}
+
 void read_route_cache(Reader& r, const YAML::Node& node, const std::string& key, RouteCache& cache) {
-    if (!node.IsDefined() || node.IsNull() || !r.expect_map(node, key, {"enabled"})) return;
+    if (!node.IsDefined() || node.IsNull() ||
+        !r.expect_map(node, key, {"enabled", "default_ttl", "max_ttl", "status_ttl", "override_origin", "set_cookie",
+                                  "key"}))
+        return;
     r.read_bool(node, key, "enabled", cache.enabled);
+    r.read_duration(node, key, "default_ttl", cache.default_ttl);
+    r.read_duration(node, key, "max_ttl", cache.max_ttl);
+    r.read_bool(node, key, "override_origin", cache.override_origin);
+    if (auto ttl = node["status_ttl"]; ttl.IsDefined() && !ttl.IsNull()) {
+        if (!ttl.IsMap()) {
+            r.error(ttl, key + ".status_ttl", "expected a mapping of status to duration, such as {404: 30s}");
+        } else {
+            for (auto it = ttl.begin(); it != ttl.end(); ++it) {
+                const auto status_text = it->first.Scalar();
+                unsigned status = 0;
+                auto [p, ec] = std::from_chars(status_text.data(), status_text.data() + status_text.size(), status);
+                if (ec != std::errc{} || p != status_text.data() + status_text.size() || status < 200 || status > 599) {
+                    r.error(it->first, key + ".status_ttl." + status_text, "expected a status code from 200 to 599");
+                    continue;
+                }
+                Duration d{0};
+                r.duration_value(it->second, key + ".status_ttl." + status_text, d);
+                cache.status_ttl.emplace_back(status, d);
+            }
+        }
+    }
+    std::string set_cookie;
+    r.read_string(node, key, "set_cookie", set_cookie);
+    if (set_cookie == "strip") cache.set_cookie = SetCookiePolicy::Strip;
+    else if (set_cookie == "refuse") cache.set_cookie = SetCookiePolicy::Refuse;
+    else if (set_cookie == "store") cache.set_cookie = SetCookiePolicy::Store;
+    else if (!set_cookie.empty()) r.error(node["set_cookie"], key + ".set_cookie", "expected strip, refuse or store");
+    if (auto k = node["key"]; k.IsDefined() && !k.IsNull() &&
+                              r.expect_map(k, key + ".key", {"sort_query", "ignore_query_params", "headers", "cookies"})) {
+        r.read_bool(k, key + ".key", "sort_query", cache.key.sort_query);
+        read_string_list(r, k, key + ".key", "ignore_query_params", cache.key.ignore_query_params);
+        read_string_list(r, k, key + ".key", "headers", cache.key.headers);
+        read_string_list(r, k, key + ".key", "cookies", cache.key.cookies);
+    }
 }
 
 void read_route(Reader& r, const YAML::Node& node, const std::string& key, Route& route) {

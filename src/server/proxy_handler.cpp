@@ -123,9 +123,12 @@ net::awaitable<bool> ProxyHandler::forward(Request& request, const ClientInfo& c
 
 // A successful unsafe request changes the resource: what is stored for its URI, and for a
 // same-origin Location or Content-Location, is dropped (RFC 9111 §4.4).
-void ProxyHandler::invalidate(std::string_view request_target, const Response& response, const std::string& host) {
+void ProxyHandler::invalidate(std::string_view request_target, const Response& response, const std::string& host,
+                              const Request& request, const config::Route& route) {
+    const auto& k = route.cache.key;
+    const cache::KeyRules rules{k.sort_query, k.ignore_query_params, k.headers, k.cookies};
     auto drop = [&](std::string_view target) {
-        auto key = cache::primary_key("GET", "http", host, target, {}, {});
+        auto key = cache::primary_key("GET", "http", host, target, request.base(), rules);
         l1_->erase(store::hash_key(key), key);
     };
     drop(request_target);
@@ -138,6 +141,27 @@ void ProxyHandler::invalidate(std::string_view request_target, const Response& r
             drop(value);  // absolute and same origin
         }
     }
+}
+
+std::optional<http::Seconds> ProxyHandler::route_ttl(const config::RouteCache& rc, unsigned status) {
+    for (const auto& [s, ttl] : rc.status_ttl)
+        if (s == status) return std::chrono::duration_cast<http::Seconds>(ttl);
+    if (rc.default_ttl.count() > 0 && status >= 200 && status < 400)
+        return std::chrono::duration_cast<http::Seconds>(rc.default_ttl);
+    return std::nullopt;
+}
+
+http::Seconds ProxyHandler::lifetime_for(const config::RouteCache& rc, unsigned status, const http::Fields& fields,
+                                         const http::CacheControl& cc, http::Time response_time) const {
+    const auto heuristic = std::chrono::duration_cast<http::Seconds>(cfg_.cache.heuristic_max_ttl);
+    const auto origin = http::freshness_lifetime(status, fields, cc, response_time, heuristic);
+    const bool explicit_freshness = origin.source == http::FreshnessSource::SMaxAge ||
+                                    origin.source == http::FreshnessSource::MaxAge ||
+                                    origin.source == http::FreshnessSource::Expires;
+    auto lifetime = origin.lifetime;
+    if (auto ttl = route_ttl(rc, status); ttl && (rc.override_origin || !explicit_freshness)) lifetime = *ttl;
+    if (rc.max_ttl.count() > 0) lifetime = std::min(lifetime, std::chrono::duration_cast<http::Seconds>(rc.max_ttl));
+    return lifetime;
 }
 
 bool ProxyHandler::store(const std::string& key, store::Hash hash, cache::Entry& entry,
@@ -187,7 +211,7 @@ net::awaitable<Outcome> ProxyHandler::handle(Request& request, const ClientInfo&
         const std::string target(request.target());
         const bool answered = co_await forward(request, client, host, route, out);
         if (l1_ && answered && !safe_method(method) && out.response.result_int() < 400)
-            invalidate(target, out.response, host_field);
+            invalidate(target, out.response, host_field, request, route);
         add_cache_status(out.response, "cachalot; fwd=bypass");
         series.cache_result("bypass");
         co_return out;
@@ -197,7 +221,11 @@ net::awaitable<Outcome> ProxyHandler::handle(Request& request, const ClientInfo&
     const auto request_cc = http::cache_control_of(request.base());
     const bool pragma_no_cache = request.count(bhttp::field::cache_control) == 0 &&
                                  request[bhttp::field::pragma].find("no-cache") != std::string_view::npos;
-    const auto key = cache::primary_key(request.method_string(), "http", host_field, request.target(), request.base(), {});
+    const auto& rules = route.cache;
+    const cache::KeyRules key_rules{rules.key.sort_query, rules.key.ignore_query_params, rules.key.headers,
+                                    rules.key.cookies};
+    const auto key =
+        cache::primary_key(request.method_string(), "http", host_field, request.target(), request.base(), key_rules);
     const auto hash = store::hash_key(key);
     const auto heuristic = std::chrono::duration_cast<http::Seconds>(cfg_.cache.heuristic_max_ttl);
     auto now = now_seconds();
@@ -223,8 +251,7 @@ net::awaitable<Outcome> ProxyHandler::handle(Request& request, const ClientInfo&
         const auto response_cc = http::cache_control_of(stored);
         const http::Time request_time{http::Seconds{entry->request_time}};
         const http::Time response_time{http::Seconds{entry->response_time}};
-        const auto lifetime =
-            http::freshness_lifetime(entry->status, stored, response_cc, response_time, heuristic).lifetime;
+        const auto lifetime = lifetime_for(rules, entry->status, stored, response_cc, response_time);
         const auto age = http::current_age(stored, request_time, response_time, now);
         const auto use = http::usability(request_cc, pragma_no_cache, response_cc, lifetime, age);
         if (use != http::Usability::MustRevalidate) {
@@ -304,7 +331,7 @@ net::awaitable<Outcome> ProxyHandler::handle(Request& request, const ClientInfo&
         http::Fields fields;
         for (auto& [name, value] : merged.headers) fields.insert(name, value);
         const auto merged_cc = http::cache_control_of(fields);
-        const auto lifetime = http::freshness_lifetime(merged.status, fields, merged_cc, now, heuristic).lifetime;
+        const auto lifetime = lifetime_for(rules, merged.status, fields, merged_cc, now);
         const auto merged_age = http::current_age(fields, request_time, now, now);
         std::string status_entry = "cachalot; fwd=" + fwd + "; fwd-status=304";
         if (lifetime > merged_age && !merged_cc.no_store) {
@@ -330,8 +357,10 @@ net::awaitable<Outcome> ProxyHandler::handle(Request& request, const ClientInfo&
     const auto response_cc = http::cache_control_of(res.base());
     auto reason = http::storability(method == bhttp::verb::head ? "HEAD" : "GET", status, request_fields, request_cc,
                                     res.base(), response_cc);
-    const auto freshness = http::freshness_lifetime(status, res.base(), response_cc, now, heuristic);
+    if (reason == http::NotStorable::NoFreshness && route_ttl(rules, status)) reason = http::NotStorable::None;
+    const auto lifetime = lifetime_for(rules, status, res.base(), response_cc, now);
     const auto age = http::current_age(res.base(), request_time, now, now);
+    const bool sets_cookie = res.count(bhttp::field::set_cookie) > 0;
     if (reason != http::NotStorable::None) {
         detail = http::to_string(reason);
     } else if (method == bhttp::verb::head) {
@@ -342,20 +371,24 @@ net::awaitable<Outcome> ProxyHandler::handle(Request& request, const ClientInfo&
         detail = "status";
     } else if (cache::vary_names(res.base()) == std::vector<std::string>{"*"}) {
         detail = "vary-star";  // can never match a later request (RFC 9111 §4.1)
-    } else if (freshness.lifetime <= age) {
+    } else if (sets_cookie && rules.set_cookie == config::SetCookiePolicy::Refuse) {
+        detail = "set-cookie";
+    } else if (lifetime <= age) {
         detail = "stale-on-arrival";
     } else {
         cache::Entry entry;
         entry.status = status;
+        const bool keep_cookies = rules.set_cookie == config::SetCookiePolicy::Store;
         for (const auto& f : res.base())
-            if (!http::iequals(f.name_string(), "Set-Cookie") && !http::iequals(f.name_string(), "Cache-Status"))
+            if ((keep_cookies || !http::iequals(f.name_string(), "Set-Cookie")) &&
+                !http::iequals(f.name_string(), "Cache-Status"))
                 entry.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
         entry.body = res.body();
         entry.request_time = request_time.time_since_epoch().count();
         entry.response_time = now.time_since_epoch().count();
         entry.vary = cache::vary_names(res.base());
         if (!entry.vary.empty()) entry.variant = cache::variant_key(entry.vary, request_fields);
-        const auto remaining = freshness.lifetime - age;
+        const auto remaining = lifetime - age;
         const auto expiry_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                    (now + remaining).time_since_epoch()).count();
         const bool stored = store(key, hash, entry, primary, expiry_ms);

@@ -6,6 +6,7 @@
 
 #include "cachalot/cache/entry.hpp"
 #include "cachalot/config/config.hpp"
+#include "cachalot/http/freshness.hpp"
 #include "cachalot/metrics/metrics.hpp"
 #include "cachalot/store/shm_store.hpp"
 #include "cachalot/upstream/pool.hpp"
@@ -43,7 +44,15 @@ private:
     /// the proxy's own 502 or 504).
     net::awaitable<bool> forward(Request& request, const ClientInfo& client, const std::string& host,
                                  const config::Route& route, Outcome& out);
-    void invalidate(std::string_view target, const Response& response, const std::string& host);
+    void invalidate(std::string_view target, const Response& response, const std::string& host,
+                    const Request& request, const config::Route& route);
+    /// The freshness lifetime the route gives a response: the origin's (or the heuristic's),
+    /// replaced by the route's TTL for its status or default when the origin says nothing (or
+    /// always, with override_origin), capped by max_ttl.
+    http::Seconds lifetime_for(const config::RouteCache& rc, unsigned status, const http::Fields& fields,
+                               const http::CacheControl& cc, http::Time response_time) const;
+    /// The route's TTL for this status, if it sets one.
+    static std::optional<http::Seconds> route_ttl(const config::RouteCache& rc, unsigned status);
     /// Stores `entry` under `key` (and, with Vary, under its variant key); false if L1 refused it.
     bool store(const std::string& key, store::Hash hash, cache::Entry& entry,
                const std::optional<cache::Entry>& primary, std::int64_t expiry_ms);

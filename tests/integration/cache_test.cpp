@@ -404,3 +404,63 @@ TEST_CASE("cache metrics count hits, misses, revalidations, bypasses and store o
     CHECK(await_metric(port, R"(cachalot_cache_store_total{outcome="no-store",route="default"})", 1) == 1);
     CHECK(await_metric(port, "cachalot_l1_items", 0) == 0);  // the POST invalidated the one stored
 }
+
+namespace {
+
+// The test config with a `cache:` block (YAML flow mapping) on its route.
+std::string with_route_cache(std::uint16_t origin_port, const std::string& cache) {
+    auto config = proxy_config(origin_port);
+    config.replace(config.find("    upstream: origin\n"), 21, "    upstream: origin\n    cache: " + cache + "\n");
+    return config;
+}
+
+}  // namespace
+
+TEST_CASE("route status_ttl caches negative answers the origin gave no freshness") {
+    TestOrigin origin([](const OriginRequest&) { return Reply{.status = 404, .body = "nothing"}; });
+    Daemon cachalot(with_route_cache(origin.port(), "{status_ttl: {404: 30s}}"));
+    auto first = fetch(cachalot.port(), "/gone");
+    CHECK(first["Cache-Status"] == "cachalot; fwd=uri-miss; fwd-status=404; stored; ttl=30");
+    CHECK(fetch(cachalot.port(), "/gone").result_int() == 404);
+    CHECK(origin.request_count() == 1);
+}
+
+TEST_CASE("route default_ttl applies when the origin says nothing, and never over the origin's own") {
+    TestOrigin origin(by_path());
+    Daemon cachalot(with_route_cache(origin.port(), "{default_ttl: 90s}"));
+    CHECK(fetch(cachalot.port(), "/other")["Cache-Status"] == "cachalot; fwd=uri-miss; fwd-status=200; stored; ttl=90");
+    CHECK(fetch(cachalot.port(), "/max-age")["Cache-Status"] == "cachalot; fwd=uri-miss; fwd-status=200; stored; ttl=60");
+}
+
+TEST_CASE("route override_origin replaces the origin's freshness; max_ttl caps every lifetime") {
+    TestOrigin origin(by_path());
+    Daemon overriding(with_route_cache(origin.port(), "{default_ttl: 90s, override_origin: true}"));
+    CHECK(fetch(overriding.port(), "/max-age")["Cache-Status"] ==
+          "cachalot; fwd=uri-miss; fwd-status=200; stored; ttl=90");
+    CHECK_THAT(std::string(fetch(overriding.port(), "/no-store")["Cache-Status"]),
+               Catch::EndsWith("detail=no-store"));  // overriding freshness never overrides no-store
+    Daemon capped(with_route_cache(origin.port(), "{max_ttl: 10s}"));
+    CHECK(fetch(capped.port(), "/max-age")["Cache-Status"] == "cachalot; fwd=uri-miss; fwd-status=200; stored; ttl=10");
+}
+
+TEST_CASE("route key rules: ignored query parameters share an entry, key headers split it") {
+    TestOrigin origin(by_path());
+    Daemon cachalot(with_route_cache(origin.port(), "{key: {ignore_query_params: [\"utm_*\"], headers: [X-Tenant]}}"));
+    fetch(cachalot.port(), "/max-age?utm_source=mail&id=1", "GET", {{"X-Tenant", "a"}});
+    auto same = fetch(cachalot.port(), "/max-age?id=1&utm_campaign=x", "GET", {{"X-Tenant", "a"}});
+    CHECK_THAT(std::string(same["Cache-Status"]), Catch::StartsWith("cachalot; hit"));
+    auto other_tenant = fetch(cachalot.port(), "/max-age?id=1", "GET", {{"X-Tenant", "b"}});
+    CHECK_THAT(std::string(other_tenant["Cache-Status"]), Catch::StartsWith("cachalot; fwd=uri-miss"));
+    CHECK(origin.request_count() == 2);
+}
+
+TEST_CASE("route set_cookie: refuse stores nothing, store replays the cookie") {
+    TestOrigin origin(by_path());
+    Daemon refusing(with_route_cache(origin.port(), "{set_cookie: refuse}"));
+    CHECK_THAT(std::string(fetch(refusing.port(), "/cookie")["Cache-Status"]), Catch::EndsWith("detail=set-cookie"));
+    Daemon storing(with_route_cache(origin.port(), "{set_cookie: store}"));
+    fetch(storing.port(), "/cookie");
+    auto hit = fetch(storing.port(), "/cookie");
+    CHECK_THAT(std::string(hit["Cache-Status"]), Catch::StartsWith("cachalot; hit"));
+    CHECK(hit["Set-Cookie"] == "session=abc");
+}

@@ -54,9 +54,30 @@ struct RouteMatch {
     std::string path_prefix = "/";
 };
 
+/// What becomes of a response that sets cookies.
+enum class SetCookiePolicy {
+    Strip,   // stored without its Set-Cookie (the client that caused the fetch still gets it)
+    Refuse,  // not stored at all (nginx's and Varnish's default)
+    Store,   // stored with Set-Cookie, replayed to everyone: only for cookies meant for all users
+};
+
+/// What enters a route's cache key besides the normalized URL.
+struct RouteKey {
+    bool sort_query = true;
+    std::vector<std::string> ignore_query_params;  // names, or prefixes ending in '*' ("utm_*")
+    std::vector<std::string> headers;              // request headers added to the key
+    std::vector<std::string> cookies;              // request cookies (by name) added to the key
+};
+
 /// A route's caching rules.
 struct RouteCache {
     bool enabled = true;  // off: every request is forwarded, nothing stored (Cache-Status fwd=bypass)
+    Duration default_ttl{0};  // freshness for responses that say nothing (0: none, heuristics apply)
+    Duration max_ttl{0};      // cap on every freshness lifetime (0: no cap)
+    std::vector<std::pair<unsigned, Duration>> status_ttl;  // freshness by status when the origin says nothing (404: 30s)
+    bool override_origin = false;  // default_ttl / status_ttl replace the origin's own freshness
+    SetCookiePolicy set_cookie = SetCookiePolicy::Strip;
+    RouteKey key;
 };
 
 struct Route {

@@ -24,10 +24,10 @@ inline constexpr std::array kUpstreamErrorNames{"connect", "timeout", "bad_respo
 inline constexpr std::array<std::string_view, 4> kCacheResults{"hit", "miss", "revalidated", "bypass"};
 /// What became of a response fetched for the cache: stored, or why not. Label values of
 /// cachalot_cache_store_total (the same words as Cache-Status' detail).
-inline constexpr std::array<std::string_view, 15> kStoreOutcomes{
-    "stored",    "method",      "status",    "request-no-store", "no-store",
-    "private",   "authorization", "no-freshness-info", "head", "conditional",
-    "vary-star", "stale-on-arrival", "too-large", "origin-unavailable", "only-if-cached"};
+inline constexpr std::array<std::string_view, 16> kStoreOutcomes{
+    "stored",    "method",        "status",           "request-no-store", "no-store",           "private",
+    "authorization", "no-freshness-info", "head",     "conditional",      "vary-star",          "stale-on-arrival",
+    "too-large", "origin-unavailable", "only-if-cached", "set-cookie"};
 
 struct RouteSeries {
     std::array<prometheus::Counter*, 6> requests_by_class{};  // index = status / 100; 0 = other

@@ -91,7 +91,14 @@ routes:
   - name: r1
     match: {host: "*.Example.com", path_prefix: /api}
     upstream: b
-    cache: {enabled: false}
+    cache:
+      enabled: false
+      default_ttl: 30s
+      max_ttl: 1d
+      status_ttl: {404: 10s, 410: 1h}
+      override_origin: true
+      set_cookie: refuse
+      key: {sort_query: false, ignore_query_params: ["utm_*"], headers: [X-Tenant], cookies: [region]}
 cache:
   l1: {path: /dev/shm/test-l1, size: 64MiB, max_object_size: 512KiB}
   heuristic_max_ttl: 30m
@@ -124,7 +131,19 @@ logging: {level: debug, access_log: false, format: json}
     CHECK(c.cache.l1.path == "/dev/shm/test-l1");
     CHECK(c.cache.heuristic_max_ttl == std::chrono::minutes(30));
     CHECK(c.cache.keep == std::chrono::minutes(5));
-    CHECK_FALSE(c.routes[0].cache.enabled);
+    const auto& rc = c.routes[0].cache;
+    CHECK_FALSE(rc.enabled);
+    CHECK(rc.default_ttl == std::chrono::seconds(30));
+    CHECK(rc.max_ttl == std::chrono::hours(24));
+    REQUIRE(rc.status_ttl.size() == 2);
+    CHECK(rc.status_ttl[0] == std::pair<unsigned, Duration>{404, std::chrono::seconds(10)});
+    CHECK(rc.status_ttl[1] == std::pair<unsigned, Duration>{410, std::chrono::hours(1)});
+    CHECK(rc.override_origin);
+    CHECK(rc.set_cookie == SetCookiePolicy::Refuse);
+    CHECK_FALSE(rc.key.sort_query);
+    CHECK(rc.key.ignore_query_params == std::vector<std::string>{"utm_*"});
+    CHECK(rc.key.headers == std::vector<std::string>{"X-Tenant"});
+    CHECK(rc.key.cookies == std::vector<std::string>{"region"});
     CHECK(c.cache.l1.size == 64u << 20);
     CHECK(c.cache.l1.max_object_size == 512u << 10);
     CHECK(c.logging.level == "debug");
@@ -154,7 +173,7 @@ TEST_CASE("config errors name the line and the key") {
     SECTION("a bad duration") {
         auto e = only_error(std::string(kMinimal) + "drain_timeout: 10 minutes\n");
         CHECK(e.key == "drain_timeout");
-        CHECK(e.message == "expected a duration such as 500ms, 10s, 5m or 1h, got '10 minutes'");
+        CHECK(e.message == "expected a duration such as 500ms, 10s, 5m, 1h or 1d, got '10 minutes'");
     }
     SECTION("a bad size") {
         auto e = only_error(std::string(kMinimal) + "client: {max_body_bytes: 10 tons}\n");
@@ -240,6 +259,24 @@ routes:
         auto e = only_error(std::string(kMinimal) + "cache:\n  l1: {path: cachalot-l1}\n");
         CHECK(e.key == "cache.l1.path");
         CHECK(e.message == "must be an absolute path");
+    }
+    SECTION("a status TTL for something that is not a status") {
+        auto e = only_error(R"(upstreams: [{name: api, host: a}]
+routes:
+  - name: r
+    upstream: api
+    cache: {status_ttl: {600: 1s}}
+)");
+        CHECK(e.key == "routes[0].cache.status_ttl.600");
+        CHECK(e.message == "expected a status code from 200 to 599");
+    }
+    SECTION("an unknown set_cookie policy") {
+        auto e = only_error(R"(upstreams: [{name: api, host: a}]
+routes:
+  - {name: r, upstream: api, cache: {set_cookie: eat}}
+)");
+        CHECK(e.key == "routes[0].cache.set_cookie");
+        CHECK(e.message == "expected strip, refuse or store");
     }
     SECTION("a list where a mapping belongs") {
         auto e = only_error(std::string(kMinimal) + "client: [1, 2]\n");
