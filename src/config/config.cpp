@@ -305,9 +305,13 @@ Config read_config(Reader& r, const YAML::Node& root) {
     }
 
     if (auto cache = root["cache"]; cache.IsDefined() && !cache.IsNull()) {
-        if (r.expect_map(cache, "cache", {"l1", "heuristic_max_ttl", "keep"})) {
+        if (r.expect_map(cache, "cache", {"l1", "heuristic_max_ttl", "keep", "targeted_field", "strip_targeted_fields",
+                                          "debug_cache_status"})) {
             r.read_duration(cache, "cache", "heuristic_max_ttl", c.cache.heuristic_max_ttl);
             r.read_duration(cache, "cache", "keep", c.cache.keep);
+            r.read_string(cache, "cache", "targeted_field", c.cache.targeted_field);
+            r.read_bool(cache, "cache", "strip_targeted_fields", c.cache.strip_targeted_fields);
+            r.read_bool(cache, "cache", "debug_cache_status", c.cache.debug_cache_status);
             if (auto l1 = cache["l1"]; l1.IsDefined() && !l1.IsNull() &&
                                        r.expect_map(l1, "cache.l1", {"path", "size", "max_object_size"})) {
                 r.read_string(l1, "cache.l1", "path", c.cache.l1.path);

@@ -193,7 +193,45 @@ std::optional<cache::Entry> ProxyHandler::lookup(const std::string& key, store::
     return entry;
 }
 
+http::Fields ProxyHandler::policy_view(const http::Fields& fields) const {
+    for (const std::string& name : {cfg_.cache.targeted_field, std::string("CDN-Cache-Control")}) {
+        if (name.empty()) continue;
+        std::string value;
+        for (const auto& f : fields) {
+            if (!http::iequals(f.name_string(), name)) continue;
+            if (!value.empty()) value += ", ";
+            value += f.value();
+        }
+        if (value.empty()) continue;
+        http::Fields view = fields;
+        view.erase(bhttp::field::cache_control);
+        view.erase(bhttp::field::expires);
+        view.set(bhttp::field::cache_control, value);
+        return view;
+    }
+    return fields;
+}
+
 net::awaitable<Outcome> ProxyHandler::handle(Request& request, const ClientInfo& client) {
+    auto out = co_await serve(request, client);
+    if (!out.cache_key.empty()) {
+        // Appended to this cache's own entry, the last one of the list.
+        std::string value(out.response["Cache-Status"]);
+        std::string escaped;
+        for (char c : out.cache_key) {
+            if (c == '"' || c == '\\') escaped += '\\';
+            escaped += (c == '\n' || c == '\x1f') ? ' ' : c;
+        }
+        out.response.set("Cache-Status", value + "; key=\"" + escaped + "\"");
+    }
+    if (cfg_.cache.strip_targeted_fields) {
+        out.response.erase("CDN-Cache-Control");
+        if (!cfg_.cache.targeted_field.empty()) out.response.erase(cfg_.cache.targeted_field);
+    }
+    co_return out;
+}
+
+net::awaitable<Outcome> ProxyHandler::serve(Request& request, const ClientInfo& client) {
     Outcome out;
     const auto host = normalized_host(request.target(), request[bhttp::field::host]);
     out.route = match_route(cfg_.routes, host, target_path(request.target()));
@@ -227,7 +265,7 @@ net::awaitable<Outcome> ProxyHandler::handle(Request& request, const ClientInfo&
     const auto key =
         cache::primary_key(request.method_string(), "http", host_field, request.target(), request.base(), key_rules);
     const auto hash = store::hash_key(key);
-    const auto heuristic = std::chrono::duration_cast<http::Seconds>(cfg_.cache.heuristic_max_ttl);
+    if (cfg_.cache.debug_cache_status) out.cache_key = key;
     auto now = now_seconds();
 
     std::string fwd = "uri-miss";
@@ -248,10 +286,11 @@ net::awaitable<Outcome> ProxyHandler::handle(Request& request, const ClientInfo&
     if (entry) {
         http::Fields stored;
         for (auto& [name, value] : entry->headers) stored.insert(name, value);
-        const auto response_cc = http::cache_control_of(stored);
+        const auto policy = policy_view(stored);
+        const auto response_cc = http::cache_control_of(policy);
         const http::Time request_time{http::Seconds{entry->request_time}};
         const http::Time response_time{http::Seconds{entry->response_time}};
-        const auto lifetime = lifetime_for(rules, entry->status, stored, response_cc, response_time);
+        const auto lifetime = lifetime_for(rules, entry->status, policy, response_cc, response_time);
         const auto age = http::current_age(stored, request_time, response_time, now);
         const auto use = http::usability(request_cc, pragma_no_cache, response_cc, lifetime, age);
         if (use != http::Usability::MustRevalidate) {
@@ -330,8 +369,9 @@ net::awaitable<Outcome> ProxyHandler::handle(Request& request, const ClientInfo&
         merged.response_time = now.time_since_epoch().count();
         http::Fields fields;
         for (auto& [name, value] : merged.headers) fields.insert(name, value);
-        const auto merged_cc = http::cache_control_of(fields);
-        const auto lifetime = lifetime_for(rules, merged.status, fields, merged_cc, now);
+        const auto merged_policy = policy_view(fields);
+        const auto merged_cc = http::cache_control_of(merged_policy);
+        const auto lifetime = lifetime_for(rules, merged.status, merged_policy, merged_cc, now);
         const auto merged_age = http::current_age(fields, request_time, now, now);
         std::string status_entry = "cachalot; fwd=" + fwd + "; fwd-status=304";
         if (lifetime > merged_age && !merged_cc.no_store) {
@@ -354,11 +394,12 @@ net::awaitable<Outcome> ProxyHandler::handle(Request& request, const ClientInfo&
     auto& res = out.response;
     const unsigned status = res.result_int();
     std::string detail;
-    const auto response_cc = http::cache_control_of(res.base());
+    const auto policy = policy_view(res.base());
+    const auto response_cc = http::cache_control_of(policy);
     auto reason = http::storability(method == bhttp::verb::head ? "HEAD" : "GET", status, request_fields, request_cc,
-                                    res.base(), response_cc);
+                                    policy, response_cc);
     if (reason == http::NotStorable::NoFreshness && route_ttl(rules, status)) reason = http::NotStorable::None;
-    const auto lifetime = lifetime_for(rules, status, res.base(), response_cc, now);
+    const auto lifetime = lifetime_for(rules, status, policy, response_cc, now);
     const auto age = http::current_age(res.base(), request_time, now, now);
     const bool sets_cookie = res.count(bhttp::field::set_cookie) > 0;
     if (reason != http::NotStorable::None) {

@@ -29,6 +29,7 @@ struct Outcome {
     Response response;
     std::optional<std::size_t> route;  // empty: no route matched
     double upstream_seconds = -1;      // negative: the origin was not asked
+    std::string cache_key;             // the primary key, when the cache was consulted
 };
 
 class ProxyHandler {
@@ -40,6 +41,10 @@ public:
     net::awaitable<Outcome> handle(Request& request, const ClientInfo& client);
 
 private:
+    net::awaitable<Outcome> serve(Request& request, const ClientInfo& client);
+    /// The fields that decide this cache's policy for a response (RFC 9213): the first targeted
+    /// field present stands in for Cache-Control, and Expires is ignored.
+    http::Fields policy_view(const http::Fields& fields) const;
     /// Sends the request to the route's origin; false when the origin failed (out then holds
     /// the proxy's own 502 or 504).
     net::awaitable<bool> forward(Request& request, const ClientInfo& client, const std::string& host,

@@ -464,3 +464,53 @@ TEST_CASE("route set_cookie: refuse stores nothing, store replays the cookie") {
     CHECK_THAT(std::string(hit["Cache-Status"]), Catch::StartsWith("cachalot; hit"));
     CHECK(hit["Set-Cookie"] == "session=abc");
 }
+
+TEST_CASE("CDN-Cache-Control and a configured targeted field decide this cache's freshness ahead of Cache-Control") {
+    TestOrigin origin([](const OriginRequest& r) {
+        Reply reply{.headers = {{"Cache-Control", "no-cache, max-age=0"}, {"Expires", "0"}}, .body = "x"};
+        if (r.target == "/cdn") reply.headers.push_back({"CDN-Cache-Control", "max-age=120"});
+        if (r.target == "/ours") {
+            reply.headers.push_back({"CDN-Cache-Control", "no-store"});
+            reply.headers.push_back({"Cachalot-Cache-Control", "max-age=30"});
+        }
+        return reply;
+    });
+    auto config = proxy_config(origin.port());
+    config.replace(config.find("cache:\n"), 7,
+                   "cache:\n  targeted_field: Cachalot-Cache-Control\n  strip_targeted_fields: true\n");
+    Daemon targeted(config);
+    auto cdn = fetch(targeted.port(), "/cdn");
+    CHECK(cdn["Cache-Status"] == "cachalot; fwd=uri-miss; fwd-status=200; stored; ttl=120");
+    CHECK(cdn.count("CDN-Cache-Control") == 0);  // stripped on the way out
+    CHECK(cdn["Cache-Control"] == "no-cache, max-age=0");  // meant for downstream caches: kept
+    auto ours = fetch(targeted.port(), "/ours");
+    CHECK(ours["Cache-Status"] == "cachalot; fwd=uri-miss; fwd-status=200; stored; ttl=30");
+    CHECK(ours.count("Cachalot-Cache-Control") == 0);
+    CHECK_THAT(std::string(fetch(targeted.port(), "/cdn")["Cache-Status"]), Catch::StartsWith("cachalot; hit"));
+    auto plain = fetch(targeted.port(), "/plain");
+    CHECK_THAT(std::string(plain["Cache-Status"]), Catch::EndsWith("detail=stale-on-arrival"));
+}
+
+TEST_CASE("Age includes the Age the origin sent and the time the origin took to answer") {
+    TestOrigin origin([](const OriginRequest&) {
+        return Reply{.headers = {{"Cache-Control", "max-age=600"}, {"Age", "100"}}, .body = "slow", .delay = 1200ms};
+    });
+    Daemon cachalot(proxy_config(origin.port()));
+    fetch(cachalot.port(), "/slow");
+    auto hit = fetch(cachalot.port(), "/slow");
+    CHECK_THAT(std::string(hit["Cache-Status"]), Catch::StartsWith("cachalot; hit"));
+    auto age = std::stoi(std::string(hit["Age"]));
+    CHECK(age >= 101);  // 100 from upstream + at least 1 s of response delay
+    CHECK(age <= 110);
+}
+
+TEST_CASE("debug_cache_status adds the cache key to Cache-Status") {
+    TestOrigin origin(by_path());
+    auto config = proxy_config(origin.port());
+    config.replace(config.find("cache:\n"), 7, "cache:\n  debug_cache_status: true\n");
+    Daemon cachalot(config);
+    auto res = fetch(cachalot.port(), "/max-age?b=2&a=1", "GET", {{"Host", "Example.com:80"}});
+    CHECK_THAT(std::string(res["Cache-Status"]), Catch::EndsWith("; key=\"GET http://example.com/max-age?a=1&b=2\""));
+    Daemon quiet(proxy_config(origin.port()));
+    CHECK_THAT(std::string(fetch(quiet.port(), "/max-age")["Cache-Status"]), !Catch::Contains("key="));
+}

@@ -103,6 +103,13 @@ struct Cache {
     /// How long a response with validators (ETag, Last-Modified) is kept after it goes stale,
     /// so that it can be revalidated with a conditional request instead of fetched again.
     Duration keep{600'000};
+    /// RFC 9213 targeted cache control: this field (if set), then CDN-Cache-Control, when present
+    /// in a response, stands in for its Cache-Control and Expires for this cache's own policy.
+    std::string targeted_field;
+    /// Remove those fields from responses sent to clients (they are meant for this tier only).
+    bool strip_targeted_fields = false;
+    /// Add the cache key to Cache-Status (key=…): for debugging, it reveals how keys are built.
+    bool debug_cache_status = false;
 };
 
 enum class LogFormat { Text, Json };
