@@ -166,11 +166,9 @@ http::Seconds ProxyHandler::lifetime_for(const config::RouteCache& rc, unsigned 
 
 bool ProxyHandler::store(const std::string& key, store::Hash hash, cache::Entry& entry,
                          const std::optional<cache::Entry>& primary, std::int64_t expiry_ms) {
-    // A response with validators stays a while after it goes stale: it can be revalidated.
-    const bool has_validators = std::any_of(entry.headers.begin(), entry.headers.end(), [](const auto& h) {
-        return http::iequals(h.first, "ETag") || http::iequals(h.first, "Last-Modified");
-    });
-    if (has_validators) expiry_ms += cfg_.cache.keep.count();
+    // Kept a while after it goes stale: to be revalidated (when it has validators), or served to
+    // requests that accept staleness (max-stale).
+    expiry_ms += cfg_.cache.keep.count();
     if (!entry.vary.empty()) {
         // Variants stored together share an epoch: keep the primary's while its Vary names
         // hold, so the other variants stay reachable; a new one otherwise.
@@ -193,7 +191,7 @@ std::optional<cache::Entry> ProxyHandler::lookup(const std::string& key, store::
     return entry;
 }
 
-http::Fields ProxyHandler::policy_view(const http::Fields& fields) const {
+std::optional<http::Fields> ProxyHandler::targeted_view(const http::Fields& fields) const {
     for (const std::string& name : {cfg_.cache.targeted_field, std::string("CDN-Cache-Control")}) {
         if (name.empty()) continue;
         std::string value;
@@ -209,7 +207,7 @@ http::Fields ProxyHandler::policy_view(const http::Fields& fields) const {
         view.set(bhttp::field::cache_control, value);
         return view;
     }
-    return fields;
+    return std::nullopt;
 }
 
 net::awaitable<Outcome> ProxyHandler::handle(Request& request, const ClientInfo& client) {
@@ -286,7 +284,8 @@ net::awaitable<Outcome> ProxyHandler::serve(Request& request, const ClientInfo& 
     if (entry) {
         http::Fields stored;
         for (auto& [name, value] : entry->headers) stored.insert(name, value);
-        const auto policy = policy_view(stored);
+        const auto view = targeted_view(stored);
+        const auto& policy = view ? *view : stored;
         const auto response_cc = http::cache_control_of(policy);
         const http::Time request_time{http::Seconds{entry->request_time}};
         const http::Time response_time{http::Seconds{entry->response_time}};
@@ -369,7 +368,8 @@ net::awaitable<Outcome> ProxyHandler::serve(Request& request, const ClientInfo& 
         merged.response_time = now.time_since_epoch().count();
         http::Fields fields;
         for (auto& [name, value] : merged.headers) fields.insert(name, value);
-        const auto merged_policy = policy_view(fields);
+        const auto merged_view = targeted_view(fields);
+        const auto& merged_policy = merged_view ? *merged_view : fields;
         const auto merged_cc = http::cache_control_of(merged_policy);
         const auto lifetime = lifetime_for(rules, merged.status, merged_policy, merged_cc, now);
         const auto merged_age = http::current_age(fields, request_time, now, now);
@@ -394,7 +394,8 @@ net::awaitable<Outcome> ProxyHandler::serve(Request& request, const ClientInfo& 
     auto& res = out.response;
     const unsigned status = res.result_int();
     std::string detail;
-    const auto policy = policy_view(res.base());
+    const auto view = targeted_view(res.base());
+    const auto& policy = view ? *view : static_cast<const http::Fields&>(res.base());
     const auto response_cc = http::cache_control_of(policy);
     auto reason = http::storability(method == bhttp::verb::head ? "HEAD" : "GET", status, request_fields, request_cc,
                                     policy, response_cc);

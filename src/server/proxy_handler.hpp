@@ -42,9 +42,9 @@ public:
 
 private:
     net::awaitable<Outcome> serve(Request& request, const ClientInfo& client);
-    /// The fields that decide this cache's policy for a response (RFC 9213): the first targeted
-    /// field present stands in for Cache-Control, and Expires is ignored.
-    http::Fields policy_view(const http::Fields& fields) const;
+    /// When a response carries a targeted field (RFC 9213), the fields that decide this cache's
+    /// policy: the first targeted field present in place of Cache-Control, and no Expires.
+    std::optional<http::Fields> targeted_view(const http::Fields& fields) const;
     /// Sends the request to the route's origin; false when the origin failed (out then holds
     /// the proxy's own 502 or 504).
     net::awaitable<bool> forward(Request& request, const ClientInfo& client, const std::string& host,
