@@ -282,8 +282,11 @@ net::awaitable<Outcome> ProxyHandler::serve(Request& request, const ClientInfo& 
         if (!entry) fwd = "vary-miss";
     }
     if (entry) {
-        http::Fields stored;
-        for (auto& [name, value] : entry->headers) stored.insert(name, value);
+        // The response is built first and its fields serve the policy checks too: one header
+        // block per hit, not two.
+        Response candidate{static_cast<bhttp::status>(entry->status), version};
+        for (auto& [name, value] : entry->headers) candidate.insert(name, value);
+        const http::Fields& stored = candidate.base();
         const auto view = targeted_view(stored);
         const auto& policy = view ? *view : stored;
         const auto response_cc = http::cache_control_of(policy);
@@ -299,7 +302,10 @@ net::awaitable<Outcome> ProxyHandler::serve(Request& request, const ClientInfo& 
                 for (auto& [name, value] : entry->headers)
                     if (http::sent_with_304(name) || http::iequals(name, "Via")) out.response.insert(name, value);
             } else {
-                out.response = response_from(*entry, version, method);
+                candidate.body() = std::move(entry->body);
+                candidate.prepare_payload();
+                if (method == bhttp::verb::head) candidate.body().clear();  // Content-Length stays
+                out.response = std::move(candidate);
             }
             out.response.set(bhttp::field::age, std::to_string(age.count()));
             add_cache_status(out.response, "cachalot; hit; ttl=" + std::to_string(ttl));
