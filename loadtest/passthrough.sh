@@ -6,6 +6,7 @@
 #   ROUNDS=5 DURATION=10s CONNECTIONS=50 loadtest/passthrough.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source loadtest/lib.sh
 ROUNDS="${ROUNDS:-5}"
 DURATION="${DURATION:-10s}"
 CONNECTIONS="${CONNECTIONS:-50}"
@@ -24,11 +25,7 @@ trap cleanup EXIT
 
 origin_port=18081; cachalot_port=18080; cachalot_admin=19090; nginx_port=18082
 
-for port in $origin_port $cachalot_port $cachalot_admin $nginx_port; do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    echo "port $port is already in use: stop what listens there first" >&2; exit 1
-  fi
-done
+require_free_ports $origin_port $cachalot_port $cachalot_admin $nginx_port
 
 # The origin and wrk share CPU 0, each proxy gets CPU 1 to itself.
 taskset -c 0 build/release/cachalot-demo-origin "$origin_port" >/dev/null & pids+=($!)
@@ -75,14 +72,7 @@ for port in $origin_port $cachalot_port $nginx_port; do
 done
 for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || { echo "a server failed to start" >&2; exit 1; }; done
 
-# wrk → "requests_per_s p99_ms"
-measure() {
-  taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$1/" |
-    awk '/Requests\/sec/ {rps=$2}
-         $1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; p99=v}
-         END {print rps, p99}'
-}
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+measure() { measure_url "http://127.0.0.1:$1/"; }
 
 measure $cachalot_port >/dev/null; measure $nginx_port >/dev/null  # warm-up
 : > "$work/cachalot.txt"; : > "$work/nginx.txt"

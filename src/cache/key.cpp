@@ -6,17 +6,8 @@
 namespace cachalot::cache {
 namespace {
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
-    return out;
-}
+using http::to_lower;
+using http::trim;
 
 template <class F>
 void split(std::string_view s, char sep, F&& f) {
@@ -73,17 +64,6 @@ bool ignored(std::string_view param, const std::vector<std::string>& rules) {
     return false;
 }
 
-// All field lines of `name`, joined with ", ".
-std::string field_value(const http::Fields& fields, std::string_view name) {
-    std::string out;
-    for (const auto& f : fields) {
-        if (!http::iequals(f.name_string(), name)) continue;
-        if (!out.empty()) out += ", ";
-        out += trim(f.value());
-    }
-    return out;
-}
-
 // A list-valued field with its elements trimmed, whitespace runs collapsed, and sorted.
 std::string normalized_list(std::string_view value) {
     std::vector<std::string> elements;
@@ -113,7 +93,7 @@ std::string normalized_accept_encoding(std::string_view value) {
     std::set<std::string> refused;
     split(value, ',', [&](std::string_view element) {
         auto semi = element.find(';');
-        auto coding = lower(trim(element.substr(0, semi)));
+        auto coding = to_lower(trim(element.substr(0, semi)));
         bool zero = false;
         if (semi != std::string_view::npos) {
             auto params = element.substr(semi + 1);
@@ -144,13 +124,13 @@ std::string normalized_accept_encoding(std::string_view value) {
 std::string primary_key(std::string_view method, std::string_view scheme, std::string_view host,
                         std::string_view target, const http::Fields& request, const KeyRules& rules) {
     std::string key = (method == "GET" || method == "HEAD") ? "GET" : std::string(method);
-    const auto scheme_lc = lower(scheme);
+    const auto scheme_lc = to_lower(scheme);
     key += ' ';
     key += scheme_lc;
     key += "://";
 
     // Host: lower-case, no trailing dot, the scheme's default port dropped.
-    std::string h = lower(host);
+    std::string h = to_lower(host);
     std::string port;
     if (auto colon = h.rfind(':'); colon != std::string::npos && h.find(']', colon) == std::string::npos) {
         port = h.substr(colon + 1);
@@ -190,12 +170,12 @@ std::string primary_key(std::string_view method, std::string_view scheme, std::s
 
     for (const auto& name : rules.headers) {
         key += "\nh:";
-        key += lower(name);
+        key += to_lower(name);
         key += '=';
-        key += normalized_list(field_value(request, name));
+        key += normalized_list(http::field_values(request, name));
     }
     if (!rules.cookies.empty()) {
-        const auto cookie_header = field_value(request, "Cookie");
+        const auto cookie_header = http::field_values(request, "Cookie");
         for (const auto& name : rules.cookies) {
             key += "\nc:";
             key += name;
@@ -212,9 +192,9 @@ std::string primary_key(std::string_view method, std::string_view scheme, std::s
 
 std::vector<std::string> vary_names(const http::Fields& response) {
     std::set<std::string> names;
-    split(field_value(response, "Vary"), ',', [&](std::string_view n) {
+    split(http::field_values(response, "Vary"), ',', [&](std::string_view n) {
         n = trim(n);
-        if (!n.empty()) names.insert(lower(n));
+        if (!n.empty()) names.insert(to_lower(n));
     });
     if (names.count("*")) return {"*"};
     return {names.begin(), names.end()};
@@ -226,7 +206,7 @@ std::string variant_key(const std::vector<std::string>& vary, const http::Fields
         if (!key.empty()) key += '\n';
         key += name;
         key += '=';
-        auto value = field_value(request, name);
+        auto value = http::field_values(request, name);
         key += name == "accept-encoding" ? normalized_accept_encoding(value) : normalized_list(value);
     }
     return key;

@@ -9,18 +9,6 @@
 namespace cachalot::http {
 namespace {
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
-    return out;
-}
-
 // Splits "a, b=1, c=\"x, y\"" at commas outside quoted strings; calls f(name, value, quoted).
 template <class F>
 void for_each_directive(std::string_view list, F&& f) {
@@ -52,7 +40,7 @@ void for_each_directive(std::string_view list, F&& f) {
             }
         }
         if (i < list.size() && list[i] == ',') ++i;
-        if (!name.empty()) f(lower(name), has_value, value, quoted);
+        if (!name.empty()) f(to_lower(name), has_value, value, quoted);
     }
 }
 
@@ -61,7 +49,7 @@ std::vector<std::string> field_names(std::string_view list) {
     while (!list.empty()) {
         auto comma = list.find(',');
         auto name = trim(list.substr(0, comma));
-        if (!name.empty()) names.push_back(lower(name));
+        if (!name.empty()) names.push_back(to_lower(name));
         if (comma == std::string_view::npos) break;
         list.remove_prefix(comma + 1);
     }

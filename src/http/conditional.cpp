@@ -3,22 +3,6 @@
 namespace cachalot::http {
 namespace {
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
-std::string joined(const Fields& fields, std::string_view name) {
-    std::string out;
-    for (const auto& f : fields) {
-        if (!iequals(f.name_string(), name)) continue;
-        if (!out.empty()) out += ", ";
-        out += f.value();
-    }
-    return out;
-}
-
 }  // namespace
 
 bool has_precondition_or_range(const Fields& request) {
@@ -38,9 +22,9 @@ bool weak_etag_match(std::string_view a, std::string_view b) {
 }
 
 bool not_modified(const Fields& request, const Fields& stored, Time now) {
-    const auto inm = joined(request, "If-None-Match");
+    const auto inm = field_values(request, "If-None-Match");
     if (!inm.empty()) {
-        const auto etag = joined(stored, "ETag");
+        const auto etag = field_values(stored, "ETag");
         if (trim(inm) == "*") return true;
         if (etag.empty()) return false;
         // Entity-tags may contain commas only inside quotes; split at commas outside them.
@@ -56,12 +40,12 @@ bool not_modified(const Fields& request, const Fields& stored, Time now) {
         }
         return false;
     }
-    const auto ims_text = joined(request, "If-Modified-Since");
+    const auto ims_text = field_values(request, "If-Modified-Since");
     if (ims_text.empty()) return false;
     auto ims = parse_http_date(ims_text, now);
     if (!ims || *ims > now) return false;  // an invalid or future date is ignored
-    auto lm_text = joined(stored, "Last-Modified");
-    if (lm_text.empty()) lm_text = joined(stored, "Date");
+    auto lm_text = field_values(stored, "Last-Modified");
+    if (lm_text.empty()) lm_text = field_values(stored, "Date");
     auto lm = parse_http_date(lm_text, now);
     return lm && *lm <= *ims;
 }

@@ -7,16 +7,6 @@ namespace {
 
 namespace bh = boost::beast::http;
 
-std::string joined(const Fields& fields, std::string_view name) {
-    std::string out;
-    for (const auto& f : fields) {
-        if (!iequals(f.name_string(), name)) continue;
-        if (!out.empty()) out += ", ";
-        out += f.value();
-    }
-    return out;
-}
-
 // The value of a field that must appear once; nothing when absent or repeated (§4.2.1 lets a
 // cache treat duplicates as stale, which is what "no usable value" leads to here).
 std::optional<std::string_view> single(const Fields& fields, bh::field name) {
@@ -65,7 +55,7 @@ const char* to_string(Usability usability) {
     return "unknown";
 }
 
-CacheControl cache_control_of(const Fields& fields) { return parse_cache_control(joined(fields, "Cache-Control")); }
+CacheControl cache_control_of(const Fields& fields) { return parse_cache_control(field_values(fields, "Cache-Control")); }
 
 bool heuristically_cacheable(unsigned status) {
     for (unsigned s : {200u, 203u, 204u, 206u, 300u, 301u, 308u, 404u, 405u, 410u, 414u, 501u})

@@ -15,12 +15,6 @@ bool ascii_iequals(std::string_view a, std::string_view b) {
            });
 }
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
 // Calls f for each non-empty element of a comma-separated list.
 template <class F>
 void for_each_list_element(std::string_view list, F&& f) {
@@ -44,6 +38,28 @@ void for_each_field_value(const Fields& fields, std::string_view name, F&& f) {
 }  // namespace
 
 bool iequals(std::string_view a, std::string_view b) { return ascii_iequals(a, b); }
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+
+std::string to_lower(std::string_view s) {
+    std::string out(s);
+    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+    return out;
+}
+
+std::string field_values(const Fields& fields, std::string_view name) {
+    std::string out;
+    for (const auto& f : fields) {
+        if (!ascii_iequals(f.name_string(), name)) continue;
+        if (!out.empty()) out += ", ";
+        out += trim(f.value());
+    }
+    return out;
+}
 
 void strip_hop_by_hop(Fields& fields) {
     std::vector<std::string> named;

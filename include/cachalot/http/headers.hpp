@@ -45,4 +45,13 @@ bool is_idempotent(std::string_view method);
 /// Case-insensitive ASCII comparison, as HTTP field names and tokens need.
 bool iequals(std::string_view a, std::string_view b);
 
+/// Without leading and trailing spaces and tabs (optional whitespace, RFC 9110 §5.6.3).
+std::string_view trim(std::string_view s);
+
+/// ASCII lower case.
+std::string to_lower(std::string_view s);
+
+/// Every field line named `name` (case-insensitive), joined with ", " as one list value.
+std::string field_values(const Fields& fields, std::string_view name);
+
 }  // namespace cachalot::http
