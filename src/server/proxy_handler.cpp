@@ -1,13 +1,10 @@
 #include "server/proxy_handler.hpp"
 
 #include "cachalot/cache/entry.hpp"
-#include "cachalot/cache/key.hpp"
 #include "cachalot/http/conditional.hpp"
 #include "cachalot/http/freshness.hpp"
 #include "cachalot/http/headers.hpp"
 #include "cachalot/server/router.hpp"
-
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 
@@ -91,6 +88,15 @@ std::string request_host(const Request& request) {
 
 }  // namespace
 
+ProxyHandler::ProxyHandler(const config::Config& cfg, upstream::Pool& pool, store::ShmStore* l1,
+                           const metrics::Metrics& metrics)
+    : cfg_(cfg), pool_(pool), l1_(l1), metrics_(metrics) {
+    for (const auto& route : cfg.routes) {
+        const auto& k = route.cache.key;
+        key_rules_.push_back({k.sort_query, k.ignore_query_params, k.headers, k.cookies});
+    }
+}
+
 Response make_error_response(unsigned status, unsigned version, std::string_view detail) {
     Response res{static_cast<bhttp::status>(status), version};
     res.set(bhttp::field::content_type, "text/plain; charset=utf-8");
@@ -125,8 +131,7 @@ net::awaitable<bool> ProxyHandler::forward(Request& request, const ClientInfo& c
 // same-origin Location or Content-Location, is dropped (RFC 9111 §4.4).
 void ProxyHandler::invalidate(std::string_view request_target, const Response& response, const std::string& host,
                               const Request& request, const config::Route& route) {
-    const auto& k = route.cache.key;
-    const cache::KeyRules rules{k.sort_query, k.ignore_query_params, k.headers, k.cookies};
+    const auto& rules = key_rules_[static_cast<std::size_t>(&route - cfg_.routes.data())];
     auto drop = [&](std::string_view target) {
         auto key = cache::primary_key("GET", "http", host, target, request.base(), rules);
         l1_->erase(store::hash_key(key), key);
@@ -258,8 +263,7 @@ net::awaitable<Outcome> ProxyHandler::serve(Request& request, const ClientInfo& 
     const bool pragma_no_cache = request.count(bhttp::field::cache_control) == 0 &&
                                  request[bhttp::field::pragma].find("no-cache") != std::string_view::npos;
     const auto& rules = route.cache;
-    const cache::KeyRules key_rules{rules.key.sort_query, rules.key.ignore_query_params, rules.key.headers,
-                                    rules.key.cookies};
+    const auto& key_rules = key_rules_[*out.route];
     const auto key =
         cache::primary_key(request.method_string(), "http", host_field, request.target(), request.base(), key_rules);
     const auto hash = store::hash_key(key);
@@ -356,20 +360,15 @@ net::awaitable<Outcome> ProxyHandler::serve(Request& request, const ClientInfo& 
         // Still current: the 304's fields replace the stored ones (but Content-Length and what
         // the stored body depends on), the clock restarts, the stored body is served (§3.2, §4.3.4).
         auto& merged = *revalidating;
-        for (const auto& f : out.response.base()) {
-            const auto name = f.name_string();
-            if (http::iequals(name, "Content-Length") || http::iequals(name, "Content-Encoding") ||
-                http::iequals(name, "Set-Cookie") || http::iequals(name, "Cache-Status"))
-                continue;
-            std::erase_if(merged.headers, [&](const auto& h) { return http::iequals(h.first, name); });
-        }
-        for (const auto& f : out.response.base()) {
-            const auto name = f.name_string();
-            if (http::iequals(name, "Content-Length") || http::iequals(name, "Content-Encoding") ||
-                http::iequals(name, "Set-Cookie") || http::iequals(name, "Cache-Status"))
-                continue;
-            merged.headers.emplace_back(std::string(name), std::string(f.value()));
-        }
+        auto updates = [](std::string_view name) {
+            return !http::iequals(name, "Content-Length") && !http::iequals(name, "Content-Encoding") &&
+                   !http::iequals(name, "Set-Cookie") && !http::iequals(name, "Cache-Status");
+        };
+        for (const auto& f : out.response.base())
+            if (updates(f.name_string()))
+                std::erase_if(merged.headers, [&](const auto& h) { return http::iequals(h.first, f.name_string()); });
+        for (const auto& f : out.response.base())
+            if (updates(f.name_string())) merged.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
         merged.request_time = request_time.time_since_epoch().count();
         merged.response_time = now.time_since_epoch().count();
         http::Fields fields;

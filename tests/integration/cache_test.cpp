@@ -50,6 +50,8 @@ TestOrigin::Handler by_path() {
         } else if (path == "/created") {
             reply.status = 201;
             reply.headers.push_back({"Location", "/max-age"});
+        } else if (path == "/updated") {
+            reply.headers.push_back({"Content-Location", "http://localhost/max-age?x=1"});
         }
         return reply;
     };
@@ -268,6 +270,8 @@ TEST_CASE("a successful unsafe request invalidates the stored response for its U
     CHECK(fetch(cachalot.port(), "/max-age?x=1").body() == "response 2");  // another URI: untouched
     CHECK(fetch(cachalot.port(), "/created", "POST", {}, "x").result_int() == 201);  // Location: /max-age
     CHECK(fetch(cachalot.port(), "/max-age").body() == "response 6");
+    CHECK(fetch(cachalot.port(), "/updated", "PATCH", {}, "x").result_int() == 200);  // same-origin Content-Location
+    CHECK(fetch(cachalot.port(), "/max-age?x=1").body() == "response 8");
 }
 
 TEST_CASE("query order and default ports do not split the cache") {
