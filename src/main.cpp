@@ -101,11 +101,17 @@ int main(int argc, char** argv) {
 
         // L1 opens before the listeners: a warm segment is ready for the first request.
         const auto& l1_cfg = cfg->cache.l1;
-        cachalot::store::ShmStore l1({l1_cfg.path, l1_cfg.size, l1_cfg.max_object_size});
-        spdlog::info("L1 {}: {} ({})", l1_cfg.path, cachalot::store::to_string(l1.open_state()), l1.describe());
-        metrics.add_source([&l1] { return l1_samples(l1.stats()); });
+        std::optional<cachalot::store::ShmStore> l1;
+        if (l1_cfg.size > 0) {
+            l1.emplace(cachalot::store::ShmStore::Options{l1_cfg.path, l1_cfg.size, l1_cfg.max_object_size});
+            spdlog::info("L1 {}: {} ({})", l1_cfg.path, cachalot::store::to_string(l1->open_state()), l1->describe());
+            metrics.add_source([&l1] { return l1_samples(l1->stats()); });
+        } else {
+            spdlog::info("L1 disabled (cache.l1.size is 0)");
+        }
+        if (!cfg->cache.l2.address.empty()) spdlog::info("L2: redis at {}", cfg->cache.l2.address);
 
-        cachalot::server::Server server(*cfg, metrics, &l1);
+        cachalot::server::Server server(*cfg, metrics, l1 ? &*l1 : nullptr);
         return server.run();
     } catch (const std::exception& e) {
         spdlog::critical("{}", e.what());

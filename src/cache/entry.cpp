@@ -56,6 +56,7 @@ std::string encode_entry(const Entry& e) {
     put_int<std::uint16_t>(out, static_cast<std::uint16_t>(e.status));
     put_int<std::int64_t>(out, e.request_time);
     put_int<std::int64_t>(out, e.response_time);
+    put_int<std::int64_t>(out, e.lifetime_jitter);
     put_int<std::uint32_t>(out, static_cast<std::uint32_t>(e.headers.size()));
     for (const auto& [name, value] : e.headers) {
         put_string(out, name);
@@ -91,7 +92,7 @@ std::optional<Entry> decode_entry(std::string_view bytes) {
     Entry e;
     std::uint16_t status = 0;
     std::uint32_t count = 0;
-    if (!r.get(status) || !r.get(e.request_time) || !r.get(e.response_time) || !r.get(count) || count > kMaxCount)
+    if (!r.get(status) || !r.get(e.request_time) || !r.get(e.response_time) || !r.get(e.lifetime_jitter) || !r.get(count) || count > kMaxCount)
         return std::nullopt;
     e.status = status;
     e.headers.resize(count);

@@ -179,12 +179,15 @@ void read_string_list(Reader& r, const YAML::Node& parent, const std::string& pa
 void read_route_cache(Reader& r, const YAML::Node& node, const std::string& key, RouteCache& cache) {
     if (!node.IsDefined() || node.IsNull() ||
         !r.expect_map(node, key, {"enabled", "default_ttl", "max_ttl", "status_ttl", "override_origin", "set_cookie",
-                                  "key"}))
+                                  "stale_while_revalidate", "stale_if_error", "grace", "key"}))
         return;
     r.read_bool(node, key, "enabled", cache.enabled);
     r.read_duration(node, key, "default_ttl", cache.default_ttl);
     r.read_duration(node, key, "max_ttl", cache.max_ttl);
     r.read_bool(node, key, "override_origin", cache.override_origin);
+    r.read_duration(node, key, "stale_while_revalidate", cache.stale_while_revalidate);
+    r.read_duration(node, key, "stale_if_error", cache.stale_if_error);
+    r.read_duration(node, key, "grace", cache.grace);
     if (auto ttl = node["status_ttl"]; ttl.IsDefined() && !ttl.IsNull()) {
         if (!ttl.IsMap()) {
             r.error(ttl, key + ".status_ttl", "expected a mapping of status to duration, such as {404: 30s}");
@@ -216,6 +219,45 @@ void read_route_cache(Reader& r, const YAML::Node& node, const std::string& key,
         read_string_list(r, k, key + ".key", "headers", cache.key.headers);
         read_string_list(r, k, key + ".key", "cookies", cache.key.cookies);
     }
+}
+
+void read_l2(Reader& r, const YAML::Node& node, L2Cache& l2) {
+    const std::string key = "cache.l2";
+    if (!node.IsDefined() || node.IsNull() ||
+        !r.expect_map(node, key, {"address", "username", "password", "db", "key_prefix", "pool_size", "connect_timeout",
+                                  "command_timeout", "failure_threshold", "breaker_backoff", "write_queue",
+                                  "max_object_size", "lock", "lock_ttl", "lock_poll"}))
+        return;
+    r.read_string(node, key, "address", l2.address);
+    if (!l2.address.empty() && l2.address.rfind("unix:/", 0) != 0) {
+        const auto colon = l2.address.rfind(':');
+        unsigned port = 0;
+        const auto* end = l2.address.data() + l2.address.size();
+        auto [p, ec] = colon == std::string::npos ? std::from_chars_result{nullptr, std::errc::invalid_argument}
+                                                  : std::from_chars(l2.address.data() + colon + 1, end, port);
+        if (colon == 0 || ec != std::errc{} || p != end || port == 0 || port > 65535)
+            r.error(node["address"], key + ".address", "expected host:port or unix:/path");
+    }
+    r.read_string(node, key, "username", l2.username);
+    r.read_string(node, key, "password", l2.password);
+    r.read_uint(node, key, "db", l2.db, 0, 1'000'000);
+    r.read_string(node, key, "key_prefix", l2.key_prefix);
+    r.read_uint(node, key, "pool_size", l2.pool_size, 1, 64);
+    r.read_duration(node, key, "connect_timeout", l2.connect_timeout);
+    r.read_duration(node, key, "command_timeout", l2.command_timeout);
+    r.read_uint(node, key, "failure_threshold", l2.failure_threshold, 1, 1'000'000);
+    r.read_duration(node, key, "breaker_backoff", l2.breaker_backoff);
+    r.read_size(node, key, "write_queue", l2.write_queue);
+    r.read_size(node, key, "max_object_size", l2.max_object_size);
+    r.read_bool(node, key, "lock", l2.lock);
+    r.read_duration(node, key, "lock_ttl", l2.lock_ttl);
+    r.read_duration(node, key, "lock_poll", l2.lock_poll);
+    if (l2.command_timeout.count() <= 0)
+        r.error(node["command_timeout"], key + ".command_timeout", "must be greater than 0");
+    if (l2.connect_timeout.count() <= 0)
+        r.error(node["connect_timeout"], key + ".connect_timeout", "must be greater than 0");
+    if (l2.lock && l2.lock_ttl.count() <= 0) r.error(node["lock_ttl"], key + ".lock_ttl", "must be greater than 0");
+    if (l2.lock && l2.lock_poll.count() <= 0) r.error(node["lock_poll"], key + ".lock_poll", "must be greater than 0");
 }
 
 void read_route(Reader& r, const YAML::Node& node, const std::string& key, Route& route) {
@@ -305,8 +347,11 @@ Config read_config(Reader& r, const YAML::Node& root) {
     }
 
     if (auto cache = root["cache"]; cache.IsDefined() && !cache.IsNull()) {
-        if (r.expect_map(cache, "cache", {"l1", "heuristic_max_ttl", "keep", "targeted_field", "strip_targeted_fields",
-                                          "debug_cache_status"})) {
+        if (r.expect_map(cache, "cache", {"l1", "l2", "coalesce_timeout", "ttl_jitter", "heuristic_max_ttl", "keep",
+                                          "targeted_field", "strip_targeted_fields", "debug_cache_status"})) {
+            r.read_duration(cache, "cache", "coalesce_timeout", c.cache.coalesce_timeout);
+            r.read_uint(cache, "cache", "ttl_jitter", c.cache.ttl_jitter, 0, 50);
+            read_l2(r, cache["l2"], c.cache.l2);
             r.read_duration(cache, "cache", "heuristic_max_ttl", c.cache.heuristic_max_ttl);
             r.read_duration(cache, "cache", "keep", c.cache.keep);
             r.read_string(cache, "cache", "targeted_field", c.cache.targeted_field);
@@ -319,7 +364,9 @@ Config read_config(Reader& r, const YAML::Node& root) {
                     r.error(l1["path"], "cache.l1.path", "must be an absolute path");
                 r.read_size(l1, "cache.l1", "size", c.cache.l1.size);
                 r.read_size(l1, "cache.l1", "max_object_size", c.cache.l1.max_object_size);
-                if (c.cache.l1.max_object_size == 0)
+                if (c.cache.l1.size == 0) {
+                    // no L1
+                } else if (c.cache.l1.max_object_size == 0)
                     r.error(l1["max_object_size"], "cache.l1.max_object_size", "must be at least 1");
                 // Room for the index and at least 8 segments that each hold the largest object.
                 else if (c.cache.l1.size < 16 * c.cache.l1.max_object_size + (1u << 20))

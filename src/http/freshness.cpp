@@ -50,6 +50,7 @@ const char* to_string(Usability usability) {
     switch (usability) {
         case Usability::Fresh: return "fresh";
         case Usability::StaleAllowed: return "stale-allowed";
+        case Usability::StaleWhileRevalidate: return "stale-while-revalidate";
         case Usability::MustRevalidate: return "must-revalidate";
     }
     return "unknown";
@@ -124,7 +125,7 @@ NotStorable storability(std::string_view method, unsigned status, const Fields& 
 }
 
 Usability usability(const CacheControl& request_cc, bool request_pragma_no_cache, const CacheControl& response_cc,
-                    Seconds lifetime, Seconds age) {
+                    Seconds lifetime, Seconds age, Seconds default_swr) {
     if (response_cc.no_cache) return Usability::MustRevalidate;
     if (request_cc.no_cache) return Usability::MustRevalidate;
     if (request_pragma_no_cache) return Usability::MustRevalidate;
@@ -135,11 +136,34 @@ Usability usability(const CacheControl& request_cc, bool request_pragma_no_cache
         if (request_cc.min_fresh && lifetime - age < *request_cc.min_fresh) return Usability::MustRevalidate;
         return Usability::Fresh;
     }
-    // Stale. must-revalidate, proxy-revalidate and s-maxage (§5.2.2.10) forbid serving it.
-    if (response_cc.must_revalidate || response_cc.proxy_revalidate || response_cc.s_maxage)
-        return Usability::MustRevalidate;
-    if (request_cc.max_stale && age - lifetime <= *request_cc.max_stale) return Usability::StaleAllowed;
+    // Stale. must-revalidate and proxy-revalidate forbid serving it; so does s-maxage
+    // (§5.2.2.10), unless the response grants a stale-while-revalidate window itself.
+    if (response_cc.must_revalidate || response_cc.proxy_revalidate) return Usability::MustRevalidate;
+    const auto staleness = age - lifetime;
+    if (response_cc.s_maxage && !response_cc.stale_while_revalidate) return Usability::MustRevalidate;
+    if (request_cc.max_stale && staleness <= *request_cc.max_stale) return Usability::StaleAllowed;
+    const auto swr = response_cc.stale_while_revalidate.value_or(default_swr);
+    if (!request_cc.min_fresh && swr > Seconds{0} && staleness <= swr) return Usability::StaleWhileRevalidate;
     return Usability::MustRevalidate;
+}
+
+const char* to_string(StaleReason reason) {
+    switch (reason) {
+        case StaleReason::None: return "none";
+        case StaleReason::StaleIfError: return "stale-if-error";
+        case StaleReason::Grace: return "grace";
+    }
+    return "none";
+}
+
+StaleReason stale_on_error(const CacheControl& request_cc, const CacheControl& response_cc, Seconds staleness,
+                           Seconds default_sie, Seconds grace) {
+    const auto window = request_cc.stale_if_error ? *request_cc.stale_if_error
+                                                  : response_cc.stale_if_error.value_or(default_sie);
+    const bool forbidden = response_cc.must_revalidate || response_cc.proxy_revalidate || response_cc.no_cache;
+    if (!forbidden && window > Seconds{0} && staleness <= window) return StaleReason::StaleIfError;
+    if (grace > Seconds{0} && staleness <= grace) return StaleReason::Grace;
+    return StaleReason::None;
 }
 
 }  // namespace cachalot::http

@@ -24,6 +24,8 @@ void RouteSeries::cache_result(std::string_view result) const { count(kCacheResu
 
 void RouteSeries::store_outcome(std::string_view outcome) const { count(kStoreOutcomes, store_outcomes, outcome); }
 
+void RouteSeries::stale_served(std::string_view reason) const { count(kStaleReasons, stale_served_by_reason, reason); }
+
 void RouteSeries::record(unsigned status, double seconds) const {
     unsigned cls = status / 100;
     requests_by_class[cls >= 1 && cls <= 5 ? cls : 0]->Increment();
@@ -48,6 +50,22 @@ Metrics::Metrics(const std::vector<std::string>& routes, const std::vector<std::
                             .Name("cachalot_cache_store_total")
                             .Help("Responses fetched for the cache, by what became of them (stored, or why not)")
                             .Register(*registry_);
+    auto& stale = prometheus::BuildCounter()
+                      .Name("cachalot_stale_served_total")
+                      .Help("Stale responses served, by what allowed it")
+                      .Register(*registry_);
+    auto& fetches = prometheus::BuildCounter()
+                        .Name("cachalot_origin_fetches_total")
+                        .Help("Requests the cache sent to the origin (misses, revalidations, background revalidations)")
+                        .Register(*registry_);
+    auto& coalesced = prometheus::BuildCounter()
+                          .Name("cachalot_coalesced_requests_total")
+                          .Help("Requests that waited for another request's origin fetch and were served from it")
+                          .Register(*registry_);
+    auto& background = prometheus::BuildCounter()
+                           .Name("cachalot_background_revalidations_total")
+                           .Help("Background revalidations started for stale-while-revalidate")
+                           .Register(*registry_);
     auto route_names = routes;
     route_names.push_back("none");
     static constexpr std::array classes{"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
@@ -60,6 +78,11 @@ Metrics::Metrics(const std::vector<std::string>& routes, const std::vector<std::
             s.cache_results[i] = &cache_requests.Add({{"route", name}, {"result", std::string(kCacheResults[i])}});
         for (std::size_t i = 0; i < kStoreOutcomes.size(); ++i)
             s.store_outcomes[i] = &cache_store.Add({{"route", name}, {"outcome", std::string(kStoreOutcomes[i])}});
+        for (std::size_t i = 0; i < kStaleReasons.size(); ++i)
+            s.stale_served_by_reason[i] = &stale.Add({{"route", name}, {"reason", std::string(kStaleReasons[i])}});
+        s.origin_fetches = &fetches.Add({{"route", name}});
+        s.coalesced = &coalesced.Add({{"route", name}});
+        s.background_revalidations = &background.Add({{"route", name}});
         routes_.push_back(s);
     }
 
@@ -90,6 +113,12 @@ Metrics::Metrics(const std::vector<std::string>& routes, const std::vector<std::
                                .Help("Client connections currently open")
                                .Register(*registry_)
                                .Add({});
+    l2_latency_ = &prometheus::BuildHistogram()
+                       .Name("cachalot_l2_command_duration_seconds")
+                       .Help("Round-trip time of answered Redis L2 commands")
+                       .Register(*registry_)
+                       .Add({}, prometheus::Histogram::BucketBoundaries{0.00005, 0.0001, 0.00025, 0.0005, 0.001,
+                                                                        0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25});
     rejected_ = &prometheus::BuildCounter()
                      .Name("cachalot_rejected_requests_total")
                      .Help("Requests refused before routing (malformed, too large, timed out), by status")

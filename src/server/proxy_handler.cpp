@@ -7,6 +7,8 @@
 #include "cachalot/server/router.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <random>
 
 namespace cachalot::server {
 namespace {
@@ -62,14 +64,12 @@ std::string new_epoch() {
     return std::to_string(t) + "." + std::to_string(++counter);
 }
 
-// A stored entry as the client gets it (HEAD: the GET's length, no body).
-Response response_from(cache::Entry& entry, unsigned version, bhttp::verb method) {
-    Response res{static_cast<bhttp::status>(entry.status), version};
-    for (auto& [name, value] : entry.headers) res.insert(name, value);
-    res.body() = std::move(entry.body);
-    res.prepare_payload();
-    if (method == bhttp::verb::head) res.body().clear();  // Content-Length stays
-    return res;
+// The random part of a stored lifetime (cache.ttl_jitter): ± percent of it, in seconds.
+std::int64_t jitter(http::Seconds lifetime, unsigned percent) {
+    if (percent == 0 || lifetime.count() <= 0) return 0;
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    const double span = static_cast<double>(lifetime.count()) * percent / 100.0;
+    return std::llround(std::uniform_real_distribution<double>(-span, span)(rng));
 }
 
 bool safe_method(bhttp::verb m) {
@@ -88,9 +88,9 @@ std::string request_host(const Request& request) {
 
 }  // namespace
 
-ProxyHandler::ProxyHandler(const config::Config& cfg, upstream::Pool& pool, store::ShmStore* l1,
-                           const metrics::Metrics& metrics)
-    : cfg_(cfg), pool_(pool), l1_(l1), metrics_(metrics) {
+ProxyHandler::ProxyHandler(const config::Config& cfg, upstream::Pool& pool, cache::TieredCache cache,
+                           cache::Coalescer& coalescer, const metrics::Metrics& metrics)
+    : cfg_(cfg), pool_(pool), cache_(cache), coalescer_(coalescer), metrics_(metrics) {
     for (const auto& route : cfg.routes) {
         const auto& k = route.cache.key;
         key_rules_.push_back({k.sort_query, k.ignore_query_params, k.headers, k.cookies});
@@ -133,8 +133,7 @@ void ProxyHandler::invalidate(std::string_view request_target, const Response& r
                               const Request& request, const config::Route& route) {
     const auto& rules = key_rules_[static_cast<std::size_t>(&route - cfg_.routes.data())];
     auto drop = [&](std::string_view target) {
-        auto key = cache::primary_key("GET", "http", host, target, request.base(), rules);
-        l1_->erase(store::hash_key(key), key);
+        cache_.erase(cache::primary_key("GET", "http", host, target, request.base(), rules));
     };
     drop(request_target);
     for (auto field : {bhttp::field::location, bhttp::field::content_location}) {
@@ -169,11 +168,17 @@ http::Seconds ProxyHandler::lifetime_for(const config::RouteCache& rc, unsigned 
     return lifetime;
 }
 
-bool ProxyHandler::store(const std::string& key, store::Hash hash, cache::Entry& entry,
-                         const std::optional<cache::Entry>& primary, std::int64_t expiry_ms) {
-    // Kept a while after it goes stale: to be revalidated (when it has validators), or served to
-    // requests that accept staleness (max-stale).
-    expiry_ms += cfg_.cache.keep.count();
+std::chrono::milliseconds ProxyHandler::retention(const config::RouteCache& rc, const http::CacheControl& cc) const {
+    using std::chrono::milliseconds;
+    auto window = std::max({cfg_.cache.keep, rc.stale_while_revalidate, rc.stale_if_error, rc.grace});
+    if (cc.stale_while_revalidate) window = std::max<milliseconds>(window, *cc.stale_while_revalidate);
+    if (cc.stale_if_error) window = std::max<milliseconds>(window, *cc.stale_if_error);
+    return window;
+}
+
+bool ProxyHandler::store(const std::string& key, cache::Entry& entry, const std::optional<cache::Entry>& primary,
+                         std::int64_t expiry_ms, std::chrono::milliseconds retention) {
+    expiry_ms += retention.count();
     if (!entry.vary.empty()) {
         // Variants stored together share an epoch: keep the primary's while its Vary names
         // hold, so the other variants stay reachable; a new one otherwise.
@@ -182,18 +187,9 @@ bool ProxyHandler::store(const std::string& key, store::Hash hash, cache::Entry&
                                : new_epoch();
     }
     const auto bytes = cache::encode_entry(entry);
-    if (!l1_->put(hash, key, bytes, expiry_ms)) return false;
+    if (!cache_.insert(key, bytes, expiry_ms)) return false;
     if (entry.vary.empty()) return true;
-    const auto vkey = variant_storage_key(key, entry.vary_epoch, entry.variant);
-    return l1_->put(store::hash_key(vkey), vkey, bytes, expiry_ms);
-}
-
-std::optional<cache::Entry> ProxyHandler::lookup(const std::string& key, store::Hash hash) {
-    auto bytes = l1_->find(hash, key);
-    if (!bytes) return std::nullopt;
-    auto entry = cache::decode_entry(*bytes);
-    if (!entry) l1_->erase(hash, key);  // not ours to trust
-    return entry;
+    return cache_.insert(variant_storage_key(key, entry.vary_epoch, entry.variant), bytes, expiry_ms);
 }
 
 std::optional<http::Fields> ProxyHandler::targeted_view(const http::Fields& fields) const {
@@ -234,6 +230,61 @@ net::awaitable<Outcome> ProxyHandler::handle(Request& request, const ClientInfo&
     co_return out;
 }
 
+
+net::awaitable<void> ProxyHandler::find(const Request& request, Lookup& lookup) {
+    lookup.primary = co_await cache_.lookup(lookup.key);
+    lookup.stored = lookup.primary;
+    const auto& primary = lookup.primary;
+    if (!primary || primary->vary.empty()) co_return;
+    // The primary entry names the Vary fields; the request's values pick the variant.
+    const auto variant = cache::variant_key(primary->vary, request.base());
+    if (primary->vary == std::vector<std::string>{"*"}) {
+        lookup.stored.reset();
+    } else if (variant != primary->variant) {
+        lookup.stored = co_await cache_.lookup(variant_storage_key(lookup.key, primary->vary_epoch, variant));
+        auto& entry = lookup.stored;
+        if (entry && (entry->vary != primary->vary || entry->variant != variant)) entry.reset();
+    }
+    if (!lookup.stored) lookup.fwd = "vary-miss";
+}
+
+ProxyHandler::Judged ProxyHandler::judge(const cache::Entry& entry, const config::RouteCache& rules, unsigned version,
+                                         http::Time now) const {
+    // The response is built first and its fields serve the policy checks too: one header block
+    // per hit, not two.
+    Judged j{Response{static_cast<bhttp::status>(entry.status), version}, {}, {}, {}};
+    for (const auto& [name, value] : entry.headers) j.response.insert(name, value);
+    const http::Fields& stored = j.response.base();
+    const auto view = targeted_view(stored);
+    const auto& policy = view ? *view : stored;
+    j.response_cc = http::cache_control_of(policy);
+    const http::Time request_time{http::Seconds{entry.request_time}};
+    const http::Time response_time{http::Seconds{entry.response_time}};
+    j.lifetime = lifetime_for(rules, entry.status, policy, j.response_cc, response_time) +
+                 http::Seconds{entry.lifetime_jitter};
+    j.age = http::current_age(stored, request_time, response_time, now);
+    return j;
+}
+
+Response ProxyHandler::deliver(Judged& judged, std::string body, const http::Fields& request, bhttp::verb method,
+                               unsigned version) const {
+    Response res;
+    if (http::not_modified(request, judged.response.base(), now_seconds())) {
+        res = Response{bhttp::status::not_modified, version};
+        for (const auto& f : judged.response.base())
+            if (http::sent_with_304(f.name_string()) || http::iequals(f.name_string(), "Via"))
+                res.insert(f.name_string(), f.value());
+    } else {
+        res = std::move(judged.response);
+        res.version(version);
+        res.body() = std::move(body);
+        res.prepare_payload();
+        if (method == bhttp::verb::head) res.body().clear();  // Content-Length stays
+    }
+    res.set(bhttp::field::age, std::to_string(std::max<std::int64_t>(0, judged.age.count())));
+    return res;
+}
+
 net::awaitable<Outcome> ProxyHandler::serve(Request& request, const ClientInfo& client) {
     Outcome out;
     const auto host = normalized_host(request.target(), request[bhttp::field::host]);
@@ -248,107 +299,236 @@ net::awaitable<Outcome> ProxyHandler::serve(Request& request, const ClientInfo& 
     const auto version = request.version();
     const auto host_field = request_host(request);
 
-    if (!l1_ || !route.cache.enabled || (method != bhttp::verb::get && method != bhttp::verb::head)) {
+    if (!cache_.enabled() || !route.cache.enabled || (method != bhttp::verb::get && method != bhttp::verb::head)) {
         const std::string target(request.target());
         const bool answered = co_await forward(request, client, host, route, out);
-        if (l1_ && answered && !safe_method(method) && out.response.result_int() < 400)
+        if (cache_.enabled() && answered && !safe_method(method) && out.response.result_int() < 400)
             invalidate(target, out.response, host_field, request, route);
         add_cache_status(out.response, "cachalot; fwd=bypass");
         series.cache_result("bypass");
         co_return out;
     }
 
-    // ---- lookup -----------------------------------------------------------------------------
-    const auto request_cc = http::cache_control_of(request.base());
-    const bool pragma_no_cache = request.count(bhttp::field::cache_control) == 0 &&
-                                 request[bhttp::field::pragma].find("no-cache") != std::string_view::npos;
+    // ---- lookup -------------------------------------------------------------------------------
+    Lookup lookup;
+    lookup.route = *out.route;
+    lookup.request_cc = http::cache_control_of(request.base());
+    lookup.pragma_no_cache = request.count(bhttp::field::cache_control) == 0 &&
+                             request[bhttp::field::pragma].find("no-cache") != std::string_view::npos;
+    lookup.conditional = http::has_precondition_or_range(request.base());
     const auto& rules = route.cache;
-    const auto& key_rules = key_rules_[*out.route];
-    const auto key =
-        cache::primary_key(request.method_string(), "http", host_field, request.target(), request.base(), key_rules);
-    const auto hash = store::hash_key(key);
-    if (cfg_.cache.debug_cache_status) out.cache_key = key;
-    auto now = now_seconds();
+    lookup.key = cache::primary_key(request.method_string(), "http", host_field, request.target(), request.base(),
+                                    key_rules_[*out.route]);
+    if (cfg_.cache.debug_cache_status) out.cache_key = lookup.key;
+    co_await find(request, lookup);
 
-    std::string fwd = "uri-miss";
-    std::optional<cache::Entry> primary = lookup(key, hash);
-    std::optional<cache::Entry> entry = primary;
-    if (primary && !primary->vary.empty()) {
-        // The primary entry names the Vary fields; the request's values pick the variant.
-        const auto variant = cache::variant_key(primary->vary, request.base());
-        if (primary->vary == std::vector<std::string>{"*"}) {
-            entry.reset();
-        } else if (variant != primary->variant) {
-            const auto vkey = variant_storage_key(key, primary->vary_epoch, variant);
-            entry = lookup(vkey, store::hash_key(vkey));
-            if (entry && (entry->vary != primary->vary || entry->variant != variant)) entry.reset();
-        }
-        if (!entry) fwd = "vary-miss";
-    }
-    if (entry) {
-        // The response is built first and its fields serve the policy checks too: one header
-        // block per hit, not two.
-        Response candidate{static_cast<bhttp::status>(entry->status), version};
-        for (auto& [name, value] : entry->headers) candidate.insert(name, value);
-        const http::Fields& stored = candidate.base();
-        const auto view = targeted_view(stored);
-        const auto& policy = view ? *view : stored;
-        const auto response_cc = http::cache_control_of(policy);
-        const http::Time request_time{http::Seconds{entry->request_time}};
-        const http::Time response_time{http::Seconds{entry->response_time}};
-        const auto lifetime = lifetime_for(rules, entry->status, policy, response_cc, response_time);
-        const auto age = http::current_age(stored, request_time, response_time, now);
-        const auto use = http::usability(request_cc, pragma_no_cache, response_cc, lifetime, age);
+    if (lookup.stored) {
+        auto judged = judge(*lookup.stored, rules, version, now_seconds());
+        const auto default_swr = std::chrono::duration_cast<http::Seconds>(rules.stale_while_revalidate);
+        const auto use = http::usability(lookup.request_cc, lookup.pragma_no_cache, judged.response_cc,
+                                         judged.lifetime, judged.age, default_swr);
         if (use != http::Usability::MustRevalidate) {
-            const auto ttl = (lifetime - age).count();
-            if (http::not_modified(request.base(), stored, now)) {
-                out.response = Response{bhttp::status::not_modified, version};
-                for (auto& [name, value] : entry->headers)
-                    if (http::sent_with_304(name) || http::iequals(name, "Via")) out.response.insert(name, value);
-            } else {
-                candidate.body() = std::move(entry->body);
-                candidate.prepare_payload();
-                if (method == bhttp::verb::head) candidate.body().clear();  // Content-Length stays
-                out.response = std::move(candidate);
+            const auto ttl = std::to_string((judged.lifetime - judged.age).count());
+            std::string status_entry = "cachalot; hit; ttl=" + ttl;
+            if (use == http::Usability::StaleWhileRevalidate) {
+                status_entry += "; detail=stale-while-revalidate";
+                series.stale_served("stale-while-revalidate");
+                revalidate_in_background(request, client, host, lookup);
             }
-            out.response.set(bhttp::field::age, std::to_string(age.count()));
-            add_cache_status(out.response, "cachalot; hit; ttl=" + std::to_string(ttl));
+            out.response = deliver(judged, std::move(lookup.stored->body), request.base(), method, version);
+            add_cache_status(out.response, status_entry);
             series.cache_result("hit");
             co_return out;
         }
-        const bool forced = request_cc.no_cache || pragma_no_cache || request_cc.max_age || request_cc.min_fresh;
-        fwd = forced ? "request" : "stale";
+        const auto& cc = lookup.request_cc;
+        lookup.fwd = cc.no_cache || lookup.pragma_no_cache || cc.max_age || cc.min_fresh ? "request" : "stale";
     }
 
-    if (request_cc.only_if_cached) {
+    if (lookup.request_cc.only_if_cached) {
         out.response = make_error_response(504, version, "only-if-cached and nothing usable is stored");
-        add_cache_status(out.response, "cachalot; fwd=" + fwd + "; detail=only-if-cached");
+        add_cache_status(out.response, "cachalot; fwd=" + lookup.fwd + "; detail=only-if-cached");
         series.cache_result("miss");
         series.store_outcome("only-if-cached");
         co_return out;
     }
 
+    // ---- coalesce -----------------------------------------------------------------------------
+    // Plain GETs share one fetch per key. Conditional and range requests, and HEAD, are
+    // forwarded as they are: their responses are not stored, so there is nothing to share.
+    std::optional<cache::Coalescer::Permit> permit;
+    if (method == bhttp::verb::get && !lookup.conditional) {
+        auto joined = co_await coalescer_.join(lookup.key, cfg_.cache.coalesce_timeout);
+        if (joined.permit) {
+            permit.emplace(std::move(*joined.permit));
+        } else if (joined.shared && joined.shared->entry) {
+            const auto& entry = *joined.shared->entry;
+            if (entry.vary.empty() || cache::variant_key(entry.vary, request.base()) == entry.variant) {
+                auto judged = judge(entry, rules, version, now_seconds());
+                out.response = deliver(judged, entry.body, request.base(), method, version);
+                add_cache_status(out.response, "cachalot; fwd=" + lookup.fwd + "; fwd-status=" +
+                                                   std::to_string(entry.status) + "; collapsed; ttl=" +
+                                                   std::to_string((judged.lifetime - judged.age).count()));
+                series.coalesced->Increment();
+                series.cache_result("miss");
+                co_return out;
+            }
+        } else if (joined.shared && joined.shared->origin_failed && lookup.stored) {
+            // The origin just failed for the request this one waited on: a stored response that
+            // stale-if-error or grace allow answers now, without asking the failing origin again.
+            auto judged = judge(*lookup.stored, rules, version, now_seconds());
+            const auto reason = http::stale_on_error(
+                lookup.request_cc, judged.response_cc, judged.staleness(),
+                std::chrono::duration_cast<http::Seconds>(rules.stale_if_error),
+                std::chrono::duration_cast<http::Seconds>(rules.grace));
+            if (reason != http::StaleReason::None) {
+                out.response = deliver(judged, std::move(lookup.stored->body), request.base(), method, version);
+                add_cache_status(out.response, "cachalot; fwd=" + lookup.fwd + "; collapsed; detail=" +
+                                                   http::to_string(reason));
+                series.stale_served(http::to_string(reason));
+                series.cache_result("miss");
+                co_return out;
+            }
+        }
+        // Otherwise (not shareable, another variant, waited too long): on its own.
+    }
+
+    // ---- cross-node coalescing -----------------------------------------------------------------
+    // This node's fetcher also takes the key's Redis lock; if another node holds it, its entry
+    // is awaited in L2 instead of fetching again. Redis failing: the lock is skipped.
+    std::string lock_name, lock_token;
+    if (permit && cache_.l2() && cfg_.cache.l2.lock) {
+        lock_name = "lock:" + lookup.key;
+        lock_token = new_epoch();
+        const auto held = co_await cache_.l2()->try_lock(lock_name, lock_token, cfg_.cache.l2.lock_ttl);
+        if (held == false && co_await wait_for_other_node(request, lookup)) {
+            auto judged = judge(*lookup.stored, rules, version, now_seconds());
+            permit->publish({std::make_shared<const cache::Entry>(*lookup.stored), false});
+            out.response = deliver(judged, std::move(lookup.stored->body), request.base(), method, version);
+            add_cache_status(out.response, "cachalot; fwd=" + lookup.fwd + "; collapsed; ttl=" +
+                                               std::to_string((judged.lifetime - judged.age).count()));
+            series.coalesced->Increment();
+            series.cache_result("miss");
+            co_return out;
+        }
+        if (held != true) lock_name.clear();
+    }
+
     // ---- fetch --------------------------------------------------------------------------------
-    const bool conditional = http::has_precondition_or_range(request.base());
+    Fetched fetched;
+    auto answer = co_await fetch(request, client, host, lookup, fetched);
+    if (permit) permit->publish({fetched.stored, fetched.origin_failed});
+    // Released after the entry's L2 write (the write queue keeps order).
+    if (!lock_name.empty()) cache_.l2()->unlock_later(lock_name, lock_token);
+    answer.cache_key = std::move(out.cache_key);
+    co_return answer;
+}
+
+net::awaitable<bool> ProxyHandler::wait_for_other_node(const Request& request, Lookup& lookup) {
+    const auto& l2cfg = cfg_.cache.l2;
+    const auto& rules = cfg_.routes[lookup.route].cache;
+    const auto deadline = std::chrono::steady_clock::now() + l2cfg.lock_ttl;
+    const auto lock_name = "lock:" + lookup.key;
+    net::steady_timer pause(co_await net::this_coro::executor);
+    while (std::chrono::steady_clock::now() < deadline) {
+        pause.expires_after(l2cfg.lock_poll);
+        co_await pause.async_wait(net::as_tuple(net::use_awaitable));
+        Lookup probe = lookup;
+        co_await find(request, probe);
+        if (probe.stored) {
+            auto judged = judge(*probe.stored, rules, request.version(), now_seconds());
+            if (judged.lifetime > judged.age) {
+                lookup.stored = std::move(probe.stored);
+                lookup.primary = std::move(probe.primary);
+                co_return true;
+            }
+        } else if (probe.primary) {
+            co_return false;  // another variant was fetched: this one is not coming
+        }
+        // The holder released the lock (or lost it) without storing: stop waiting.
+        if (co_await cache_.l2()->is_locked(lock_name) != true) co_return false;
+    }
+    co_return false;
+}
+
+void ProxyHandler::revalidate_in_background(const Request& request, const ClientInfo& client,
+                                            const std::string& host, const Lookup& lookup) {
+    auto permit = coalescer_.try_acquire(lookup.key);
+    if (!permit) return;  // a fetch of this key is in flight already
+    metrics_.route(lookup.route).background_revalidations->Increment();
+    // The background request is the client's GET without its conditions: it refreshes the
+    // stored response, whatever this client already has.
+    auto copy = std::make_shared<Request>(request);
+    copy->method(bhttp::verb::get);
+    for (auto f : {bhttp::field::if_none_match, bhttp::field::if_modified_since, bhttp::field::if_match,
+                   bhttp::field::if_unmodified_since, bhttp::field::if_range, bhttp::field::range})
+        copy->erase(f);
+    copy->erase(bhttp::field::cache_control);
+    copy->erase(bhttp::field::pragma);
+    auto state = std::make_shared<Lookup>(lookup);
+    state->request_cc = {};
+    state->pragma_no_cache = false;
+    state->conditional = false;
+    state->fwd = "stale";
+    auto run = [](ProxyHandler* self, std::shared_ptr<Request> req, ClientInfo client, std::string host,
+                  std::shared_ptr<Lookup> state, cache::Coalescer::Permit permit) -> net::awaitable<void> {
+        Fetched fetched;
+        co_await self->fetch(*req, client, host, *state, fetched);
+        permit.publish({fetched.stored, fetched.origin_failed});
+    };
+    net::co_spawn(pool_.executor(), run(this, std::move(copy), client, host, std::move(state), std::move(*permit)),
+                  net::detached);
+}
+
+net::awaitable<Outcome> ProxyHandler::fetch(Request& request, const ClientInfo& client, const std::string& host,
+                                            Lookup& lookup, Fetched& fetched) {
+    Outcome out;
+    out.route = lookup.route;
+    const auto& route = cfg_.routes[lookup.route];
+    const auto& rules = route.cache;
+    const auto& series = metrics_.route(lookup.route);
+    const auto method = request.method();
+    const auto version = request.version();
+    const auto& key = lookup.key;
+    const auto& fwd = lookup.fwd;
     http::Fields request_fields = request.base();  // forwarding rewrites the request
 
     // A stored response that may not be used as it is, but has validators, is revalidated: the
     // origin answers 304 if it is still current (RFC 9111 §4.3.1).
-    std::optional<cache::Entry> revalidating;
-    if (entry && !conditional && method == bhttp::verb::get) {
+    bool revalidating = false;
+    if (lookup.stored && !lookup.conditional && method == bhttp::verb::get) {
         std::string etag, last_modified;
-        for (auto& [name, value] : entry->headers) {
+        for (const auto& [name, value] : lookup.stored->headers) {
             if (http::iequals(name, "ETag")) etag = value;
             if (http::iequals(name, "Last-Modified")) last_modified = value;
         }
         if (!etag.empty()) request.set(bhttp::field::if_none_match, etag);
         else if (!last_modified.empty()) request.set(bhttp::field::if_modified_since, last_modified);
-        if (!etag.empty() || !last_modified.empty()) revalidating = std::move(entry);
+        revalidating = !etag.empty() || !last_modified.empty();
     }
 
     const auto request_time = now_seconds();
+    series.origin_fetches->Increment();
     const bool answered = co_await forward(request, client, host, route, out);
-    now = now_seconds();
+    const auto now = now_seconds();
+    const unsigned status = out.response.result_int();
+    fetched.origin_failed = !answered || status == 500 || status == 502 || status == 503 || status == 504;
+
+    // ---- the origin failed: stale-if-error, grace ---------------------------------------------
+    if (fetched.origin_failed && lookup.stored) {
+        auto judged = judge(*lookup.stored, rules, version, now);
+        const auto reason =
+            http::stale_on_error(lookup.request_cc, judged.response_cc, judged.staleness(),
+                                 std::chrono::duration_cast<http::Seconds>(rules.stale_if_error),
+                                 std::chrono::duration_cast<http::Seconds>(rules.grace));
+        if (reason != http::StaleReason::None) {
+            const auto fwd_status = answered ? "; fwd-status=" + std::to_string(status) : std::string();
+            out.response = deliver(judged, lookup.stored->body, request_fields, method, version);
+            add_cache_status(out.response, "cachalot; fwd=" + fwd + fwd_status + "; detail=" + http::to_string(reason));
+            series.stale_served(http::to_string(reason));
+            series.cache_result("miss");
+            co_return out;
+        }
+    }
     if (!answered) {
         add_cache_status(out.response, "cachalot; fwd=" + fwd + "; detail=origin-unavailable");
         series.cache_result("miss");
@@ -356,10 +536,10 @@ net::awaitable<Outcome> ProxyHandler::serve(Request& request, const ClientInfo& 
         co_return out;
     }
 
-    if (revalidating && out.response.result_int() == 304) {
+    if (revalidating && status == 304) {
         // Still current: the 304's fields replace the stored ones (but Content-Length and what
         // the stored body depends on), the clock restarts, the stored body is served (§3.2, §4.3.4).
-        auto& merged = *revalidating;
+        auto merged = *lookup.stored;
         auto updates = [](std::string_view name) {
             return !http::iequals(name, "Content-Length") && !http::iequals(name, "Content-Encoding") &&
                    !http::iequals(name, "Set-Cookie") && !http::iequals(name, "Cache-Status");
@@ -371,48 +551,46 @@ net::awaitable<Outcome> ProxyHandler::serve(Request& request, const ClientInfo& 
             if (updates(f.name_string())) merged.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
         merged.request_time = request_time.time_since_epoch().count();
         merged.response_time = now.time_since_epoch().count();
-        http::Fields fields;
-        for (auto& [name, value] : merged.headers) fields.insert(name, value);
-        const auto merged_view = targeted_view(fields);
-        const auto& merged_policy = merged_view ? *merged_view : fields;
-        const auto merged_cc = http::cache_control_of(merged_policy);
-        const auto lifetime = lifetime_for(rules, merged.status, merged_policy, merged_cc, now);
-        const auto merged_age = http::current_age(fields, request_time, now, now);
+        merged.lifetime_jitter = 0;
+        auto judged = judge(merged, rules, version, now);
+        merged.lifetime_jitter = jitter(judged.lifetime, cfg_.cache.ttl_jitter);
+        judged.lifetime += http::Seconds{merged.lifetime_jitter};
         std::string status_entry = "cachalot; fwd=" + fwd + "; fwd-status=304";
-        if (lifetime > merged_age && !merged_cc.no_store) {
-            const auto expiry_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                       (now + (lifetime - merged_age)).time_since_epoch()).count();
-            auto copy = merged;
-            if (store(key, hash, copy, primary, expiry_ms)) {
-                status_entry += "; stored; ttl=" + std::to_string((lifetime - merged_age).count());
+        if (judged.lifetime > judged.age && !judged.response_cc.no_store) {
+            const auto remaining = judged.lifetime - judged.age;
+            const auto expiry_ms =
+                std::chrono::duration_cast<std::chrono::milliseconds>((now + remaining).time_since_epoch()).count();
+            if (store(key, merged, lookup.primary, expiry_ms, retention(rules, judged.response_cc))) {
+                status_entry += "; stored; ttl=" + std::to_string(remaining.count());
                 series.store_outcome("stored");
+                fetched.stored = std::make_shared<const cache::Entry>(merged);
             }
         }
         series.cache_result("revalidated");
-        out.response = response_from(merged, version, method);
-        out.response.set(bhttp::field::age, std::to_string(merged_age.count()));
+        out.response = deliver(judged, merged.body, request_fields, method, version);
         add_cache_status(out.response, status_entry);
         co_return out;
     }
 
     // ---- store --------------------------------------------------------------------------------
     auto& res = out.response;
-    const unsigned status = res.result_int();
     std::string detail;
     const auto view = targeted_view(res.base());
     const auto& policy = view ? *view : static_cast<const http::Fields&>(res.base());
     const auto response_cc = http::cache_control_of(policy);
-    auto reason = http::storability(method == bhttp::verb::head ? "HEAD" : "GET", status, request_fields, request_cc,
-                                    policy, response_cc);
+    auto reason = http::storability(method == bhttp::verb::head ? "HEAD" : "GET", status, request_fields,
+                                    lookup.request_cc, policy, response_cc);
     if (reason == http::NotStorable::NoFreshness && route_ttl(rules, status)) reason = http::NotStorable::None;
-    const auto lifetime = lifetime_for(rules, status, policy, response_cc, now);
+    auto lifetime = lifetime_for(rules, status, policy, response_cc, now);
+    const auto lifetime_jitter = jitter(lifetime, cfg_.cache.ttl_jitter);
+    lifetime += http::Seconds{lifetime_jitter};
     const auto age = http::current_age(res.base(), request_time, now, now);
     const bool sets_cookie = res.count(bhttp::field::set_cookie) > 0;
     if (reason != http::NotStorable::None) {
         detail = http::to_string(reason);
     } else if (method == bhttp::verb::head) {
         detail = "head";  // no body to store; a later GET fills the cache
-    } else if (conditional) {
+    } else if (lookup.conditional) {
         detail = "conditional";
     } else if (status == 304) {
         detail = "status";
@@ -433,17 +611,18 @@ net::awaitable<Outcome> ProxyHandler::serve(Request& request, const ClientInfo& 
         entry.body = res.body();
         entry.request_time = request_time.time_since_epoch().count();
         entry.response_time = now.time_since_epoch().count();
+        entry.lifetime_jitter = lifetime_jitter;
         entry.vary = cache::vary_names(res.base());
         if (!entry.vary.empty()) entry.variant = cache::variant_key(entry.vary, request_fields);
         const auto remaining = lifetime - age;
-        const auto expiry_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   (now + remaining).time_since_epoch()).count();
-        const bool stored = store(key, hash, entry, primary, expiry_ms);
-        if (stored) {
+        const auto expiry_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>((now + remaining).time_since_epoch()).count();
+        if (store(key, entry, lookup.primary, expiry_ms, retention(rules, response_cc))) {
             add_cache_status(res, "cachalot; fwd=" + fwd + "; fwd-status=" + std::to_string(status) +
                                       "; stored; ttl=" + std::to_string(remaining.count()));
             series.cache_result("miss");
             series.store_outcome("stored");
+            fetched.stored = std::make_shared<const cache::Entry>(std::move(entry));
             co_return out;
         }
         detail = "too-large";

@@ -33,6 +33,7 @@ struct Server::Impl {
     const metrics::Metrics& metrics;
     std::atomic<bool> draining{false};
     std::atomic<bool> ready{false};
+    cache::Coalescer coalescer;  // one per node: shared by the workers, outlives them
     // Declared before ioc so that they outlive it: an abandoned accept holds a worker's socket.
     std::vector<std::unique_ptr<Worker>> workers;
     net::io_context ioc{1};  // accepting, admin and signals; requests run on the workers
@@ -41,13 +42,55 @@ struct Server::Impl {
     AdminState admin{metrics, ready, std::chrono::milliseconds(10'000)};
     int exit_code = 0;
 
-    Impl(const config::Config& c, const metrics::Metrics& m, store::ShmStore* l1)
+    Impl(const config::Config& c, metrics::Metrics& m, store::ShmStore* l1)
         : cfg(c),
           metrics(m),
           proxy_acceptor(bind_acceptor(ioc, c.listen.proxy, "proxy")),
           admin_acceptor(bind_acceptor(ioc, c.listen.admin, "admin")) {
         for (unsigned i = 0; i < cfg.worker_count(); ++i)
-            workers.push_back(std::make_unique<Worker>(cfg, metrics, draining, l1));
+            workers.push_back(std::make_unique<Worker>(cfg, metrics, draining, l1, coalescer));
+        if (!cfg.cache.l2.address.empty()) m.add_source([this] { return l2_samples(); });
+    }
+
+    // The L2 counters of every worker, summed.
+    std::vector<metrics::Sample> l2_samples() const {
+        struct Def {
+            const char* name;
+            const char* help;
+            bool counter;
+            std::function<double(const store::RedisCounters&)> read;
+        };
+        static const std::vector<Def> defs{
+            {"cachalot_l2_hits_total", "L2 lookups that found an intact, live entry", true,
+             [](auto& c) { return double(c.hits); }},
+            {"cachalot_l2_misses_total", "L2 lookups that found nothing usable (absent, expired, garbage, failed)",
+             true, [](auto& c) { return double(c.misses); }},
+            {"cachalot_l2_errors_total", "L2 commands that failed (connection refused or lost, error reply)", true,
+             [](auto& c) { return double(c.errors); }},
+            {"cachalot_l2_timeouts_total", "L2 commands not answered within command_timeout", true,
+             [](auto& c) { return double(c.timeouts); }},
+            {"cachalot_l2_corrupt_dropped_total", "L2 values that failed validation, deleted", true,
+             [](auto& c) { return double(c.corrupt_dropped); }},
+            {"cachalot_l2_puts_total", "Entries written to the L2", true, [](auto& c) { return double(c.puts); }},
+            {"cachalot_l2_write_drops_total", "L2 writes dropped (queue full or breaker open)", true,
+             [](auto& c) { return double(c.write_drops); }},
+            {"cachalot_l2_refused_too_large_total", "Entries over cache.l2.max_object_size, not sent", true,
+             [](auto& c) { return double(c.refused_too_large); }},
+            {"cachalot_l2_breaker_opened_total", "Times an L2 breaker opened", true,
+             [](auto& c) { return double(c.breaker_opened); }},
+            {"cachalot_l2_breaker_open", "Workers whose L2 breaker is open (L2 skipped)", false,
+             [](auto& c) { return c.breaker_open ? 1.0 : 0.0; }},
+            {"cachalot_l2_write_queue_depth", "L2 writes waiting to be sent", false,
+             [](auto& c) { return double(c.queue_depth); }},
+        };
+        std::vector<metrics::Sample> out;
+        for (const auto& d : defs) {
+            double v = 0;
+            for (const auto& w : workers)
+                if (w->l2()) v += d.read(w->l2()->counters());
+            out.push_back({d.name, d.help, d.counter, v});
+        }
+        return out;
     }
 
     // Hands each accepted connection to the next worker in turn.
@@ -108,7 +151,7 @@ struct Server::Impl {
     }
 };
 
-Server::Server(const config::Config& cfg, const metrics::Metrics& metrics, store::ShmStore* l1)
+Server::Server(const config::Config& cfg, metrics::Metrics& metrics, store::ShmStore* l1)
     : impl_(new Impl(cfg, metrics, l1)) {}
 
 Server::~Server() = default;

@@ -4,19 +4,45 @@
 
 namespace cachalot::server {
 
+namespace {
+
+std::unique_ptr<store::RedisStore> open_l2(const config::L2Cache& c, const net::any_io_executor& ex,
+                                           const metrics::Metrics& metrics) {
+    if (c.address.empty()) return nullptr;
+    store::RedisOptions o;
+    o.address = c.address;
+    o.username = c.username;
+    o.password = c.password;
+    o.db = c.db;
+    o.key_prefix = c.key_prefix;
+    o.pool_size = c.pool_size;
+    o.connect_timeout = c.connect_timeout;
+    o.command_timeout = c.command_timeout;
+    o.failure_threshold = c.failure_threshold;
+    o.breaker_backoff = c.breaker_backoff;
+    o.write_queue = c.write_queue;
+    o.max_object_size = c.max_object_size;
+    o.observe_latency = [&h = metrics.l2_latency()](double s) { h.Observe(s); };
+    return std::make_unique<store::RedisStore>(ex, std::move(o));
+}
+
+}  // namespace
+
 Worker::Worker(const config::Config& cfg, const metrics::Metrics& metrics, const std::atomic<bool>& draining,
-               store::ShmStore* l1)
+               store::ShmStore* l1, cache::Coalescer& coalescer)
     : cfg_(cfg),
       metrics_(metrics),
       draining_(draining),
       ioc_(std::in_place, 1),
       work_(ioc_->get_executor()),
       pool_(ioc_->get_executor(), cfg.upstreams, metrics),
-      handler_(cfg, pool_, l1, metrics) {}
+      l2_(open_l2(cfg.cache.l2, ioc_->get_executor(), metrics)),
+      handler_(cfg, pool_, cache::TieredCache(l1, l2_.get()), coalescer, metrics) {}
 
 Worker::~Worker() {
     join();
     pool_.close_idle();
+    l2_.reset();
     work_.reset();
     ioc_.reset();
 }

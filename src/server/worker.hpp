@@ -23,8 +23,10 @@ struct SessionHandle {
 
 class Worker {
 public:
+    /// `l1` may be null (no L1). With cache.l2.address set, the worker opens its own Redis
+    /// connections. `coalescer` is shared by every worker.
     Worker(const config::Config& cfg, const metrics::Metrics& metrics, const std::atomic<bool>& draining,
-           store::ShmStore* l1);
+           store::ShmStore* l1, cache::Coalescer& coalescer);
     ~Worker();
 
     net::io_context& context() { return *ioc_; }
@@ -42,6 +44,9 @@ public:
 
     std::size_t session_count() const { return session_count_.load(); }
 
+    /// This worker's L2 store, or null.
+    const store::RedisStore* l2() const { return l2_.get(); }
+
 private:
     net::awaitable<void> run_session(tcp::socket socket);
 
@@ -52,6 +57,7 @@ private:
     std::optional<net::io_context> ioc_;
     net::executor_work_guard<net::io_context::executor_type> work_;
     upstream::Pool pool_;
+    std::unique_ptr<store::RedisStore> l2_;  // released in ~Worker while its io_context still exists
     ProxyHandler handler_;
     std::list<SessionHandle> sessions_;  // touched only on this worker's thread
     std::atomic<std::size_t> session_count_{0};

@@ -88,6 +88,8 @@ Pool::Pool(net::any_io_executor executor, const std::vector<config::Upstream>& u
 
 Pool::~Pool() = default;
 
+net::any_io_executor Pool::executor() const { return impl_->executor; }
+
 void Pool::close_idle() {
     for (auto& list : impl_->idle) list.clear();
 }

@@ -347,7 +347,7 @@ TestOrigin::Handler revalidating_origin(bool use_etag, std::shared_ptr<std::atom
 
 }  // namespace
 
-TEST_CASE("a stale response with an ETag is revalidated; a 304 refreshes its fields and serves the stored body") {
+TEST_CASE("a stale response with an ETag is revalidated and a 304 refreshes its fields and serves the stored body") {
     auto changed = std::make_shared<std::atomic<bool>>(false);
     TestOrigin origin(revalidating_origin(true, changed));
     Daemon cachalot(proxy_config(origin.port()));
@@ -436,7 +436,7 @@ TEST_CASE("route default_ttl applies when the origin says nothing, and never ove
     CHECK(fetch(cachalot.port(), "/max-age")["Cache-Status"] == "cachalot; fwd=uri-miss; fwd-status=200; stored; ttl=60");
 }
 
-TEST_CASE("route override_origin replaces the origin's freshness; max_ttl caps every lifetime") {
+TEST_CASE("route override_origin replaces the origin's freshness and max_ttl caps every lifetime") {
     TestOrigin origin(by_path());
     Daemon overriding(with_route_cache(origin.port(), "{default_ttl: 90s, override_origin: true}"));
     CHECK(fetch(overriding.port(), "/max-age")["Cache-Status"] ==
@@ -519,7 +519,7 @@ TEST_CASE("debug_cache_status adds the cache key to Cache-Status") {
     CHECK_THAT(std::string(fetch(quiet.port(), "/max-age")["Cache-Status"]), !Catch::Contains("key="));
 }
 
-TEST_CASE("request max-stale is served a stale response; must-revalidate forbids it") {
+TEST_CASE("request max-stale is served a stale response but must-revalidate forbids it") {
     TestOrigin origin([](const OriginRequest& r) {
         std::string cc = r.target == "/strict" ? "max-age=1, must-revalidate" : "max-age=1";
         return Reply{.headers = {{"Cache-Control", cc}}, .body = "v"};

@@ -173,6 +173,18 @@ std::string proxy_config(std::uint16_t origin_port, const std::string& extra, co
     return c.str();
 }
 
+std::string with_route_cache(std::string config, const std::string& flow_map) {
+    const std::string anchor = "    upstream: origin\n";
+    config.replace(config.find(anchor), anchor.size(), anchor + "    cache: " + flow_map + "\n");
+    return config;
+}
+
+std::string without_l1(std::string config) {
+    const std::string l1 = "size: 8MiB, max_object_size: 256KiB";
+    config.replace(config.find(l1), l1.size(), "size: 0");
+    return config;
+}
+
 namespace {
 
 void replace_all(std::string& s, const std::string& from, const std::string& to) {
@@ -187,17 +199,17 @@ std::string read_file(const std::string& path) {
     return s.str();
 }
 
-pid_t spawn(const std::vector<std::string>& args, int out_fd) {
+pid_t spawn(const std::vector<std::string>& args, int out_fd, const char* program = CACHALOT_BINARY) {
     pid_t pid = fork();
     if (pid < 0) throw std::runtime_error("fork failed");
     if (pid == 0) {
         dup2(out_fd, 1);
         dup2(out_fd, 2);
         std::vector<char*> argv;
-        argv.push_back(const_cast<char*>(CACHALOT_BINARY));
+        argv.push_back(const_cast<char*>(program));
         for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
         argv.push_back(nullptr);
-        execv(CACHALOT_BINARY, argv.data());
+        execv(program, argv.data());
         _exit(127);
     }
     return pid;
@@ -414,6 +426,122 @@ double await_metric(std::uint16_t admin_port, const std::string& series, double 
         if (v == expected || std::chrono::steady_clock::now() >= deadline) return v;
         std::this_thread::sleep_for(10ms);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// RedisServer
+
+RedisServer::RedisServer() : dir_(temp_dir()), port_(free_port()) { start(); }
+
+RedisServer::~RedisServer() { kill(); }
+
+std::string RedisServer::address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+void RedisServer::start() {
+    for (int attempt = 1;; ++attempt) {
+        int fd = ::open((dir_ + "/redis.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        pid_ = spawn({"--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                      "--dir", dir_},
+                     fd, "/usr/bin/redis-server");
+        ::close(fd);
+        auto deadline = std::chrono::steady_clock::now() + 10s;
+        while (std::chrono::steady_clock::now() < deadline) {
+            int st = 0;
+            if (waitpid(pid_, &st, WNOHANG) == pid_) {
+                pid_ = -1;
+                break;
+            }
+            try {
+                if (command({"PING"}) == "PONG") return;
+            } catch (const std::exception&) {
+            }
+            std::this_thread::sleep_for(20ms);
+        }
+        kill();
+        // The port was taken meanwhile (a parallel test): once more on another one.
+        if (attempt < 5) {
+            port_ = free_port();
+            continue;
+        }
+        throw std::runtime_error("redis-server did not start:\n" + read_file(dir_ + "/redis.log"));
+    }
+}
+
+void RedisServer::require_password(const std::string& password) {
+    command({"CONFIG", "SET", "requirepass", password});
+    password_ = password;
+}
+
+void RedisServer::pause() {
+    if (pid_ > 0) ::kill(pid_, SIGSTOP);
+}
+
+void RedisServer::resume() {
+    if (pid_ > 0) ::kill(pid_, SIGCONT);
+}
+
+void RedisServer::kill() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    int st = 0;
+    waitpid(pid_, &st, 0);
+    pid_ = -1;
+}
+
+namespace {
+
+// Reads one RESP value from the stream as text (see RedisServer::command).
+std::string read_resp(tcp::socket& s, net::streambuf& buf) {
+    net::read_until(s, buf, "\r\n");
+    std::istream in(&buf);
+    std::string line;
+    std::getline(in, line);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) throw std::runtime_error("empty RESP line");
+    const char type = line[0];
+    const std::string rest = line.substr(1);
+    if (type == '+' || type == ':') return rest;
+    if (type == '-') return "-" + rest;
+    if (type == '$') {
+        const long n = std::stol(rest);
+        if (n < 0) return "(nil)";
+        const std::size_t need = static_cast<std::size_t>(n) + 2;
+        if (buf.size() < need) net::read(s, buf, net::transfer_at_least(need - buf.size()));
+        std::string data(static_cast<std::size_t>(n), '\0');
+        in.read(data.data(), n);
+        in.ignore(2);
+        return data;
+    }
+    if (type == '*') {
+        const long n = std::stol(rest);
+        std::string out;
+        for (long i = 0; i < n; ++i) {
+            if (i) out += '\n';
+            out += read_resp(s, buf);
+        }
+        return out;
+    }
+    throw std::runtime_error("unexpected RESP type");
+}
+
+}  // namespace
+
+std::string RedisServer::command(const std::vector<std::string>& args) {
+    net::io_context ioc;
+    tcp::socket s(ioc);
+    s.connect({net::ip::make_address("127.0.0.1"), port_});
+    auto encode = [](const std::vector<std::string>& argv) {
+        std::string req = "*" + std::to_string(argv.size()) + "\r\n";
+        for (const auto& a : argv) req += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+        return req;
+    };
+    net::streambuf buf;
+    if (!password_.empty()) {
+        net::write(s, net::buffer(encode({"AUTH", password_})));
+        read_resp(s, buf);
+    }
+    net::write(s, net::buffer(encode(args)));
+    return read_resp(s, buf);
 }
 
 }  // namespace cachalot::test

@@ -104,6 +104,12 @@ private:
 std::string proxy_config(std::uint16_t origin_port, const std::string& extra = "",
                          const std::string& upstream_extra = "", unsigned workers = 1);
 
+/// `config` (from proxy_config) with `cache: <flow_map>` on its route, e.g. "{grace: 30s}".
+std::string with_route_cache(std::string config, const std::string& flow_map);
+
+/// `config` (from proxy_config) with the L1 turned off (cache.l1.size: 0).
+std::string without_l1(std::string config);
+
 /// The real cachalot binary as a child process, started on construction and ready (its
 /// /readyz answers 200) when the constructor returns. Stopped with SIGTERM on destruction.
 class Daemon {
@@ -140,6 +146,39 @@ struct RunResult {
     std::string output;
 };
 RunResult run_cachalot(const std::vector<std::string>& args);
+
+// ---------------------------------------------------------------------------------------------
+// Redis
+
+/// A real redis-server on a free loopback port (no persistence), killed on destruction.
+class RedisServer {
+public:
+    RedisServer();
+    ~RedisServer();
+    RedisServer(const RedisServer&) = delete;
+
+    std::uint16_t port() const { return port_; }
+    /// "127.0.0.1:PORT", as cache.l2.address takes it.
+    std::string address() const;
+    /// SIGKILL: the port refuses connections until start().
+    void kill();
+    /// Starts it again (empty) on the same port.
+    void start();
+    /// SIGSTOP / SIGCONT: connections stay open, nothing is answered.
+    void pause();
+    void resume();
+    /// Turns AUTH on; command() then authenticates first.
+    void require_password(const std::string& password);
+    /// One command on a new connection. The reply as text: a bulk string's bytes, a status or an
+    /// integer as written, "(nil)", an error as "-ERR …", an array's elements joined by '\n'.
+    std::string command(const std::vector<std::string>& args);
+
+private:
+    std::string dir_;
+    std::uint16_t port_ = 0;
+    pid_t pid_ = -1;
+    std::string password_;
+};
 
 // ---------------------------------------------------------------------------------------------
 // Client

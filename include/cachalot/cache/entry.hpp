@@ -1,5 +1,5 @@
 #pragma once
-// A stored response as bytes: the encoding shared by every tier (L1 now, Redis L2 later).
+// A stored response as bytes: the encoding shared by every tier (L1 and the Redis L2).
 // Versioned and checksummed; decoding never trusts its input (bounds-checked, and any mismatch
 // of magic, version, length or checksum is a refusal, never a partial entry).
 
@@ -21,9 +21,10 @@ struct Entry {
     std::vector<std::string> vary;   // the response's Vary names (lower-case, sorted)
     std::string variant;             // the secondary key this entry answers (empty without Vary)
     std::string vary_epoch;          // names the set of variants stored together; a new one after an invalidation
+    std::int64_t lifetime_jitter = 0;  // seconds added to the freshness lifetime (cache.ttl_jitter)
 };
 
-inline constexpr std::uint16_t kEntryVersion = 2;
+inline constexpr std::uint16_t kEntryVersion = 3;
 
 std::string encode_entry(const Entry& entry);
 

@@ -77,6 +77,12 @@ struct RouteCache {
     std::vector<std::pair<unsigned, Duration>> status_ttl;  // freshness by status when the origin says nothing (404: 30s)
     bool override_origin = false;  // default_ttl / status_ttl replace the origin's own freshness
     SetCookiePolicy set_cookie = SetCookiePolicy::Strip;
+    /// Stale windows for responses that do not set their own (RFC 5861); 0: none.
+    Duration stale_while_revalidate{0};  // serve stale at once, revalidate in the background
+    Duration stale_if_error{0};          // serve stale when the origin fails (5xx, unreachable, timeout)
+    /// Serve a stored response up to this long past its freshness when the origin fails,
+    /// whatever its directives say (Varnish's grace). 0: off.
+    Duration grace{0};
     RouteKey key;
 };
 
@@ -91,12 +97,40 @@ struct Route {
 /// The shared-memory L1 store (see include/cachalot/store/shm_store.hpp).
 struct L1Cache {
     std::string path = "/dev/shm/cachalot-l1";    // one file, shared by every process using it
-    std::size_t size = 256 * 1024 * 1024;          // the whole file, index included; never grows
+    std::size_t size = 256 * 1024 * 1024;          // the whole file, index included; never grows; 0: no L1
     std::size_t max_object_size = 1024 * 1024;     // larger entries are not stored
+};
+
+/// The shared Redis L2 (see include/cachalot/store/redis_store.hpp). Off unless `address` is set.
+struct L2Cache {
+    std::string address;         // "host:port" or "unix:/path/to/socket"; empty: no L2
+    std::string username;        // ACL user (Redis 6+); empty: AUTH with the password alone
+    std::string password;        // empty: no AUTH
+    unsigned db = 0;
+    std::string key_prefix = "cachalot:";
+    unsigned pool_size = 2;                    // connections per worker thread
+    Duration connect_timeout{500};
+    Duration command_timeout{100};             // a slower answer counts as a miss
+    unsigned failure_threshold = 5;            // consecutive failures that open the breaker
+    Duration breaker_backoff{5'000};           // how long L2 is skipped once the breaker opens
+    std::size_t write_queue = 1024;            // pending writes per worker; more are dropped
+    std::size_t max_object_size = 1024 * 1024; // larger entries are not sent to Redis
+    /// Cross-node coalescing: the node that fetches a cold key holds a Redis lock (SET NX PX)
+    /// for at most lock_ttl; the other nodes wait for the entry in L2 instead of fetching.
+    bool lock = false;
+    Duration lock_ttl{5'000};
+    Duration lock_poll{20};  // how often a waiting node looks for the holder's entry in L2
 };
 
 struct Cache {
     L1Cache l1;
+    L2Cache l2;
+    /// How long a request waits for another request's fetch of the same key before going to
+    /// the origin on its own.
+    Duration coalesce_timeout{5'000};
+    /// Stored freshness lifetimes are moved by up to ± this percentage, at random, so that
+    /// entries filled together do not all expire together. 0: exact lifetimes.
+    unsigned ttl_jitter = 0;
     /// Cap on the heuristic freshness (10 % of the time since Last-Modified) given to responses
     /// without explicit freshness; 0 disables heuristics.
     Duration heuristic_max_ttl{3'600'000};

@@ -64,6 +64,7 @@ NotStorable storability(std::string_view method, unsigned status, const Fields& 
 enum class Usability {
     Fresh,           // serve it
     StaleAllowed,    // stale, but the request's max-stale accepts it: serve it
+    StaleWhileRevalidate,  // stale within its stale-while-revalidate window: serve it, revalidate in the background
     MustRevalidate,  // ask the origin first (conditional request when validators exist)
 };
 const char* to_string(Usability usability);
@@ -71,7 +72,20 @@ const char* to_string(Usability usability);
 /// Request and response directives applied to a stored response's lifetime and age
 /// (§4.2, §4.2.4, §5.2.1, §5.2.2.2, §5.2.2.4, §5.2.2.8). Pass request_pragma_no_cache when the
 /// request has `Pragma: no-cache` and no Cache-Control field: it then counts as no-cache (§5.4).
+/// `default_swr` is the stale-while-revalidate window for responses that set none (RFC 5861;
+/// an explicit stale-while-revalidate also lifts s-maxage's ban on serving stale, as CDNs do).
 Usability usability(const CacheControl& request_cc, bool request_pragma_no_cache, const CacheControl& response_cc,
-                    Seconds lifetime, Seconds age);
+                    Seconds lifetime, Seconds age, Seconds default_swr = Seconds{0});
+
+/// Why a stored response stands in for a failed origin answer.
+enum class StaleReason { None, StaleIfError, Grace };
+const char* to_string(StaleReason reason);
+
+/// May a stored response `staleness` past its freshness (negative: still fresh) answer a
+/// request whose origin fetch failed (unreachable, timed out, 500/502/503/504)? stale-if-error
+/// (RFC 5861): the request's directive, else the response's, else `default_sie`; never past
+/// must-revalidate, proxy-revalidate or no-cache. Then `grace`, whatever the directives say.
+StaleReason stale_on_error(const CacheControl& request_cc, const CacheControl& response_cc, Seconds staleness,
+                           Seconds default_sie, Seconds grace);
 
 }  // namespace cachalot::http

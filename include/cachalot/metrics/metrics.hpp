@@ -29,16 +29,25 @@ inline constexpr std::array<std::string_view, 16> kStoreOutcomes{
     "authorization", "no-freshness-info", "head",     "conditional",      "vary-star",          "stale-on-arrival",
     "too-large", "origin-unavailable", "only-if-cached", "set-cookie"};
 
+/// Why a stale response was served: label values of cachalot_stale_served_total.
+inline constexpr std::array<std::string_view, 3> kStaleReasons{"stale-while-revalidate", "stale-if-error", "grace"};
+
 struct RouteSeries {
     std::array<prometheus::Counter*, 6> requests_by_class{};  // index = status / 100; 0 = other
     prometheus::Histogram* duration = nullptr;
     std::array<prometheus::Counter*, kCacheResults.size()> cache_results{};
     std::array<prometheus::Counter*, kStoreOutcomes.size()> store_outcomes{};
+    std::array<prometheus::Counter*, kStaleReasons.size()> stale_served_by_reason{};
+    prometheus::Counter* origin_fetches = nullptr;           // requests the cache sent to the origin
+    prometheus::Counter* coalesced = nullptr;                // requests served by another request's fetch
+    prometheus::Counter* background_revalidations = nullptr; // fetches started by stale-while-revalidate
     void record(unsigned status, double seconds) const;
     /// Counts one answer by cache result (one of kCacheResults).
     void cache_result(std::string_view result) const;
     /// Counts one fetched response by what became of it (one of kStoreOutcomes).
     void store_outcome(std::string_view outcome) const;
+    /// Counts one stale response served (one of kStaleReasons).
+    void stale_served(std::string_view reason) const;
 };
 
 struct UpstreamSeries {
@@ -70,6 +79,8 @@ public:
     const UpstreamSeries& upstream(std::size_t index) const { return upstreams_.at(index); }
     prometheus::Gauge& active_connections() const { return *active_connections_; }
     prometheus::Counter& rejected_requests(unsigned status) const;
+    /// Round-trip time of L2 (Redis) commands that were answered.
+    prometheus::Histogram& l2_latency() const { return *l2_latency_; }
 
     /// Adds values read at every scrape. Call before the server starts.
     void add_source(SampleSource source) { sources_.push_back(std::move(source)); }
@@ -83,6 +94,7 @@ private:
     std::vector<UpstreamSeries> upstreams_;
     prometheus::Gauge* active_connections_ = nullptr;
     prometheus::Family<prometheus::Counter>* rejected_ = nullptr;
+    prometheus::Histogram* l2_latency_ = nullptr;
     std::vector<SampleSource> sources_;
 };
 

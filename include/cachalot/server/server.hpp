@@ -13,8 +13,9 @@ namespace cachalot::server {
 class Server {
 public:
     /// Binds the listeners; throws std::runtime_error with a message naming the address when it
-    /// cannot. `l1` (may be null: no caching) must outlive the server.
-    Server(const config::Config& cfg, const metrics::Metrics& metrics, store::ShmStore* l1);
+    /// cannot. `l1` (may be null: no L1) must outlive the server. Adds the L2's metrics to
+    /// `metrics` when cache.l2 is configured.
+    Server(const config::Config& cfg, metrics::Metrics& metrics, store::ShmStore* l1);
     ~Server();
 
     /// Serves until SIGTERM or SIGINT, then stops accepting, lets in-flight requests finish

@@ -40,6 +40,9 @@ public:
     /// and the request sent once more, when the method is idempotent.
     boost::asio::awaitable<FetchResult> fetch(std::size_t index, const Request& request);
 
+    /// The worker's executor this pool runs on.
+    boost::asio::any_io_executor executor() const;
+
     /// Closes every idle connection (on shutdown).
     void close_idle();
 

@@ -93,14 +93,14 @@ TEST_CASE("primary key: route-chosen headers and cookies enter the key") {
     CHECK(a != d);
 }
 
-TEST_CASE("Vary names: lower-case, sorted, deduplicated; * stands alone") {
+TEST_CASE("Vary names: lower-case, sorted, deduplicated, and * stands alone") {
     CHECK(cache::vary_names(make({{"Vary", "Accept-Encoding, accept-language"}, {"Vary", "ACCEPT-ENCODING"}})) ==
           std::vector<std::string>{"accept-encoding", "accept-language"});
     CHECK(cache::vary_names(make({{"Vary", "Accept, *"}})) == std::vector<std::string>{"*"});
     CHECK(cache::vary_names(make({})).empty());
 }
 
-TEST_CASE("variant key: whitespace and list order do not split variants; values do") {
+TEST_CASE("variant key: whitespace and list order do not split variants but values do") {
     std::vector<std::string> vary{"accept-language", "x-flags"};
     auto a = cache::variant_key(vary, make({{"Accept-Language", "en,  fr"}, {"X-Flags", "b, a"}}));
     auto b = cache::variant_key(vary, make({{"accept-language", "fr, en"}, {"X-Flags", "a"}, {"X-Flags", "b"}}));

@@ -165,8 +165,59 @@ TEST_CASE("usability of a stored response, table") {
          Usability::MustRevalidate},
         {"s-maxage implies proxy-revalidate", "max-stale", false, "s-maxage=60", 60s, 80s,
          Usability::MustRevalidate},
+        {"stale-while-revalidate window covers the staleness", "", false, "max-age=60, stale-while-revalidate=30",
+         60s, 85s, Usability::StaleWhileRevalidate},
+        {"stale-while-revalidate window passed", "", false, "max-age=60, stale-while-revalidate=30", 60s, 91s,
+         Usability::MustRevalidate},
+        {"stale-while-revalidate does not override must-revalidate", "", false,
+         "max-age=60, must-revalidate, stale-while-revalidate=30", 60s, 70s, Usability::MustRevalidate},
+        {"stale-while-revalidate lifts s-maxage's ban", "", false, "s-maxage=60, stale-while-revalidate=30", 60s,
+         70s, Usability::StaleWhileRevalidate},
+        {"request no-cache beats stale-while-revalidate", "no-cache", false, "max-age=60, stale-while-revalidate=30",
+         60s, 70s, Usability::MustRevalidate},
+        {"request min-fresh beats stale-while-revalidate", "min-fresh=1", false,
+         "max-age=60, stale-while-revalidate=30", 60s, 70s, Usability::MustRevalidate},
+        {"stale-while-revalidate=0 is no window", "", false, "max-age=60, stale-while-revalidate=0", 60s, 60s,
+         Usability::MustRevalidate},
     }));
     INFO(row.name);
     CHECK(usability(parse_cache_control(row.request_cc), row.pragma, parse_cache_control(row.response_cc),
                     row.lifetime, row.age) == row.expected);
+}
+
+TEST_CASE("the route's default stale-while-revalidate applies when the response sets none", "[freshness]") {
+    auto none = parse_cache_control("");
+    CHECK(usability(none, false, parse_cache_control("max-age=60"), 60s, 70s, 20s) == Usability::StaleWhileRevalidate);
+    CHECK(usability(none, false, parse_cache_control("max-age=60"), 60s, 81s, 20s) == Usability::MustRevalidate);
+    // The response's own window wins over the default, shorter or longer.
+    CHECK(usability(none, false, parse_cache_control("max-age=60, stale-while-revalidate=5"), 60s, 70s, 20s) ==
+          Usability::MustRevalidate);
+}
+
+TEST_CASE("stale-if-error: request directive, then response directive, then route default, then grace",
+          "[freshness]") {
+    struct Row {
+        const char* name;
+        const char* request_cc;
+        const char* response_cc;
+        Seconds staleness, default_sie, grace;
+        StaleReason expected;
+    };
+    auto row = GENERATE(values<Row>({
+        {"response window covers it", "", "max-age=60, stale-if-error=300", 100s, 0s, 0s, StaleReason::StaleIfError},
+        {"response window passed", "", "max-age=60, stale-if-error=300", 301s, 0s, 0s, StaleReason::None},
+        {"request window replaces the response's", "stale-if-error=10", "stale-if-error=300", 100s, 0s, 0s,
+         StaleReason::None},
+        {"request window alone", "stale-if-error=200", "max-age=60", 100s, 0s, 0s, StaleReason::StaleIfError},
+        {"route default when nothing is said", "", "max-age=60", 100s, 120s, 0s, StaleReason::StaleIfError},
+        {"nothing allows it", "", "max-age=60", 1s, 0s, 0s, StaleReason::None},
+        {"must-revalidate forbids stale-if-error", "", "max-age=60, must-revalidate, stale-if-error=300", 10s, 0s,
+         0s, StaleReason::None},
+        {"no-cache forbids stale-if-error", "", "no-cache, stale-if-error=300", 10s, 0s, 0s, StaleReason::None},
+        {"grace ignores must-revalidate", "", "max-age=60, must-revalidate", 10s, 0s, 60s, StaleReason::Grace},
+        {"grace passed", "", "max-age=60", 61s, 0s, 60s, StaleReason::None},
+    }));
+    INFO(row.name);
+    CHECK(stale_on_error(parse_cache_control(row.request_cc), parse_cache_control(row.response_cc), row.staleness,
+                         row.default_sie, row.grace) == row.expected);
 }

@@ -1,8 +1,13 @@
 // The behaviour every store must have. Each store implementation joins the TEMPLATE_TEST_CASEs
-// below through a StoreUnderTest specialization.
+// below through a StoreUnderTest specialization. The Redis L2 runs against a real redis-server
+// the test starts; it joins every case but the capacity one (Redis bounds its memory itself,
+// with its own maxmemory policy).
 
 #include "cachalot/store/memory_store.hpp"
+#include "cachalot/store/redis_store.hpp"
 #include "cachalot/store/shm_store.hpp"
+#include "support/harness.hpp"
+#include "sync_redis_store.hpp"
 
 #include <catch2/catch.hpp>
 #include <unistd.h>
@@ -50,6 +55,18 @@ struct StoreUnderTest<ShmStore> {
     ~StoreUnderTest() { std::filesystem::remove(path); }
 };
 
+/// The Redis L2 in the suite.
+struct RedisL2 {};
+
+template <>
+struct StoreUnderTest<RedisL2> {
+    FakeClock clock;
+    cachalot::test::RedisServer redis;
+    SyncRedisStore store;
+    explicit StoreUnderTest(std::size_t size = 8 << 20, std::size_t max_object = 64 << 10)
+        : store(redis.address(), clock.fn(), max_object, [this] { return std::stoull(redis.command({"DBSIZE"})); }) {}
+};
+
 std::string value_for(const std::string& key, std::size_t size) {
     std::string v(size, '\0');
     auto h = hash_key(key);
@@ -59,7 +76,7 @@ std::string value_for(const std::string& key, std::size_t size) {
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("a stored value is found until it is erased", "[store]", MemoryStore, ShmStore) {
+TEMPLATE_TEST_CASE("a stored value is found until it is erased", "[store]", MemoryStore, ShmStore, RedisL2) {
     StoreUnderTest<TestType> t;
     auto& s = t.store;
     auto h = hash_key("k");
@@ -76,7 +93,7 @@ TEMPLATE_TEST_CASE("a stored value is found until it is erased", "[store]", Memo
     CHECK(st.items == 0);
 }
 
-TEMPLATE_TEST_CASE("put replaces the previous value of a key", "[store]", MemoryStore, ShmStore) {
+TEMPLATE_TEST_CASE("put replaces the previous value of a key", "[store]", MemoryStore, ShmStore, RedisL2) {
     StoreUnderTest<TestType> t;
     auto h = hash_key("k");
     REQUIRE(t.store.put(h, "k", "one", t.clock.now() + 60'000));
@@ -85,7 +102,7 @@ TEMPLATE_TEST_CASE("put replaces the previous value of a key", "[store]", Memory
     CHECK(t.store.stats().items == 1);
 }
 
-TEMPLATE_TEST_CASE("empty values and binary bytes round-trip", "[store]", MemoryStore, ShmStore) {
+TEMPLATE_TEST_CASE("empty values and binary bytes round-trip", "[store]", MemoryStore, ShmStore, RedisL2) {
     StoreUnderTest<TestType> t;
     std::string binary("\0\xff\x01\n\r", 5);
     REQUIRE(t.store.put(hash_key("e"), "e", "", t.clock.now() + 1000));
@@ -94,7 +111,7 @@ TEMPLATE_TEST_CASE("empty values and binary bytes round-trip", "[store]", Memory
     CHECK(t.store.find(hash_key("b"), "b") == std::optional<std::string>(binary));
 }
 
-TEMPLATE_TEST_CASE("an expired value is never returned", "[store]", MemoryStore, ShmStore) {
+TEMPLATE_TEST_CASE("an expired value is never returned", "[store]", MemoryStore, ShmStore, RedisL2) {
     StoreUnderTest<TestType> t;
     auto h = hash_key("k");
     REQUIRE(t.store.put(h, "k", "v", t.clock.now() + 1000));
@@ -106,13 +123,13 @@ TEMPLATE_TEST_CASE("an expired value is never returned", "[store]", MemoryStore,
     CHECK(t.store.stats().items == 0);
 }
 
-TEMPLATE_TEST_CASE("a put that is already expired is refused", "[store]", MemoryStore, ShmStore) {
+TEMPLATE_TEST_CASE("a put that is already expired is refused", "[store]", MemoryStore, ShmStore, RedisL2) {
     StoreUnderTest<TestType> t;
     CHECK_FALSE(t.store.put(hash_key("k"), "k", "v", t.clock.now()));
     CHECK_FALSE(t.store.find(hash_key("k"), "k"));
 }
 
-TEMPLATE_TEST_CASE("a value over max_object_size is refused and counted", "[store]", MemoryStore, ShmStore) {
+TEMPLATE_TEST_CASE("a value over max_object_size is refused and counted", "[store]", MemoryStore, ShmStore, RedisL2) {
     StoreUnderTest<TestType> t(8 << 20, 1024);
     auto h = hash_key("big");
     CHECK_FALSE(t.store.put(h, "big", std::string(1025, 'x'), t.clock.now() + 1000));
@@ -120,7 +137,7 @@ TEMPLATE_TEST_CASE("a value over max_object_size is refused and counted", "[stor
     CHECK(t.store.stats().refused_too_large == 1);
 }
 
-TEMPLATE_TEST_CASE("keys whose hashes collide are never confused", "[store]", MemoryStore, ShmStore) {
+TEMPLATE_TEST_CASE("keys whose hashes collide are never confused", "[store]", MemoryStore, ShmStore, RedisL2) {
     StoreUnderTest<TestType> t;
     const Hash same = 0x1234'5678'9abc'def0ull;
     REQUIRE(t.store.put(same, "alpha", "A", t.clock.now() + 1000));

@@ -1,0 +1,38 @@
+#pragma once
+// The cache's tiers behind one lookup: the shared-memory L1 first, then the Redis L2, whose
+// hits back-fill L1 with the same expiry. Inserts write L1 at once and queue the L2 write, so
+// a request never waits on Redis to store. Either tier may be absent.
+
+#include "cachalot/cache/entry.hpp"
+#include "cachalot/store/redis_store.hpp"
+#include "cachalot/store/shm_store.hpp"
+
+#include <boost/asio/awaitable.hpp>
+
+#include <optional>
+#include <string>
+
+namespace cachalot::cache {
+
+class TieredCache {
+public:
+    TieredCache(store::ShmStore* l1, store::RedisStore* l2) : l1_(l1), l2_(l2) {}
+
+    bool enabled() const { return l1_ || l2_; }
+    store::RedisStore* l2() const { return l2_; }
+
+    /// The entry stored under `key`, from the first tier that has an intact one. Garbage found
+    /// in a tier is deleted there and counts as a miss.
+    boost::asio::awaitable<std::optional<Entry>> lookup(const std::string& key);
+
+    /// Stores encoded entry bytes until `expiry` (L1 now, L2 queued). False when no tier took it.
+    bool insert(const std::string& key, const std::string& bytes, store::WallMillis expiry);
+
+    void erase(const std::string& key);
+
+private:
+    store::ShmStore* l1_;
+    store::RedisStore* l2_;
+};
+
+}  // namespace cachalot::cache

@@ -1,0 +1,97 @@
+#pragma once
+// The Redis L2: one RedisStore per worker thread, driving a few hiredis connections from that
+// worker's io_context. Shared by every Cachalot node that points at the same Redis.
+//
+// Bytes from Redis are not trusted: a value is an envelope (magic, absolute expiry) around the
+// caller's bytes, and anything that is not a whole envelope is dropped and deleted. Every
+// failure — refused connection, error reply, a reply slower than command_timeout — is a miss,
+// never an error for the client. Consecutive failures open a breaker: for breaker_backoff,
+// lookups skip Redis and writes are dropped; then one request probes, and the breaker closes
+// when Redis answers.
+
+#include "cachalot/store/store.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace cachalot::store {
+
+struct RedisOptions {
+    std::string address;  // "host:port" or "unix:/path"
+    std::string username;
+    std::string password;
+    unsigned db = 0;
+    std::string key_prefix = "cachalot:";
+    unsigned pool_size = 2;
+    std::chrono::milliseconds connect_timeout{500};
+    std::chrono::milliseconds command_timeout{100};
+    unsigned failure_threshold = 5;
+    std::chrono::milliseconds breaker_backoff{5'000};
+    std::size_t write_queue = 1024;
+    std::size_t max_object_size = 1024 * 1024;
+    WallClock clock = wall_now;
+    /// Called with the duration of every command that got an answer, in seconds.
+    std::function<void(double)> observe_latency;
+};
+
+/// Counters of one RedisStore, read at scrape time (summed over workers).
+struct RedisCounters {
+    std::atomic<std::uint64_t> hits{0}, misses{0}, errors{0}, timeouts{0}, corrupt_dropped{0}, expirations{0};
+    std::atomic<std::uint64_t> puts{0}, write_drops{0}, refused_too_large{0}, breaker_opened{0};
+    std::atomic<std::int64_t> queue_depth{0};
+    std::atomic<bool> breaker_open{false};
+};
+
+class RedisStore {
+public:
+    RedisStore(boost::asio::any_io_executor executor, RedisOptions options);
+    ~RedisStore();
+    RedisStore(const RedisStore&) = delete;
+    RedisStore& operator=(const RedisStore&) = delete;
+
+    /// The value stored under `key`, or nothing (absent, expired, garbage, Redis failing).
+    boost::asio::awaitable<std::optional<std::string>> find(Hash hash, std::string_view key);
+    /// With the absolute expiry the value was stored with.
+    struct Found {
+        std::string value;
+        WallMillis expiry = 0;
+    };
+    boost::asio::awaitable<std::optional<Found>> find_with_expiry(Hash hash, std::string_view key);
+
+    /// Stores and waits for Redis' answer: false when refused (too large, expired) or failed.
+    boost::asio::awaitable<bool> put(Hash hash, std::string_view key, std::string_view value, WallMillis expiry);
+    /// Queues the write and returns at once; false when it was dropped (queue full, breaker
+    /// open, too large). Writes leave in order, pipelined.
+    bool put_later(Hash hash, std::string_view key, std::string_view value, WallMillis expiry);
+
+    boost::asio::awaitable<bool> erase(Hash hash, std::string_view key);
+    void erase_later(Hash hash, std::string_view key);
+    /// Deletes a value the caller found to be garbage, and counts it.
+    void discard(Hash hash, std::string_view key);
+
+    /// SET NX PX: true when this caller now holds `name` for `ttl`. False when another holder
+    /// has it, and when Redis is failing (the caller then proceeds without the lock).
+    boost::asio::awaitable<std::optional<bool>> try_lock(std::string_view name, std::string_view token,
+                                                         std::chrono::milliseconds ttl);
+    /// Whether someone holds `name` (nothing when Redis is failing).
+    boost::asio::awaitable<std::optional<bool>> is_locked(std::string_view name);
+    /// Releases `name` if `token` still holds it.
+    void unlock_later(std::string_view name, std::string_view token);
+
+    StoreStats stats() const;
+    const RedisCounters& counters() const;
+    bool breaker_open() const;
+
+private:
+    struct Impl;
+    std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace cachalot::store

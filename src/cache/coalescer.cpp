@@ -1,0 +1,99 @@
+#include "cachalot/cache/coalescer.hpp"
+
+#include "core/net.hpp"
+
+#include <vector>
+
+namespace cachalot::cache {
+
+namespace {
+
+// One waiting request: its timer is both its wait timeout and its wake-up call.
+struct Slot {
+    explicit Slot(const net::any_io_executor& ex) : timer(ex) {}
+    net::steady_timer timer;
+    bool done = false;
+    Coalescer::Shared shared;
+};
+
+struct Waiter {
+    net::any_io_executor executor;  // the waiter's worker: its timer is only touched there
+    std::shared_ptr<Slot> slot;
+};
+
+}  // namespace
+
+struct Coalescer::Permit::Flight {
+    std::vector<Waiter> waiters;
+    bool finished = false;
+};
+
+Coalescer::Permit::Permit(Coalescer* owner, std::string key, std::shared_ptr<Flight> flight)
+    : owner_(owner), key_(std::move(key)), flight_(std::move(flight)) {}
+
+Coalescer::Permit::Permit(Permit&& other) noexcept
+    : owner_(other.owner_), key_(std::move(other.key_)), flight_(std::move(other.flight_)) {}
+
+Coalescer::Permit::~Permit() {
+    if (flight_) owner_->finish(key_, flight_, {});
+}
+
+void Coalescer::Permit::publish(Shared shared) {
+    if (!flight_) return;
+    owner_->finish(key_, flight_, std::move(shared));
+    flight_.reset();
+}
+
+void Coalescer::finish(const std::string& key, const std::shared_ptr<Permit::Flight>& flight, Shared shared) {
+    std::vector<Waiter> waiters;
+    {
+        std::lock_guard lock(mutex_);
+        if (flight->finished) return;
+        flight->finished = true;
+        if (auto it = flights_.find(key); it != flights_.end() && it->second == flight) flights_.erase(it);
+        waiters = std::move(flight->waiters);
+    }
+    for (auto& w : waiters) {
+        net::post(w.executor, [slot = std::move(w.slot), shared] {
+            slot->shared = shared;
+            slot->done = true;
+            slot->timer.cancel();
+        });
+    }
+}
+
+net::awaitable<Coalescer::Joined> Coalescer::join(const std::string& key, std::chrono::milliseconds wait_timeout) {
+    auto executor = co_await net::this_coro::executor;
+    auto slot = std::make_shared<Slot>(executor);
+    {
+        std::lock_guard lock(mutex_);
+        auto [it, inserted] = flights_.try_emplace(key);
+        if (inserted) {
+            it->second = std::make_shared<Permit::Flight>();
+            Joined joined;
+            joined.permit.emplace(Permit(this, key, it->second));
+            co_return joined;
+        }
+        slot->timer.expires_after(wait_timeout);
+        it->second->waiters.push_back({executor, slot});
+    }
+    co_await slot->timer.async_wait(net::as_tuple(net::use_awaitable));
+    Joined joined;
+    if (slot->done) joined.shared = std::move(slot->shared);
+    co_return joined;
+}
+
+std::optional<Coalescer::Permit> Coalescer::try_acquire(const std::string& key) {
+    std::lock_guard lock(mutex_);
+    auto [it, inserted] = flights_.try_emplace(key);
+    if (!inserted) return std::nullopt;
+    it->second = std::make_shared<Permit::Flight>();
+    return Permit(this, key, it->second);
+}
+
+std::size_t Coalescer::in_flight() const {
+    std::lock_guard lock(mutex_);
+    return flights_.size();
+}
+
+}  // namespace cachalot::cache

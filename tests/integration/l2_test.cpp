@@ -1,0 +1,194 @@
+// The Redis L2 through the real binary: shared by several nodes, back-filling L1, never
+// trusting what Redis holds, and surviving Redis going away. A real redis-server per test.
+
+#include "support/harness.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <thread>
+
+using namespace cachalot::test;
+
+namespace {
+
+// Every response fresh for a minute, numbered, so a test can tell which fetch it came from.
+TestOrigin::Handler numbered() {
+    auto counter = std::make_shared<std::atomic<int>>(0);
+    return [counter](const OriginRequest&) {
+        return Reply{.headers = {{"Cache-Control", "max-age=60"}}, .body = "response " + std::to_string(++*counter)};
+    };
+}
+
+// A generous command_timeout: under sanitizers and a loaded CI machine, a slow answer must not
+// count as an outage in tests that are not about outages.
+std::string l2_config(std::uint16_t origin_port, const RedisServer& redis, const std::string& l2_extra = "") {
+    return proxy_config(origin_port,
+                        "  l2: {address: \"" + redis.address() + "\", command_timeout: 2s" + l2_extra + "}\n");
+}
+
+// Requests carry the same Host whatever node they reach, as behind a load balancer.
+const Headers kHost{{"Host", "api.test"}};
+const std::string kRedisKey = "cachalot:GET http://api.test/item";
+
+// Waits until Redis holds `key` (L2 writes are asynchronous).
+std::string await_redis_value(RedisServer& redis, const std::string& key) {
+    for (int i = 0; i < 250; ++i) {
+        auto v = redis.command({"GET", key});
+        if (v != "(nil)") return v;
+        std::this_thread::sleep_for(20ms);
+    }
+    FAIL("Redis never got " << key);
+    return {};
+}
+
+}  // namespace
+
+TEST_CASE("a response stored by one cachalot is a hit on another sharing its Redis, and back-fills its L1", "[l2]") {
+    RedisServer redis;
+    TestOrigin origin(numbered());
+    Daemon a(l2_config(origin.port(), redis));
+    Daemon b(l2_config(origin.port(), redis));
+
+    auto first = fetch(a.port(), "/item", "GET", kHost);
+    CHECK(first.body() == "response 1");
+    await_redis_value(redis, kRedisKey);
+
+    auto on_b = fetch(b.port(), "/item", "GET", kHost);
+    CHECK(on_b.body() == "response 1");
+    CHECK(std::string(on_b["Cache-Status"]).find("cachalot; hit") != std::string::npos);
+    CHECK(origin.request_count() == 1);
+    CHECK(await_metric(b.admin_port(), "cachalot_l2_hits_total", 1) == 1);
+
+    // The L2 hit back-filled b's L1: the next hit does not ask Redis.
+    CHECK(fetch(b.port(), "/item", "GET", kHost).body() == "response 1");
+    CHECK(await_metric(b.admin_port(), "cachalot_l1_hits_total", 1) == 1);
+    CHECK(metric_value(fetch(b.admin_port(), "/metrics").body(), "cachalot_l2_hits_total") == 1);
+    CHECK(origin.request_count() == 1);
+}
+
+TEST_CASE("an unsafe request on one node drops the entry from the shared Redis", "[l2]") {
+    RedisServer redis;
+    TestOrigin origin(numbered());
+    Daemon a(l2_config(origin.port(), redis));
+    fetch(a.port(), "/item", "GET", kHost);
+    await_redis_value(redis, kRedisKey);
+    CHECK(fetch(a.port(), "/item", "POST", kHost, "x").result_int() == 200);
+    for (int i = 0; i < 250 && redis.command({"EXISTS", kRedisKey}) != "0"; ++i) std::this_thread::sleep_for(20ms);
+    CHECK(redis.command({"EXISTS", kRedisKey}) == "0");
+}
+
+TEST_CASE("garbage and truncated values in Redis are misses, deleted, never served", "[l2]") {
+    RedisServer redis;
+    TestOrigin origin(numbered());
+    Daemon node(without_l1(l2_config(origin.port(), redis)));  // every lookup reaches Redis
+
+    CHECK(fetch(node.port(), "/item", "GET", kHost).body() == "response 1");
+    const auto good = await_redis_value(redis, kRedisKey);
+    // With no L1, a hit comes from Redis.
+    auto hit = fetch(node.port(), "/item", "GET", kHost);
+    CHECK(hit.body() == "response 1");
+    CHECK(std::string(hit["Cache-Status"]).find("hit") != std::string::npos);
+
+    std::string flipped = good;
+    flipped[flipped.size() - 3] ^= 0x20;  // inside the body: the checksum no longer matches
+    const std::vector<std::pair<std::string, std::string>> bad{
+        {"truncated", good.substr(0, good.size() - 7)},
+        {"a flipped byte", flipped},
+        {"garbage", "definitely not an entry"},
+        {"an empty value", ""},
+        {"only the envelope", good.substr(0, 12)},
+    };
+    int expected_fetches = 1;
+    for (const auto& [what, bytes] : bad) {
+        INFO(what);
+        redis.command({"SET", kRedisKey, bytes});
+        auto res = fetch(node.port(), "/item", "GET", kHost);
+        ++expected_fetches;
+        CHECK(res.result_int() == 200);
+        CHECK(res.body() == "response " + std::to_string(expected_fetches));  // from the origin, not Redis
+        CHECK(std::string(res["Cache-Status"]).find("fwd=uri-miss") != std::string::npos);
+        CHECK(origin.request_count() == static_cast<std::size_t>(expected_fetches));
+        // The bad value was deleted and replaced by the fresh response.
+        std::string now;
+        for (int i = 0; i < 250 && (now = redis.command({"GET", kRedisKey})) == bytes; ++i)
+            std::this_thread::sleep_for(20ms);
+        CHECK(now != bytes);
+    }
+    CHECK(await_metric(node.admin_port(), "cachalot_l2_corrupt_dropped_total", bad.size()) == bad.size());
+}
+
+TEST_CASE("Redis killed under traffic costs no client errors, and once it is back the breaker closes and L2 is used again",
+          "[l2]") {
+    RedisServer redis;
+    TestOrigin origin(numbered());
+    Daemon node(l2_config(origin.port(), redis, ", failure_threshold: 2, breaker_backoff: 300ms"));
+    std::atomic<bool> stop{false};
+    std::atomic<int> errors{0}, answered{0};
+    std::thread traffic([&] {
+        for (int i = 0; !stop; ++i) {
+            try {
+                // New keys (misses: L2 lookups and writes) and a hot one (L1 hits).
+                auto res = fetch(node.port(), i % 2 ? "/hot" : "/k" + std::to_string(i), "GET", kHost);
+                if (res.result_int() != 200) ++errors;
+            } catch (const std::exception&) {
+                ++errors;
+            }
+            ++answered;
+        }
+    });
+    auto wait_for_requests = [&](int n) {
+        const int target = answered + n;
+        while (answered < target) std::this_thread::sleep_for(10ms);
+    };
+    wait_for_requests(20);
+    redis.kill();
+    wait_for_requests(40);
+    CHECK(await_metric(node.admin_port(), "cachalot_l2_breaker_open", 1) >= 1);
+    redis.start();  // empty: what the node writes from now on shows L2 is in use again
+    wait_for_requests(20);
+    CHECK(await_metric(node.admin_port(), "cachalot_l2_breaker_open", 0) == 0);
+    wait_for_requests(20);
+    stop = true;
+    traffic.join();
+    CHECK(errors == 0);
+    CHECK(std::stoi(redis.command({"DBSIZE"})) > 0);
+}
+
+TEST_CASE("with cache.l2.lock, a stampede spread over two nodes costs the origin one request", "[l2]") {
+    RedisServer redis;
+    std::atomic<int> counter{0};
+    TestOrigin origin([&](const OriginRequest&) {
+        return Reply{.headers = {{"Cache-Control", "max-age=60"}},
+                     .body = "response " + std::to_string(++counter),
+                     .delay = 500ms};
+    });
+    Daemon a(l2_config(origin.port(), redis, ", lock: true"));
+    Daemon b(l2_config(origin.port(), redis, ", lock: true"));
+    std::vector<std::thread> clients;
+    std::vector<std::string> bodies(20);
+    for (int i = 0; i < 20; ++i)
+        clients.emplace_back([&, i] {
+            try {
+                bodies[i] = fetch(i % 2 ? a.port() : b.port(), "/item", "GET", kHost).body();
+            } catch (const std::exception& e) {
+                bodies[i] = e.what();
+            }
+        });
+    for (auto& t : clients) t.join();
+    for (const auto& body : bodies) CHECK(body == "response 1");
+    CHECK(origin.request_count() == 1);
+}
+
+TEST_CASE("with cache.l2.lock, a lock whose holder died blocks the others only until it expires", "[l2]") {
+    RedisServer redis;
+    TestOrigin origin(numbered());
+    Daemon node(l2_config(origin.port(), redis, ", lock: true, lock_ttl: 5s"));
+    // A holder that took the lock and died: nobody releases it; it expires after 800 ms.
+    redis.command({"SET", "cachalot:lock:GET http://api.test/item", "dead-node", "PX", "800"});
+    auto res = fetch(node.port(), "/item", "GET", kHost);
+    CHECK(res.result_int() == 200);
+    CHECK(res.body() == "response 1");
+    CHECK(origin.request_count() == 1);
+    CHECK(redis.command({"EXISTS", "cachalot:lock:GET http://api.test/item"}) == "0");
+}
