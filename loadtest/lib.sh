@@ -19,3 +19,83 @@ measure_url() {
 
 # Median of the numbers on stdin.
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+# The benchmark servers' ports. require_free_ports refuses to start when one is taken.
+origin_port=18081; cachalot_port=18080; cachalot_admin=19090; nginx_port=18082; varnish_port=18083
+names=(cachalot nginx varnish); ports=($cachalot_port $nginx_port $varnish_port)
+
+# Makes $work and $pids, and a trap that stops everything and removes $work on exit.
+setup_work() {
+  work="$(mktemp -d /tmp/cachalot-bench-XXXXXX)"
+  chmod 755 "$work"
+  pids=()
+  trap cleanup EXIT
+}
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+
+# Starts the demo origin (CPU 0), then Cachalot, nginx (proxy_cache with proxy_cache_lock and
+# background updates, so it honours stale-while-revalidate) and Varnish (default VCL: its
+# waiting list coalesces, and it turns stale-while-revalidate into grace), each with one worker
+# on CPU 1. $CACHALOT_CACHE (YAML lines under `cache:`) replaces Cachalot's default 64 MiB L1.
+start_servers() {
+  require_free_ports $origin_port $cachalot_port $cachalot_admin $nginx_port $varnish_port
+  taskset -c 0 build/release/cachalot-demo-origin "$origin_port" >/dev/null & pids+=($!)
+
+  cat > "$work/cachalot.yaml" <<YAML
+listen:
+  proxy: {address: 127.0.0.1, port: $cachalot_port}
+  admin: {address: 127.0.0.1, port: $cachalot_admin}
+workers: 1
+upstreams:
+  - {name: origin, host: 127.0.0.1, port: $origin_port}
+routes:
+  - {name: all, upstream: origin}
+cache:
+${CACHALOT_CACHE:-  l1: {path: $work/l1, size: 64MiB}}
+logging: {level: warn, access_log: false}
+YAML
+  taskset -c 1 build/release/cachalot --config "$work/cachalot.yaml" & pids+=($!)
+
+  mkdir -p "$work/nginx/cache"
+  cat > "$work/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  proxy_cache_path $work/nginx/cache keys_zone=bench:10m max_size=64m;
+  upstream origin { server 127.0.0.1:$origin_port; keepalive 64; }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / {
+      proxy_cache bench;
+      proxy_cache_lock on;
+      proxy_cache_use_stale updating error timeout http_500 http_502 http_503 http_504;
+      proxy_cache_background_update on;
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+NGINX
+  taskset -c 1 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" & pids+=($!)
+
+  # Varnish: one thread pool, default VCL (caches per Cache-Control), memory storage.
+  taskset -c 1 varnishd -F -n "$work/varnish" -a "127.0.0.1:$varnish_port" -b "127.0.0.1:$origin_port" \
+    -s malloc,64m -p thread_pools=1 -p thread_pool_min=10 >/dev/null 2>&1 & pids+=($!)
+
+  for port in $origin_port $cachalot_port $nginx_port $varnish_port; do
+    for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/1k" && break; sleep 0.1; done
+  done
+  for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || { echo "a server failed to start" >&2; exit 1; }; done
+}
+
+# Requests the demo origin has answered to /slow and /slow-swr.
+origin_slow_count() { curl -s "http://127.0.0.1:$origin_port/stats" | sed 's/.*"slow":\([0-9]*\).*/\1/'; }

@@ -3,6 +3,10 @@
 //   GET /time        the current time: cacheable for 5 s
 //   GET /uncached    Cache-Control: no-store
 //   GET /1k          1 KiB of JSON, cacheable for an hour (the benchmarks' cached object)
+//   GET /slow        answered after 300 ms, cacheable for 60 s (the stampede benchmark's cold key;
+//                    vary the query string for a new key)
+//   GET /slow-swr    answered after 300 ms, fresh for 1 s, then stale-while-revalidate for an hour
+//   GET /stats       {"served":N,"slow":M}: requests answered so far, and those to /slow*
 //   anything else    404
 // Usage: cachalot-demo-origin [PORT]   (default 8081, loopback only)
 
@@ -22,6 +26,14 @@ using tcp = net::ip::tcp;
 namespace {
 
 std::atomic<unsigned long> served{0};
+std::atomic<unsigned long> slow_served{0};
+constexpr std::chrono::milliseconds kSlowDelay{300};
+
+// How long to hold the answer back.
+std::chrono::milliseconds delay_for(const http::request<http::string_body>& req) {
+    auto path = req.target().substr(0, req.target().find('?'));
+    return path == "/slow" || path == "/slow-swr" ? kSlowDelay : std::chrono::milliseconds(0);
+}
 
 http::response<http::string_body> answer(const http::request<http::string_body>& req) {
     http::response<http::string_body> res{http::status::ok, req.version()};
@@ -42,6 +54,14 @@ http::response<http::string_body> answer(const http::request<http::string_body>&
         body += R"("end"]})";
         body.resize(1023, ' ');
         res.body() = body + "\n";
+    } else if (path == "/slow" || path == "/slow-swr") {
+        ++slow_served;
+        res.set(http::field::cache_control,
+                path == "/slow" ? "public, max-age=60" : "public, max-age=1, stale-while-revalidate=3600");
+        res.body() = R"({"slow":true,"origin_requests":)" + std::to_string(n) + "}\n";
+    } else if (path == "/stats") {
+        res.set(http::field::cache_control, "no-store");
+        res.body() = R"({"served":)" + std::to_string(n) + R"(,"slow":)" + std::to_string(slow_served.load()) + "}\n";
     } else if (path == "/uncached") {
         res.set(http::field::cache_control, "no-store");
         res.body() = R"({"origin_requests":)" + std::to_string(n) + "}\n";
@@ -63,6 +83,10 @@ net::awaitable<void> session(tcp::socket socket) {
         stream.expires_after(std::chrono::seconds(60));
         auto [ec, n] = co_await http::async_read(stream, buffer, req, net::as_tuple(net::use_awaitable));
         if (ec) break;
+        if (auto delay = delay_for(req); delay.count() > 0) {
+            net::steady_timer pause(stream.get_executor(), delay);
+            co_await pause.async_wait(net::as_tuple(net::use_awaitable));
+        }
         auto res = answer(req);
         auto [wec, wn] = co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
         if (wec || !res.keep_alive()) break;

@@ -506,10 +506,13 @@ net::awaitable<Outcome> ProxyHandler::fetch(Request& request, const ClientInfo& 
         revalidating = !etag.empty() || !last_modified.empty();
     }
 
-    const auto request_time = now_seconds();
+    const auto sent = std::chrono::steady_clock::now();
     series.origin_fetches->Increment();
     const bool answered = co_await forward(request, client, host, route, out);
     const auto now = now_seconds();
+    // The response delay in whole seconds, measured, not as the difference of two rounded
+    // clock readings (which would make a 300 ms fetch count as a second of age).
+    const auto request_time = now - std::chrono::floor<http::Seconds>(std::chrono::steady_clock::now() - sent);
     const unsigned status = out.response.result_int();
     fetched.origin_failed = !answered || status == 500 || status == 502 || status == 503 || status == 504;
 
