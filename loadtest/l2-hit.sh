@@ -19,25 +19,10 @@ setup_work
 require_free_ports $redis_port $origin_port $cachalot_port $cachalot_admin
 taskset -c 1 redis-server --port $redis_port --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
   >/dev/null & pids+=($!)
-taskset -c 0 build/release/cachalot-demo-origin "$origin_port" >/dev/null & pids+=($!)
-cat > "$work/cachalot.yaml" <<YAML
-listen:
-  proxy: {address: 127.0.0.1, port: $cachalot_port}
-  admin: {address: 127.0.0.1, port: $cachalot_admin}
-workers: 1
-upstreams:
-  - {name: origin, host: 127.0.0.1, port: $origin_port}
-routes:
-  - {name: all, upstream: origin}
-cache:
-  l1: {size: 0}
-  l2: {address: "127.0.0.1:$redis_port", pool_size: 2}
-logging: {level: warn, access_log: false}
-YAML
-build/release/cachalot --config "$work/cachalot.yaml" & pids+=($!)
-for port in $redis_port $origin_port $cachalot_port; do
-  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-done
+start_origin
+CACHALOT_CACHE="  l1: {size: 0}
+  l2: {address: \"127.0.0.1:$redis_port\", pool_size: 2}" start_cachalot ""
+await_ready $origin_port $cachalot_port
 
 curl -sf -o /dev/null "http://127.0.0.1:$cachalot_port/1k"
 sleep 0.5  # the L2 write is asynchronous

@@ -37,30 +37,48 @@ cleanup() {
   rm -rf "$work"
 }
 
-# Starts the demo origin (CPU 0), then Cachalot, nginx (proxy_cache with proxy_cache_lock and
-# background updates, so it honours stale-while-revalidate) and Varnish (default VCL: its
-# waiting list coalesces, and it turns stale-while-revalidate into grace), each with one worker
-# on CPU 1. $CACHALOT_CACHE (YAML lines under `cache:`) replaces Cachalot's default 64 MiB L1.
-start_servers() {
-  require_free_ports $origin_port $cachalot_port $cachalot_admin $nginx_port $varnish_port
+# The demo origin on CPU 0 (it shares CPU 0 with the load generator).
+start_origin() {
   taskset -c 0 build/release/cachalot-demo-origin "$origin_port" >/dev/null & pids+=($!)
+}
 
+# Cachalot with one worker on CPU 1 ($1: taskset CPU list, default 1; "" leaves it unpinned).
+# $CACHALOT_ROUTE adds keys to the route's flow map (e.g. "cache: {enabled: false}");
+# $CACHALOT_CACHE (YAML lines under `cache:`) replaces the default 64 MiB L1.
+start_cachalot() {
   cat > "$work/cachalot.yaml" <<YAML
 listen:
   proxy: {address: 127.0.0.1, port: $cachalot_port}
   admin: {address: 127.0.0.1, port: $cachalot_admin}
 workers: 1
 upstreams:
-  - {name: origin, host: 127.0.0.1, port: $origin_port}
+  - {name: origin, host: 127.0.0.1, port: $origin_port, max_idle_connections: 256}
 routes:
-  - {name: all, upstream: origin}
+  - {name: all, upstream: origin${CACHALOT_ROUTE:+, $CACHALOT_ROUTE}}
 cache:
 ${CACHALOT_CACHE:-  l1: {path: $work/l1, size: 64MiB}}
 logging: {level: warn, access_log: false}
 YAML
-  taskset -c 1 build/release/cachalot --config "$work/cachalot.yaml" & pids+=($!)
+  local cpu="${1-1}"
+  if [ -n "$cpu" ]; then
+    taskset -c "$cpu" build/release/cachalot --config "$work/cachalot.yaml" & pids+=($!)
+  else
+    build/release/cachalot --config "$work/cachalot.yaml" & pids+=($!)
+  fi
+}
 
-  mkdir -p "$work/nginx/cache"
+# nginx with one worker on CPU 1. $1 = cache: proxy_cache with proxy_cache_lock and background
+# updates (so it honours stale-while-revalidate); plain: a reverse proxy without cache.
+start_nginx() {
+  local cache_directives=""
+  if [ "$1" = cache ]; then
+    mkdir -p "$work/nginx/cache"
+    cache_directives="proxy_cache bench;
+      proxy_cache_lock on;
+      proxy_cache_use_stale updating error timeout http_500 http_502 http_503 http_504;
+      proxy_cache_background_update on;"
+  fi
+  mkdir -p "$work/nginx"
   cat > "$work/nginx/nginx.conf" <<NGINX
 worker_processes 1;
 daemon off;
@@ -70,14 +88,11 @@ events { worker_connections 4096; }
 http {
   access_log off;
   proxy_cache_path $work/nginx/cache keys_zone=bench:10m max_size=64m;
-  upstream origin { server 127.0.0.1:$origin_port; keepalive 64; }
+  upstream origin { server 127.0.0.1:$origin_port; keepalive 256; }
   server {
     listen 127.0.0.1:$nginx_port;
     location / {
-      proxy_cache bench;
-      proxy_cache_lock on;
-      proxy_cache_use_stale updating error timeout http_500 http_502 http_503 http_504;
-      proxy_cache_background_update on;
+      $cache_directives
       proxy_pass http://origin;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
@@ -86,15 +101,31 @@ http {
 }
 NGINX
   taskset -c 1 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" & pids+=($!)
+}
 
-  # Varnish: one thread pool, default VCL (caches per Cache-Control), memory storage.
+# Varnish on CPU 1: one thread pool, default VCL (caches per Cache-Control; its waiting list
+# coalesces; stale-while-revalidate becomes grace), memory storage.
+start_varnish() {
   taskset -c 1 varnishd -F -n "$work/varnish" -a "127.0.0.1:$varnish_port" -b "127.0.0.1:$origin_port" \
     -s malloc,64m -p thread_pools=1 -p thread_pool_min=10 >/dev/null 2>&1 & pids+=($!)
+}
 
-  for port in $origin_port $cachalot_port $nginx_port $varnish_port; do
-    for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/1k" && break; sleep 0.1; done
+# Waits until every port given answers GET $READY_PATH (default /1k); fails if a server died.
+await_ready() {
+  for port in "$@"; do
+    for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port${READY_PATH:-/1k}" && break; sleep 0.1; done
   done
   for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || { echo "a server failed to start" >&2; exit 1; }; done
+}
+
+# The three caches and the origin, for the comparative benchmarks.
+start_servers() {
+  require_free_ports $origin_port $cachalot_port $cachalot_admin $nginx_port $varnish_port
+  start_origin
+  start_cachalot
+  start_nginx cache
+  start_varnish
+  await_ready $origin_port $cachalot_port $nginx_port $varnish_port
 }
 
 # Requests the demo origin has answered to /slow and /slow-swr.

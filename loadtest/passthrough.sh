@@ -14,63 +14,13 @@ CONNECTIONS="${CONNECTIONS:-50}"
 scripts/install-deps.sh bench
 scripts/build.sh release >/dev/null
 
-work="$(mktemp -d /tmp/cachalot-bench-XXXXXX)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-origin_port=18081; cachalot_port=18080; cachalot_admin=19090; nginx_port=18082
-
+setup_work
 require_free_ports $origin_port $cachalot_port $cachalot_admin $nginx_port
-
 # The origin and wrk share CPU 0, each proxy gets CPU 1 to itself.
-taskset -c 0 build/release/cachalot-demo-origin "$origin_port" >/dev/null & pids+=($!)
-
-cat > "$work/cachalot.yaml" <<YAML
-listen:
-  proxy: {address: 127.0.0.1, port: $cachalot_port}
-  admin: {address: 127.0.0.1, port: $cachalot_admin}
-workers: 1
-upstreams:
-  - {name: origin, host: 127.0.0.1, port: $origin_port, max_idle_connections: 256}
-routes:
-  - {name: all, upstream: origin, cache: {enabled: false}}   # pass-through: no cache
-cache:
-  l1: {path: $work/l1, size: 32MiB}
-logging: {level: warn, access_log: false}
-YAML
-taskset -c 1 build/release/cachalot --config "$work/cachalot.yaml" & pids+=($!)
-
-mkdir -p "$work/nginx"
-cat > "$work/nginx/nginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  upstream origin { server 127.0.0.1:$origin_port; keepalive 256; }
-  server {
-    listen 127.0.0.1:$nginx_port;
-    location / {
-      proxy_pass http://origin;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }
-}
-NGINX
-taskset -c 1 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" & pids+=($!)
-
-for port in $origin_port $cachalot_port $nginx_port; do
-  for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
-done
-for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || { echo "a server failed to start" >&2; exit 1; }; done
+start_origin
+CACHALOT_ROUTE="cache: {enabled: false}" start_cachalot   # pass-through: no cache
+start_nginx plain
+READY_PATH=/ await_ready $origin_port $cachalot_port $nginx_port
 
 measure() { measure_url "http://127.0.0.1:$1/"; }
 

@@ -542,3 +542,17 @@ TEST_CASE("request no-store: the response is forwarded and not stored") {
     CHECK_THAT(std::string(res["Cache-Status"]), Catch::EndsWith("detail=request-no-store"));
     CHECK_THAT(std::string(fetch(cachalot.port(), "/max-age")["Cache-Status"]), Catch::StartsWith("cachalot; fwd=uri-miss"));
 }
+
+TEST_CASE("a response that took most of a second to arrive is not aged a whole second") {
+    // max-age=1 and 900 ms at the origin: the measured delay rounds down to 0 s, so the response
+    // is stored. Taking the difference of two rounded clock readings made it a second old most
+    // of the time, and so stale on arrival.
+    TestOrigin origin([](const OriginRequest&) {
+        return Reply{.headers = {{"Cache-Control", "max-age=1"}}, .body = "slow", .delay = 900ms};
+    });
+    Daemon cachalot(proxy_config(origin.port()));
+    for (int i = 0; i < 3; ++i) {
+        auto res = fetch(cachalot.port(), "/slow?i=" + std::to_string(i));
+        CHECK(std::string(res["Cache-Status"]).find("; stored; ttl=1") != std::string::npos);
+    }
+}

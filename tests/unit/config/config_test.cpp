@@ -56,6 +56,19 @@ TEST_CASE("a minimal config gets the documented defaults") {
     CHECK(c.routes[0].cache.enabled);
     CHECK(c.cache.l1.size == 256u * 1024 * 1024);
     CHECK(c.cache.l1.max_object_size == 1024u * 1024);
+    CHECK(c.cache.l2.address.empty());  // no Redis unless configured
+    CHECK(c.cache.l2.key_prefix == "cachalot:");
+    CHECK(c.cache.l2.pool_size == 2);
+    CHECK(c.cache.l2.command_timeout == std::chrono::milliseconds(100));
+    CHECK(c.cache.l2.failure_threshold == 5);
+    CHECK(c.cache.l2.breaker_backoff == std::chrono::seconds(5));
+    CHECK(c.cache.l2.write_queue == 1024);
+    CHECK_FALSE(c.cache.l2.lock);
+    CHECK(c.cache.coalesce_timeout == std::chrono::seconds(5));
+    CHECK(c.cache.ttl_jitter == 0);
+    CHECK(c.routes[0].cache.stale_while_revalidate.count() == 0);
+    CHECK(c.routes[0].cache.stale_if_error.count() == 0);
+    CHECK(c.routes[0].cache.grace.count() == 0);
     CHECK(c.logging.level == "info");
     CHECK(c.logging.access_log);
     CHECK(c.logging.format == LogFormat::Text);
@@ -98,9 +111,30 @@ routes:
       status_ttl: {404: 10s, 410: 1h}
       override_origin: true
       set_cookie: refuse
+      stale_while_revalidate: 30s
+      stale_if_error: 1h
+      grace: 5m
       key: {sort_query: false, ignore_query_params: ["utm_*"], headers: [X-Tenant], cookies: [region]}
 cache:
   l1: {path: /dev/shm/test-l1, size: 64MiB, max_object_size: 512KiB}
+  l2:
+    address: "redis.internal:6380"
+    username: cachalot
+    password: secret
+    db: 2
+    key_prefix: "c1:"
+    pool_size: 4
+    connect_timeout: 1s
+    command_timeout: 50ms
+    failure_threshold: 3
+    breaker_backoff: 10s
+    write_queue: 100
+    max_object_size: 2MiB
+    lock: true
+    lock_ttl: 2s
+    lock_poll: 10ms
+  coalesce_timeout: 2s
+  ttl_jitter: 10
   heuristic_max_ttl: 30m
   keep: 5m
 logging: {level: debug, access_log: false, format: json}
@@ -140,6 +174,27 @@ logging: {level: debug, access_log: false, format: json}
     CHECK(rc.status_ttl[1] == std::pair<unsigned, Duration>{410, std::chrono::hours(1)});
     CHECK(rc.override_origin);
     CHECK(rc.set_cookie == SetCookiePolicy::Refuse);
+    CHECK(rc.stale_while_revalidate == std::chrono::seconds(30));
+    CHECK(rc.stale_if_error == std::chrono::hours(1));
+    CHECK(rc.grace == std::chrono::minutes(5));
+    const auto& l2 = c.cache.l2;
+    CHECK(l2.address == "redis.internal:6380");
+    CHECK(l2.username == "cachalot");
+    CHECK(l2.password == "secret");
+    CHECK(l2.db == 2);
+    CHECK(l2.key_prefix == "c1:");
+    CHECK(l2.pool_size == 4);
+    CHECK(l2.connect_timeout == std::chrono::seconds(1));
+    CHECK(l2.command_timeout == std::chrono::milliseconds(50));
+    CHECK(l2.failure_threshold == 3);
+    CHECK(l2.breaker_backoff == std::chrono::seconds(10));
+    CHECK(l2.write_queue == 100);
+    CHECK(l2.max_object_size == 2u << 20);
+    CHECK(l2.lock);
+    CHECK(l2.lock_ttl == std::chrono::seconds(2));
+    CHECK(l2.lock_poll == std::chrono::milliseconds(10));
+    CHECK(c.cache.coalesce_timeout == std::chrono::seconds(2));
+    CHECK(c.cache.ttl_jitter == 10);
     CHECK_FALSE(rc.key.sort_query);
     CHECK(rc.key.ignore_query_params == std::vector<std::string>{"utm_*"});
     CHECK(rc.key.headers == std::vector<std::string>{"X-Tenant"});
@@ -157,6 +212,21 @@ TEST_CASE("config errors name the line and the key") {
         CHECK(e.line == 9);
         CHECK(e.key == "loging");
         CHECK(e.message == "unknown key");
+    }
+    SECTION("an L2 address without a port") {
+        auto e = only_error(std::string(kMinimal) + "cache:\n  l2: {address: redis.internal}\n");
+        CHECK(e.line == 10);
+        CHECK(e.key == "cache.l2.address");
+        CHECK(e.message == "expected host:port or unix:/path");
+    }
+    SECTION("ttl_jitter over 50 %") {
+        auto e = only_error(std::string(kMinimal) + "cache: {ttl_jitter: 80}\n");
+        CHECK(e.key == "cache.ttl_jitter");
+    }
+    SECTION("a zero L2 command timeout") {
+        auto e = only_error(std::string(kMinimal) + "cache:\n  l2: {address: \"h:1\", command_timeout: 0s}\n");
+        CHECK(e.key == "cache.l2.command_timeout");
+        CHECK(e.message == "must be greater than 0");
     }
     SECTION("a port out of range") {
         auto e = only_error(std::string(kMinimal) + "listen:\n  proxy: {port: 70000}\n");
