@@ -46,6 +46,7 @@ start_origin() {
 # $CACHALOT_ROUTE adds keys to the route's flow map (e.g. "cache: {enabled: false}");
 # $CACHALOT_CACHE (YAML lines under `cache:`) replaces the default 64 MiB L1.
 start_cachalot() {
+  local default_cache="  l1: {path: $work/l1, size: 64MiB}"
   cat > "$work/cachalot.yaml" <<YAML
 listen:
   proxy: {address: 127.0.0.1, port: $cachalot_port}
@@ -56,7 +57,7 @@ upstreams:
 routes:
   - {name: all, upstream: origin${CACHALOT_ROUTE:+, $CACHALOT_ROUTE}}
 cache:
-${CACHALOT_CACHE:-  l1: {path: $work/l1, size: 64MiB}}
+${CACHALOT_CACHE:-$default_cache}
 logging: {level: warn, access_log: false}
 YAML
   local cpu="${1-1}"
