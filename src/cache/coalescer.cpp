@@ -18,7 +18,9 @@ struct Slot {
 
 struct Waiter {
     net::any_io_executor executor;  // the waiter's worker: its timer is only touched there
-    std::shared_ptr<Slot> slot;
+    // Weak: a waiter abandoned at shutdown (its worker's io_context destroyed) is skipped,
+    // never posted to.
+    std::weak_ptr<Slot> slot;
 };
 
 }  // namespace
@@ -54,7 +56,9 @@ void Coalescer::finish(const std::string& key, const std::shared_ptr<Permit::Fli
         waiters = std::move(flight->waiters);
     }
     for (auto& w : waiters) {
-        net::post(w.executor, [slot = std::move(w.slot), shared] {
+        auto slot = w.slot.lock();
+        if (!slot) continue;
+        net::post(w.executor, [slot = std::move(slot), shared] {
             slot->shared = shared;
             slot->done = true;
             slot->timer.cancel();
