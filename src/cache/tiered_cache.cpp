@@ -1,6 +1,22 @@
 #include "cachalot/cache/tiered_cache.hpp"
 
+#include <random>
+
 namespace cachalot::cache {
+namespace {
+
+constexpr std::string_view kInvalidationChannel = "invalidate";
+
+// Names this process in its invalidation messages, so that it skips its own.
+const std::string& node_id() {
+    static const std::string id = [] {
+        std::random_device rd;
+        return std::to_string(rd()) + std::to_string(rd());
+    }();
+    return id;
+}
+
+}  // namespace
 
 boost::asio::awaitable<std::optional<Entry>> TieredCache::lookup(const std::string& key) {
     const auto hash = store::hash_key(key);
@@ -32,7 +48,19 @@ bool TieredCache::insert(const std::string& key, const std::string& bytes, store
 void TieredCache::erase(const std::string& key) {
     const auto hash = store::hash_key(key);
     if (l1_) l1_->erase(hash, key);
-    if (l2_) l2_->erase_later(hash, key);
+    if (!l2_) return;
+    l2_->erase_later(hash, key);
+    l2_->publish_later(kInvalidationChannel, node_id() + "\n" + key);  // "NODE\nKEY"
+}
+
+void TieredCache::listen_for_invalidations() {
+    if (!l1_ || !l2_) return;
+    l2_->subscribe(std::string(kInvalidationChannel), [l1 = l1_](std::string_view message) {
+        const auto nl = message.find('\n');
+        if (nl == std::string_view::npos || message.substr(0, nl) == node_id()) return;
+        const auto key = message.substr(nl + 1);
+        l1->erase(store::hash_key(key), key);
+    });
 }
 
 }  // namespace cachalot::cache

@@ -50,6 +50,7 @@ struct Server::Impl {
         for (unsigned i = 0; i < cfg.worker_count(); ++i)
             workers.push_back(std::make_unique<Worker>(cfg, metrics, draining, l1, coalescer));
         if (!cfg.cache.l2.address.empty()) m.add_source([this] { return l2_samples(); });
+        workers.front()->listen_for_invalidations(l1);  // the L1 is shared: one listener is enough
     }
 
     // The L2 counters of every worker, summed.

@@ -44,6 +44,10 @@ public:
 
     std::size_t session_count() const { return session_count_.load(); }
 
+    /// Applies the other nodes' invalidations (from the L2) to `l1`; call on one worker only,
+    /// before start().
+    void listen_for_invalidations(store::ShmStore* l1) { cache::TieredCache(l1, l2_.get()).listen_for_invalidations(); }
+
     /// This worker's L2 store, or null.
     const store::RedisStore* l2() const { return l2_.get(); }
 

@@ -192,3 +192,24 @@ TEST_CASE("with cache.l2.lock, a lock whose holder died blocks the others only u
     CHECK(origin.request_count() == 1);
     CHECK(redis.command({"EXISTS", "cachalot:lock:GET http://api.test/item"}) == "0");
 }
+
+TEST_CASE("an unsafe request on one node drops the entry from the other nodes' L1 too", "[l2]") {
+    RedisServer redis;
+    TestOrigin origin(numbered());
+    Daemon a(l2_config(origin.port(), redis));
+    Daemon b(l2_config(origin.port(), redis));
+    CHECK(fetch(a.port(), "/item", "GET", kHost).body() == "response 1");
+    await_redis_value(redis, kRedisKey);
+    CHECK(fetch(b.port(), "/item", "GET", kHost).body() == "response 1");  // now in b's own L1 as well
+    // b's subscriber is up once Redis counts it (it subscribes at start-up, within a second).
+    for (int i = 0; i < 250 && redis.command({"PUBSUB", "NUMSUB", "cachalot:invalidate"}) != "cachalot:invalidate\n2";
+         ++i)
+        std::this_thread::sleep_for(20ms);
+
+    CHECK(fetch(a.port(), "/item", "POST", kHost, "x").result_int() == 200);  // origin request 2
+    // b drops its copy when the invalidation arrives: its next GET goes to the origin.
+    std::string body;
+    for (int i = 0; i < 250 && (body = fetch(b.port(), "/item", "GET", kHost).body()) == "response 1"; ++i)
+        std::this_thread::sleep_for(20ms);
+    CHECK(body == "response 3");
+}

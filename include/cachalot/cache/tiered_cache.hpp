@@ -2,6 +2,9 @@
 // The cache's tiers behind one lookup: the shared-memory L1 first, then the Redis L2, whose
 // hits back-fill L1 with the same expiry. Inserts write L1 at once and queue the L2 write, so
 // a request never waits on Redis to store. Either tier may be absent.
+//
+// Invalidations reach every node: erase() drops the key here and in Redis, and publishes it on
+// the L2's "invalidate" channel; every other node's listener drops it from its own L1.
 
 #include "cachalot/cache/entry.hpp"
 #include "cachalot/store/redis_store.hpp"
@@ -28,7 +31,12 @@ public:
     /// Stores encoded entry bytes until `expiry` (L1 now, L2 queued). False when no tier took it.
     bool insert(const std::string& key, const std::string& bytes, store::WallMillis expiry);
 
+    /// Drops `key` from every tier here and from the other nodes' L1 (through the L2).
     void erase(const std::string& key);
+
+    /// Subscribes to the other nodes' invalidations and applies them to L1. Once per process
+    /// (every worker shares the L1), before the workers start.
+    void listen_for_invalidations();
 
 private:
     store::ShmStore* l1_;

@@ -85,6 +85,13 @@ public:
     /// Releases `name` if `token` still holds it.
     void unlock_later(std::string_view name, std::string_view token);
 
+    /// Queues a PUBLISH of `message` on `channel` (key_prefix added, as for keys), in order
+    /// with the writes queued before it.
+    void publish_later(std::string_view channel, std::string_view message);
+    /// Keeps a subscription to `channel` (key_prefix added) on a connection of its own, re-subscribing within a
+    /// second after Redis comes back; `on_message` runs on this store's executor.
+    void subscribe(std::string channel, std::function<void(std::string_view)> on_message);
+
     StoreStats stats() const;
     const RedisCounters& counters() const;
     bool breaker_open() const;

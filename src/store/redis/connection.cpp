@@ -92,6 +92,18 @@ void on_setup_reply(redisAsyncContext*, void* reply, void* privdata) {
         spdlog::warn("redis: {} refused: {}", static_cast<const char*>(privdata), std::string_view(r->str, r->len));
 }
 
+// Every reply on a subscribed connection: the SUBSCRIBE confirmation, then ["message", channel,
+// payload] for each message; a null reply when the connection goes away.
+void on_message(redisAsyncContext*, void* reply, void* privdata) {
+    auto* r = static_cast<redisReply*>(reply);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3) return;
+    auto* kind = r->element[0];
+    auto* payload = r->element[2];
+    if (kind->type != REDIS_REPLY_STRING || std::string_view(kind->str, kind->len) != "message") return;
+    if (payload->type != REDIS_REPLY_STRING) return;
+    (*static_cast<std::function<void(std::string_view)>*>(privdata))(std::string_view(payload->str, payload->len));
+}
+
 std::shared_ptr<Pending> failed(const net::any_io_executor& ex) {
     auto p = std::make_shared<Pending>(ex);
     p->done = true;
@@ -229,6 +241,16 @@ Connection::~Connection() {
 }
 
 bool Connection::connected() const { return state_->connected; }
+
+bool Connection::open() const { return state_->ac != nullptr; }
+
+bool Connection::subscribe(std::string_view channel, std::function<void(std::string_view)>* handler) {
+    auto& s = *state_;
+    if (!s.ac && !s.start()) return false;
+    const char* argv[] = {"SUBSCRIBE", channel.data()};
+    const std::size_t lens[] = {9, channel.size()};
+    return redisAsyncCommandArgv(s.ac, on_message, handler, 2, argv, lens) == REDIS_OK;
+}
 
 void Connection::reset() { state_->drop(); }
 

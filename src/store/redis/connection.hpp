@@ -11,6 +11,7 @@
 #include "core/net.hpp"
 
 #include <chrono>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <string>
@@ -66,6 +67,13 @@ public:
     void reset();
 
     bool connected() const;
+    /// Whether a hiredis context exists (connected or connecting).
+    bool open() const;
+
+    /// Puts the connection in subscriber mode on `channel` (no other command may follow):
+    /// `on_message` gets each message's payload, for as long as the connection lasts. It must
+    /// outlive the connection. False when the command could not even be queued.
+    bool subscribe(std::string_view channel, std::function<void(std::string_view)>* on_message);
 
 private:
     struct State;

@@ -52,7 +52,7 @@ struct RedisStore::Impl : std::enable_shared_from_this<Impl> {
     SteadyClock::time_point open_until{};
     bool probing = false;
 
-    enum class WriteKind { Set, Del, Unlock };
+    enum class WriteKind { Set, Del, Unlock, Publish };
     struct Write {
         WriteKind kind;
         std::string key;
@@ -62,6 +62,11 @@ struct RedisStore::Impl : std::enable_shared_from_this<Impl> {
     std::deque<Write> queue;
     bool writer_running = false;
 
+    // The subscriber: a connection of its own (one in subscriber mode takes no other command).
+    std::unique_ptr<redis::Connection> subscriber;
+    std::function<void(std::string_view)> on_message;
+    bool closed = false;
+
     Impl(net::any_io_executor e, RedisOptions o) : ex(std::move(e)), opt(std::move(o)) {
         auto ep = redis::parse_endpoint(opt.address);
         ep.username = opt.username;
@@ -69,6 +74,17 @@ struct RedisStore::Impl : std::enable_shared_from_this<Impl> {
         ep.db = opt.db;
         for (unsigned i = 0; i < std::max(1u, opt.pool_size); ++i)
             pool.push_back(std::make_unique<redis::Connection>(ex, ep, opt.connect_timeout));
+        subscriber = std::make_unique<redis::Connection>(ex, ep, opt.connect_timeout);
+    }
+
+    // Subscribes, and again whenever the subscriber connection has gone away.
+    static net::awaitable<void> keep_subscribed(std::shared_ptr<Impl> self, std::string channel) {
+        net::steady_timer pause(self->ex);
+        while (!self->closed) {
+            if (!self->subscriber->open()) self->subscriber->subscribe(channel, &self->on_message);
+            pause.expires_after(std::chrono::seconds(1));
+            co_await pause.async_wait(net::as_tuple(net::use_awaitable));
+        }
     }
 
     std::string redis_key(std::string_view key) const { return opt.key_prefix + std::string(key); }
@@ -176,6 +192,9 @@ struct RedisStore::Impl : std::enable_shared_from_this<Impl> {
                     case WriteKind::Del:
                         sent.emplace_back(w.kind, conn.send({"DEL", key}, self->opt.command_timeout));
                         break;
+                    case WriteKind::Publish:
+                        sent.emplace_back(w.kind, conn.send({"PUBLISH", key, w.value}, self->opt.command_timeout));
+                        break;
                     case WriteKind::Unlock:
                         sent.emplace_back(w.kind, conn.send({"EVAL", kUnlockScript, "1", key, w.value},
                                                             self->opt.command_timeout));
@@ -192,7 +211,9 @@ struct RedisStore::Impl : std::enable_shared_from_this<Impl> {
     }
 
     void close() {
+        closed = true;
         for (auto& c : pool) c->reset();
+        subscriber->reset();
     }
 };
 
@@ -307,6 +328,15 @@ net::awaitable<std::optional<bool>> RedisStore::is_locked(std::string_view name)
 
 void RedisStore::unlock_later(std::string_view name, std::string_view token) {
     impl_->enqueue({Impl::WriteKind::Unlock, std::string(name), std::string(token), 0});
+}
+
+void RedisStore::publish_later(std::string_view channel, std::string_view message) {
+    impl_->enqueue({Impl::WriteKind::Publish, std::string(channel), std::string(message), 0});
+}
+
+void RedisStore::subscribe(std::string channel, std::function<void(std::string_view)> on_message) {
+    impl_->on_message = std::move(on_message);
+    net::co_spawn(impl_->ex, Impl::keep_subscribed(impl_, impl_->opt.key_prefix + channel), net::detached);
 }
 
 StoreStats RedisStore::stats() const {
