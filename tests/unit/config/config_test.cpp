@@ -1,6 +1,9 @@
 #include "cachalot/config/config.hpp"
 
 #include <catch2/catch.hpp>
+#include <yaml-cpp/yaml.h>
+
+#include <optional>
 
 using namespace cachalot::config;
 
@@ -405,4 +408,15 @@ TEST_CASE("the shipped config/cachalot.yaml is valid") {
     INFO(format_errors("config/cachalot.yaml", r.errors));
     REQUIRE(r.ok());
     CHECK(r.config->listen.admin.address == "127.0.0.1");
+}
+
+TEST_CASE("the config in deploy/kubernetes/cachalot.yaml is valid and uses the L2") {
+    std::optional<std::string> text;
+    for (const auto& doc : YAML::LoadAllFromFile(CACHALOT_SOURCE_DIR "/deploy/kubernetes/cachalot.yaml"))
+        if (doc["kind"].as<std::string>() == "ConfigMap") text = doc["data"]["cachalot.yaml"].as<std::string>();
+    REQUIRE(text);
+    auto r = parse_config(*text);
+    INFO(format_errors("deploy/kubernetes/cachalot.yaml", r.errors));
+    REQUIRE(r.ok());
+    CHECK_FALSE(r.config->cache.l2.address.empty());
 }
