@@ -18,9 +18,9 @@ const std::string& node_id() {
 
 }  // namespace
 
-boost::asio::awaitable<std::optional<Entry>> TieredCache::lookup(const std::string& key) {
+boost::asio::awaitable<std::optional<Entry>> TieredCache::lookup(const std::string& key, bool l2_only) {
     const auto hash = store::hash_key(key);
-    if (l1_) {
+    if (l1_ && !l2_only) {
         if (auto bytes = l1_->find(hash, key)) {
             if (auto entry = decode_entry(*bytes)) co_return entry;
             l1_->erase(hash, key);  // not ours to trust

@@ -231,8 +231,8 @@ net::awaitable<Outcome> ProxyHandler::handle(Request& request, const ClientInfo&
 }
 
 
-net::awaitable<void> ProxyHandler::find(const Request& request, Lookup& lookup) {
-    lookup.primary = co_await cache_.lookup(lookup.key);
+net::awaitable<void> ProxyHandler::find(const Request& request, Lookup& lookup, bool l2_only) {
+    lookup.primary = co_await cache_.lookup(lookup.key, l2_only);
     lookup.stored = lookup.primary;
     const auto& primary = lookup.primary;
     if (!primary || primary->vary.empty()) co_return;
@@ -241,7 +241,7 @@ net::awaitable<void> ProxyHandler::find(const Request& request, Lookup& lookup) 
     if (primary->vary == std::vector<std::string>{"*"}) {
         lookup.stored.reset();
     } else if (variant != primary->variant) {
-        lookup.stored = co_await cache_.lookup(variant_storage_key(lookup.key, primary->vary_epoch, variant));
+        lookup.stored = co_await cache_.lookup(variant_storage_key(lookup.key, primary->vary_epoch, variant), l2_only);
         auto& entry = lookup.stored;
         if (entry && (entry->vary != primary->vary || entry->variant != variant)) entry.reset();
     }
@@ -433,7 +433,7 @@ net::awaitable<bool> ProxyHandler::wait_for_other_node(const Request& request, L
         pause.expires_after(l2cfg.lock_poll);
         co_await pause.async_wait(net::as_tuple(net::use_awaitable));
         Lookup probe = lookup;
-        co_await find(request, probe);
+        co_await find(request, probe, true);  // L1 may hold the stale copy this node started from
         if (probe.stored) {
             auto judged = judge(*probe.stored, rules, request.version(), now_seconds());
             if (judged.lifetime > judged.age) {

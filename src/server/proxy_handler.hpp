@@ -72,7 +72,7 @@ private:
     };
 
     net::awaitable<Outcome> serve(Request& request, const ClientInfo& client);
-    net::awaitable<void> find(const Request& request, Lookup& lookup);
+    net::awaitable<void> find(const Request& request, Lookup& lookup, bool l2_only = false);
     Judged judge(const cache::Entry& entry, const config::RouteCache& rules, unsigned version, http::Time now) const;
     /// The stored response as this request gets it: 304 when its conditions say so, HEAD
     /// without body, with Age.

@@ -213,3 +213,34 @@ TEST_CASE("an unsafe request on one node drops the entry from the other nodes' L
         std::this_thread::sleep_for(20ms);
     CHECK(body == "response 3");
 }
+
+TEST_CASE("with cache.l2.lock, nodes holding the same stale copy refresh it with one origin request", "[l2]") {
+    RedisServer redis;
+    std::atomic<int> counter{0};
+    TestOrigin origin([&](const OriginRequest&) {
+        const int n = ++counter;
+        return Reply{.headers = {{"Cache-Control", "max-age=1"}},
+                     .body = "response " + std::to_string(n),
+                     .delay = n > 1 ? 500ms : 0ms};
+    });
+    Daemon a(l2_config(origin.port(), redis, ", lock: true"));
+    Daemon b(l2_config(origin.port(), redis, ", lock: true"));
+    CHECK(fetch(a.port(), "/item", "GET", kHost).body() == "response 1");
+    await_redis_value(redis, kRedisKey);
+    CHECK(fetch(b.port(), "/item", "GET", kHost).body() == "response 1");  // b's L1 has it too
+    std::this_thread::sleep_for(2100ms);                                  // stale on both nodes
+
+    std::vector<std::thread> clients;
+    std::vector<std::string> bodies(10);
+    for (int i = 0; i < 10; ++i)
+        clients.emplace_back([&, i] {
+            try {
+                bodies[i] = fetch(i % 2 ? a.port() : b.port(), "/item", "GET", kHost).body();
+            } catch (const std::exception& e) {
+                bodies[i] = e.what();
+            }
+        });
+    for (auto& t : clients) t.join();
+    for (const auto& body : bodies) CHECK(body == "response 2");
+    CHECK(origin.request_count() == 2);
+}

@@ -25,8 +25,9 @@ public:
     store::RedisStore* l2() const { return l2_; }
 
     /// The entry stored under `key`, from the first tier that has an intact one. Garbage found
-    /// in a tier is deleted there and counts as a miss.
-    boost::asio::awaitable<std::optional<Entry>> lookup(const std::string& key);
+    /// in a tier is deleted there and counts as a miss. `l2_only` skips L1 (to see what another
+    /// node just stored over an older local copy).
+    boost::asio::awaitable<std::optional<Entry>> lookup(const std::string& key, bool l2_only = false);
 
     /// Stores encoded entry bytes until `expiry` (L1 now, L2 queued). False when no tier took it.
     bool insert(const std::string& key, const std::string& bytes, store::WallMillis expiry);
