@@ -252,12 +252,10 @@ void read_l2(Reader& r, const YAML::Node& node, L2Cache& l2) {
     r.read_bool(node, key, "lock", l2.lock);
     r.read_duration(node, key, "lock_ttl", l2.lock_ttl);
     r.read_duration(node, key, "lock_poll", l2.lock_poll);
-    if (l2.command_timeout.count() <= 0)
-        r.error(node["command_timeout"], key + ".command_timeout", "must be greater than 0");
-    if (l2.connect_timeout.count() <= 0)
-        r.error(node["connect_timeout"], key + ".connect_timeout", "must be greater than 0");
-    if (l2.lock && l2.lock_ttl.count() <= 0) r.error(node["lock_ttl"], key + ".lock_ttl", "must be greater than 0");
-    if (l2.lock && l2.lock_poll.count() <= 0) r.error(node["lock_poll"], key + ".lock_poll", "must be greater than 0");
+    // Waits that are never allowed to be zero.
+    for (auto [name, d] : {std::pair{"connect_timeout", l2.connect_timeout}, {"command_timeout", l2.command_timeout},
+                           {"lock_ttl", l2.lock_ttl}, {"lock_poll", l2.lock_poll}})
+        if (d.count() <= 0) r.error(node[name], key + "." + name, "must be greater than 0");
 }
 
 void read_route(Reader& r, const YAML::Node& node, const std::string& key, Route& route) {

@@ -91,6 +91,8 @@ std::string request_host(const Request& request) {
 ProxyHandler::ProxyHandler(const config::Config& cfg, upstream::Pool& pool, cache::TieredCache cache,
                            cache::Coalescer& coalescer, const metrics::Metrics& metrics)
     : cfg_(cfg), pool_(pool), cache_(cache), coalescer_(coalescer), metrics_(metrics) {
+    if (!cfg.cache.targeted_field.empty()) targeted_fields_.push_back(cfg.cache.targeted_field);
+    targeted_fields_.push_back("CDN-Cache-Control");
     for (const auto& route : cfg.routes) {
         const auto& k = route.cache.key;
         key_rules_.push_back({k.sort_query, k.ignore_query_params, k.headers, k.cookies});
@@ -193,14 +195,8 @@ bool ProxyHandler::store(const std::string& key, cache::Entry& entry, const std:
 }
 
 std::optional<http::Fields> ProxyHandler::targeted_view(const http::Fields& fields) const {
-    for (const std::string& name : {cfg_.cache.targeted_field, std::string("CDN-Cache-Control")}) {
-        if (name.empty()) continue;
-        std::string value;
-        for (const auto& f : fields) {
-            if (!http::iequals(f.name_string(), name)) continue;
-            if (!value.empty()) value += ", ";
-            value += f.value();
-        }
+    for (const auto& name : targeted_fields_) {
+        auto value = http::field_values(fields, name);
         if (value.empty()) continue;
         http::Fields view = fields;
         view.erase(bhttp::field::cache_control);
@@ -285,6 +281,25 @@ Response ProxyHandler::deliver(Judged& judged, std::string body, const http::Fie
     return res;
 }
 
+Response ProxyHandler::collapsed(const cache::Entry& entry, const Request& request, const Lookup& lookup) const {
+    const auto& route = cfg_.routes[lookup.route];
+    auto judged = judge(entry, route.cache, request.version(), now_seconds());
+    auto res = deliver(judged, entry.body, request.base(), request.method(), request.version());
+    add_cache_status(res, "cachalot; fwd=" + lookup.fwd + "; fwd-status=" + std::to_string(entry.status) +
+                              "; collapsed; ttl=" + std::to_string((judged.lifetime - judged.age).count()));
+    const auto& series = metrics_.route(lookup.route);
+    series.coalesced->Increment();
+    series.cache_result("miss");
+    return res;
+}
+
+http::StaleReason ProxyHandler::stale_on_error(const Lookup& lookup, const Judged& judged) const {
+    const auto& rules = cfg_.routes[lookup.route].cache;
+    return http::stale_on_error(lookup.request_cc, judged.response_cc, judged.staleness(),
+                                std::chrono::duration_cast<http::Seconds>(rules.stale_if_error),
+                                std::chrono::duration_cast<http::Seconds>(rules.grace));
+}
+
 net::awaitable<Outcome> ProxyHandler::serve(Request& request, const ClientInfo& client) {
     Outcome out;
     const auto host = normalized_host(request.target(), request[bhttp::field::host]);
@@ -363,23 +378,14 @@ net::awaitable<Outcome> ProxyHandler::serve(Request& request, const ClientInfo& 
         } else if (joined.shared && joined.shared->entry) {
             const auto& entry = *joined.shared->entry;
             if (entry.vary.empty() || cache::variant_key(entry.vary, request.base()) == entry.variant) {
-                auto judged = judge(entry, rules, version, now_seconds());
-                out.response = deliver(judged, entry.body, request.base(), method, version);
-                add_cache_status(out.response, "cachalot; fwd=" + lookup.fwd + "; fwd-status=" +
-                                                   std::to_string(entry.status) + "; collapsed; ttl=" +
-                                                   std::to_string((judged.lifetime - judged.age).count()));
-                series.coalesced->Increment();
-                series.cache_result("miss");
+                out.response = collapsed(entry, request, lookup);
                 co_return out;
             }
         } else if (joined.shared && joined.shared->origin_failed && lookup.stored) {
             // The origin just failed for the request this one waited on: a stored response that
             // stale-if-error or grace allow answers now, without asking the failing origin again.
             auto judged = judge(*lookup.stored, rules, version, now_seconds());
-            const auto reason = http::stale_on_error(
-                lookup.request_cc, judged.response_cc, judged.staleness(),
-                std::chrono::duration_cast<http::Seconds>(rules.stale_if_error),
-                std::chrono::duration_cast<http::Seconds>(rules.grace));
+            const auto reason = stale_on_error(lookup, judged);
             if (reason != http::StaleReason::None) {
                 out.response = deliver(judged, std::move(lookup.stored->body), request.base(), method, version);
                 add_cache_status(out.response, "cachalot; fwd=" + lookup.fwd + "; collapsed; detail=" +
@@ -401,13 +407,9 @@ net::awaitable<Outcome> ProxyHandler::serve(Request& request, const ClientInfo& 
         lock_token = new_epoch();
         const auto held = co_await cache_.l2()->try_lock(lock_name, lock_token, cfg_.cache.l2.lock_ttl);
         if (held == false && co_await wait_for_other_node(request, lookup)) {
-            auto judged = judge(*lookup.stored, rules, version, now_seconds());
-            permit->publish({std::make_shared<const cache::Entry>(*lookup.stored), false});
-            out.response = deliver(judged, std::move(lookup.stored->body), request.base(), method, version);
-            add_cache_status(out.response, "cachalot; fwd=" + lookup.fwd + "; collapsed; ttl=" +
-                                               std::to_string((judged.lifetime - judged.age).count()));
-            series.coalesced->Increment();
-            series.cache_result("miss");
+            auto entry = std::make_shared<const cache::Entry>(std::move(*lookup.stored));
+            permit->publish({entry, false});
+            out.response = collapsed(*entry, request, lookup);
             co_return out;
         }
         if (held != true) lock_name.clear();
@@ -519,10 +521,7 @@ net::awaitable<Outcome> ProxyHandler::fetch(Request& request, const ClientInfo& 
     // ---- the origin failed: stale-if-error, grace ---------------------------------------------
     if (fetched.origin_failed && lookup.stored) {
         auto judged = judge(*lookup.stored, rules, version, now);
-        const auto reason =
-            http::stale_on_error(lookup.request_cc, judged.response_cc, judged.staleness(),
-                                 std::chrono::duration_cast<http::Seconds>(rules.stale_if_error),
-                                 std::chrono::duration_cast<http::Seconds>(rules.grace));
+        const auto reason = stale_on_error(lookup, judged);
         if (reason != http::StaleReason::None) {
             const auto fwd_status = answered ? "; fwd-status=" + std::to_string(status) : std::string();
             out.response = deliver(judged, lookup.stored->body, request_fields, method, version);

@@ -42,6 +42,22 @@ std::string await_redis_value(RedisServer& redis, const std::string& key) {
     return {};
 }
 
+// `n` concurrent GETs of /item spread over two nodes; their bodies (or what went wrong).
+std::vector<std::string> concurrent_gets(Daemon& a, Daemon& b, int n) {
+    std::vector<std::thread> clients;
+    std::vector<std::string> bodies(n);
+    for (int i = 0; i < n; ++i)
+        clients.emplace_back([&, i] {
+            try {
+                bodies[i] = fetch(i % 2 ? a.port() : b.port(), "/item", "GET", kHost).body();
+            } catch (const std::exception& e) {
+                bodies[i] = e.what();
+            }
+        });
+    for (auto& t : clients) t.join();
+    return bodies;
+}
+
 }  // namespace
 
 TEST_CASE("a response stored by one cachalot is a hit on another sharing its Redis, and back-fills its L1", "[l2]") {
@@ -63,7 +79,12 @@ TEST_CASE("a response stored by one cachalot is a hit on another sharing its Red
     // The L2 hit back-filled b's L1: the next hit does not ask Redis.
     CHECK(fetch(b.port(), "/item", "GET", kHost).body() == "response 1");
     CHECK(await_metric(b.admin_port(), "cachalot_l1_hits_total", 1) == 1);
-    CHECK(metric_value(fetch(b.admin_port(), "/metrics").body(), "cachalot_l2_hits_total") == 1);
+    const auto metrics = fetch(b.admin_port(), "/metrics").body();
+    CHECK(metric_value(metrics, "cachalot_l2_hits_total") == 1);
+    CHECK(metric_value(metrics, "cachalot_l2_command_duration_seconds_count") >= 1);
+    CHECK(metric_value(metrics, "cachalot_l2_write_queue_depth") == 0);
+    CHECK(metric_value(metrics, "cachalot_l2_breaker_open") == 0);
+    CHECK(await_metric(a.admin_port(), "cachalot_l2_puts_total", 1) == 1);
     CHECK(origin.request_count() == 1);
 }
 
@@ -165,18 +186,7 @@ TEST_CASE("with cache.l2.lock, a stampede spread over two nodes costs the origin
     });
     Daemon a(l2_config(origin.port(), redis, ", lock: true"));
     Daemon b(l2_config(origin.port(), redis, ", lock: true"));
-    std::vector<std::thread> clients;
-    std::vector<std::string> bodies(20);
-    for (int i = 0; i < 20; ++i)
-        clients.emplace_back([&, i] {
-            try {
-                bodies[i] = fetch(i % 2 ? a.port() : b.port(), "/item", "GET", kHost).body();
-            } catch (const std::exception& e) {
-                bodies[i] = e.what();
-            }
-        });
-    for (auto& t : clients) t.join();
-    for (const auto& body : bodies) CHECK(body == "response 1");
+    for (const auto& body : concurrent_gets(a, b, 20)) CHECK(body == "response 1");
     CHECK(origin.request_count() == 1);
 }
 
@@ -230,17 +240,27 @@ TEST_CASE("with cache.l2.lock, nodes holding the same stale copy refresh it with
     CHECK(fetch(b.port(), "/item", "GET", kHost).body() == "response 1");  // b's L1 has it too
     std::this_thread::sleep_for(2100ms);                                  // stale on both nodes
 
-    std::vector<std::thread> clients;
-    std::vector<std::string> bodies(10);
-    for (int i = 0; i < 10; ++i)
-        clients.emplace_back([&, i] {
-            try {
-                bodies[i] = fetch(i % 2 ? a.port() : b.port(), "/item", "GET", kHost).body();
-            } catch (const std::exception& e) {
-                bodies[i] = e.what();
-            }
-        });
-    for (auto& t : clients) t.join();
-    for (const auto& body : bodies) CHECK(body == "response 2");
+    for (const auto& body : concurrent_gets(a, b, 10)) CHECK(body == "response 2");
     CHECK(origin.request_count() == 2);
+}
+
+TEST_CASE("Redis keeps an entry for its freshness plus the longest stale window", "[l2]") {
+    RedisServer redis;
+    TestOrigin origin(numbered());  // max-age=60
+    SECTION("cache.keep (10 min) when nothing is longer") {
+        Daemon node(l2_config(origin.port(), redis));
+        fetch(node.port(), "/item", "GET", kHost);
+        await_redis_value(redis, kRedisKey);
+        const auto pttl = std::stoll(redis.command({"PTTL", kRedisKey}));
+        CHECK(pttl > 600'000);
+        CHECK(pttl <= 660'000);
+    }
+    SECTION("the route's stale_if_error when it is longer") {
+        Daemon node(with_route_cache(l2_config(origin.port(), redis), "{stale_if_error: 1h}"));
+        fetch(node.port(), "/item", "GET", kHost);
+        await_redis_value(redis, kRedisKey);
+        const auto pttl = std::stoll(redis.command({"PTTL", kRedisKey}));
+        CHECK(pttl > 3'600'000);
+        CHECK(pttl <= 3'660'000);
+    }
 }

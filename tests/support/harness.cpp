@@ -437,11 +437,13 @@ RedisServer::~RedisServer() { kill(); }
 
 std::string RedisServer::address() const { return "127.0.0.1:" + std::to_string(port_); }
 
+std::string RedisServer::unix_address() const { return "unix:" + dir_ + "/redis.sock"; }
+
 void RedisServer::start() {
     for (int attempt = 1;; ++attempt) {
         int fd = ::open((dir_ + "/redis.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
         pid_ = spawn({"--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                      "--dir", dir_},
+                      "--dir", dir_, "--unixsocket", dir_ + "/redis.sock"},
                      fd, "/usr/bin/redis-server");
         ::close(fd);
         auto deadline = std::chrono::steady_clock::now() + 10s;

@@ -160,6 +160,8 @@ public:
     std::uint16_t port() const { return port_; }
     /// "127.0.0.1:PORT", as cache.l2.address takes it.
     std::string address() const;
+    /// "unix:/…/redis.sock": the same server on its Unix socket.
+    std::string unix_address() const;
     /// SIGKILL: the port refuses connections until start().
     void kill();
     /// Starts it again (empty) on the same port.

@@ -94,7 +94,6 @@ public:
 
     StoreStats stats() const;
     const RedisCounters& counters() const;
-    bool breaker_open() const;
 
 private:
     struct Impl;

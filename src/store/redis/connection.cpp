@@ -240,8 +240,6 @@ Connection::~Connection() {
     state_->connect_timer.cancel();
 }
 
-bool Connection::connected() const { return state_->connected; }
-
 bool Connection::open() const { return state_->ac != nullptr; }
 
 bool Connection::subscribe(std::string_view channel, std::function<void(std::string_view)>* handler) {

@@ -66,7 +66,6 @@ public:
     /// Commands in flight fail; the next send reconnects.
     void reset();
 
-    bool connected() const;
     /// Whether a hiredis context exists (connected or connecting).
     bool open() const;
 

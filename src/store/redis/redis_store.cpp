@@ -353,6 +353,4 @@ StoreStats RedisStore::stats() const {
 
 const RedisCounters& RedisStore::counters() const { return impl_->counters; }
 
-bool RedisStore::breaker_open() const { return impl_->counters.breaker_open; }
-
 }  // namespace cachalot::store

@@ -126,3 +126,11 @@ TEST_CASE("the L2 authenticates and selects its database", "[redis]") {
         CHECK(store.async().counters().errors == 2);
     }
 }
+
+TEST_CASE("the L2 reaches Redis over a Unix socket", "[redis]") {
+    cachalot::test::RedisServer redis;
+    SyncRedisStore store(redis.unix_address(), wall_now, 1 << 20, {});
+    REQUIRE(store.put(hash_key("k"), "k", "v", wall_now() + 60'000));
+    CHECK(redis.command({"EXISTS", "cachalot:k"}) == "1");
+    CHECK(store.find(hash_key("k"), "k") == std::optional<std::string>("v"));
+}

@@ -38,7 +38,7 @@ public:
     bool erase(Hash h, std::string_view key) { return run(store_.erase(h, key)); }
     /// The store's counters, and the items Redis holds once every queued write has landed.
     StoreStats stats() {
-        run(store_.erase(0, "\x01barrier"));  // one connection: answered after the queued writes
+        run(store_.erase(0, "\x01" "barrier"));  // one connection: answered after the queued writes
         auto s = store_.stats();
         s.items = dbsize_();
         return s;
