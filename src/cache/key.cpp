@@ -121,36 +121,13 @@ std::string normalized_accept_encoding(std::string_view value) {
     return out;
 }
 
-std::string primary_key(std::string_view method, std::string_view scheme, std::string_view host,
+std::string primary_key(std::string_view method, std::string_view scheme, const http::Authority& authority,
                         std::string_view target, const http::Fields& request, const KeyRules& rules) {
     std::string key = (method == "GET" || method == "HEAD") ? "GET" : std::string(method);
-    const auto scheme_lc = to_lower(scheme);
     key += ' ';
-    key += scheme_lc;
+    key += scheme;
     key += "://";
-
-    // Host: lower-case, no trailing dot, the scheme's default port dropped.
-    std::string h = to_lower(host);
-    std::string port;
-    if (auto colon = h.rfind(':'); colon != std::string::npos && h.find(']', colon) == std::string::npos) {
-        port = h.substr(colon + 1);
-        h.resize(colon);
-    }
-    if (!h.empty() && h.back() == '.') h.pop_back();
-    key += h;
-    if (!port.empty() && !(scheme_lc == "http" && port == "80") && !(scheme_lc == "https" && port == "443")) {
-        key += ':';
-        key += port;
-    }
-
-    // An absolute-form target's path and query.
-    if (auto p = target.find("://"); p != std::string_view::npos && target.front() != '/') {
-        auto path_start = target.find('/', p + 3);
-        auto query_start = target.find('?', p + 3);
-        auto start = std::min(path_start, query_start);
-        target = start == std::string_view::npos ? std::string_view("/") : target.substr(start);
-        if (!target.empty() && target.front() == '?') key += '/';
-    }
+    key += authority.to_string();
     auto q = target.find('?');
     key += normalize_percent(target.substr(0, q));
     if (q != std::string_view::npos) {

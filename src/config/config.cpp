@@ -2,8 +2,13 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
+#include <map>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -11,6 +16,8 @@
 
 namespace cachalot::config {
 namespace {
+
+constexpr off_t kMaxConfigBytes = 1024 * 1024;
 
 // Walks the YAML tree, converting values and collecting every problem with its line and key.
 class Reader {
@@ -34,6 +41,25 @@ public:
             if (!ok) error(it->first, join(path, name), "unknown key");
         }
         return true;
+    }
+
+    // A key given twice in one mapping: yaml-cpp would silently keep the first. Every mapping
+    // of the document is checked, wherever it sits.
+    void check_duplicate_keys(const YAML::Node& node, const std::string& path) {
+        if (node.IsSequence()) {
+            for (std::size_t i = 0; i < node.size(); ++i)
+                check_duplicate_keys(node[i], path + "[" + std::to_string(i) + "]");
+        } else if (node.IsMap()) {
+            std::map<std::string, int> first_line;
+            for (auto it = node.begin(); it != node.end(); ++it) {
+                const auto name = it->first.IsScalar() ? it->first.Scalar() : std::string("?");
+                const auto key = join(path, name);
+                const int line = it->first.Mark().line + 1;
+                if (auto [at, inserted] = first_line.emplace(name, line); !inserted)
+                    error(it->first, key, "duplicate key (first given on line " + std::to_string(at->second) + ")");
+                check_duplicate_keys(it->second, key);
+            }
+        }
     }
 
     static std::string join(const std::string& path, const std::string& key) {
@@ -427,6 +453,7 @@ ParseResult parse_config(const std::string& yaml_text) {
     if (!root.IsDefined() || root.IsNull()) {
         r.errors.push_back({0, "", "the configuration is empty"});
     } else {
+        r.check_duplicate_keys(root, "");
         Config c = read_config(r, root);
         if (root.IsMap()) check_unique_names(r, root, c);
         if (r.errors.empty()) result.config = std::move(c);
@@ -438,12 +465,19 @@ ParseResult parse_config(const std::string& yaml_text) {
 }
 
 ParseResult load_config(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
+    auto refuse = [](std::string message) {
         ParseResult result;
-        result.errors.push_back({0, "", "cannot open the file"});
+        result.errors.push_back({0, "", std::move(message)});
         return result;
-    }
+    };
+    // A device or a FIFO would be read forever; a config is a small regular file (a symlink
+    // to one, as Kubernetes mounts them, is fine).
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return refuse(std::string("cannot open the file: ") + std::strerror(errno));
+    if (!S_ISREG(st.st_mode)) return refuse("not a regular file");
+    if (st.st_size > kMaxConfigBytes) return refuse("larger than " + std::to_string(kMaxConfigBytes / 1024) + " KiB");
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return refuse("cannot open the file");
     std::ostringstream text;
     text << in.rdbuf();
     return parse_config(text.str());

@@ -9,9 +9,16 @@
 namespace cachalot::http {
 namespace {
 
+bool is_tchar(char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
 // Splits "a, b=1, c=\"x, y\"" at commas outside quoted strings; calls f(name, value, quoted).
+// Returns false when the list is malformed (RFC 9110 §5.6: token names, quoted-strings closed).
 template <class F>
-void for_each_directive(std::string_view list, F&& f) {
+bool for_each_directive(std::string_view list, F&& f) {
+    bool well_formed = true;
     std::size_t i = 0;
     while (i < list.size()) {
         // name
@@ -32,7 +39,10 @@ void for_each_directive(std::string_view list, F&& f) {
                     value += list[i++];
                 }
                 if (i < list.size()) ++i;  // closing quote
+                else well_formed = false;
+                const auto after = i;
                 while (i < list.size() && list[i] != ',') ++i;  // anything after it is ignored
+                if (!trim(list.substr(after, i - after)).empty()) well_formed = false;
             } else {
                 std::size_t vstart = i;
                 while (i < list.size() && list[i] != ',') ++i;
@@ -40,8 +50,10 @@ void for_each_directive(std::string_view list, F&& f) {
             }
         }
         if (i < list.size() && list[i] == ',') ++i;
+        if (!std::all_of(name.begin(), name.end(), is_tchar) || (name.empty() && has_value)) well_formed = false;
         if (!name.empty()) f(to_lower(name), has_value, value, quoted);
     }
+    return well_formed;
 }
 
 std::vector<std::string> field_names(std::string_view list) {
@@ -119,7 +131,7 @@ CacheControl parse_cache_control(std::string_view value) {
         if (slot && *slot != s) s = Seconds{0};
         slot = s;
     };
-    for_each_directive(value, [&](const std::string& name, bool has_value, const std::string& v, bool) {
+    cc.malformed = !for_each_directive(value, [&](const std::string& name, bool has_value, const std::string& v, bool) {
         if (name == "max-age") delta(cc.max_age, has_value, v);
         else if (name == "s-maxage") delta(cc.s_maxage, has_value, v);
         else if (name == "stale-while-revalidate") delta(cc.stale_while_revalidate, has_value, v);

@@ -42,6 +42,7 @@ const char* to_string(NotStorable reason) {
         case NotStorable::Private: return "private";
         case NotStorable::Authorization: return "authorization";
         case NotStorable::NoFreshness: return "no-freshness-info";
+        case NotStorable::MalformedCacheControl: return "malformed-cache-control";
     }
     return "unknown";
 }
@@ -113,6 +114,8 @@ NotStorable storability(std::string_view method, unsigned status, const Fields& 
     if (status < 200 || status == 206 || status > 599) return NotStorable::Status;
     if (request_cc.no_store) return NotStorable::RequestNoStore;
     if (response_cc.no_store) return NotStorable::ResponseNoStore;
+    // A directive list that does not parse may hide any directive, no-store included.
+    if (response_cc.malformed) return NotStorable::MalformedCacheControl;
     // private="field" allows storing without those fields; storing nothing is the safe reading.
     if (response_cc.private_ || !response_cc.private_fields.empty()) return NotStorable::Private;
     if (request.count(bh::field::authorization) > 0 && !response_cc.public_ && !response_cc.must_revalidate &&

@@ -102,7 +102,7 @@ void add_via(Fields& fields, std::string_view pseudonym) {
     fields.set(field::field::via, via);
 }
 
-std::optional<std::string> ambiguous_request_framing(const Fields& fields) {
+std::optional<std::string> ambiguous_framing(const Fields& fields) {
     std::optional<std::string_view> length;
     std::size_t length_fields = 0;
     bool bad_length = false;

@@ -4,6 +4,7 @@
 #include "cachalot/http/conditional.hpp"
 #include "cachalot/http/freshness.hpp"
 #include "cachalot/http/headers.hpp"
+#include "cachalot/http/target.hpp"
 #include "cachalot/server/router.hpp"
 
 #include <algorithm>
@@ -18,15 +19,16 @@ using Clock = std::chrono::system_clock;
 
 http::Time now_seconds() { return std::chrono::floor<std::chrono::seconds>(Clock::now()); }
 
-// The request as the origin gets it: hop-by-hop fields removed, forwarding fields added,
-// framed by its (already complete) body.
-void prepare_for_origin(Request& req, const ClientInfo& client, const std::string& host) {
-    std::string host_field(req[bhttp::field::host]);
-    http::strip_hop_by_hop(req.base());
+// The request as the origin gets it: forwarding fields added, framed by its (already
+// complete) body. The session has already validated it, set Host to the authority the cache key
+// uses and removed the hop-by-hop fields. An HTTP/1.0 request without Host is sent with the
+// upstream's own host, as nginx does.
+void prepare_for_origin(Request& req, const ClientInfo& client, const http::Authority& authority,
+                        const config::Upstream& upstream) {
     req.erase(bhttp::field::expect);  // the body is already here; an interim 100 would only cost a round trip
-    http::add_forwarded(req.base(), {client.address, "http", host_field});
+    http::add_forwarded(req.base(), {client.address, "http", authority.to_string()});
     http::add_via(req.base(), kPseudonym);
-    if (host_field.empty() && !host.empty()) req.set(bhttp::field::host, host);
+    if (authority.host.empty()) req.set(bhttp::field::host, upstream.host + ":" + std::to_string(upstream.port));
     req.version(11);
     req.keep_alive(true);
     req.prepare_payload();
@@ -72,18 +74,11 @@ std::int64_t jitter(http::Seconds lifetime, unsigned percent) {
     return std::llround(std::uniform_real_distribution<double>(-span, span)(rng));
 }
 
-bool safe_method(bhttp::verb m) {
-    return m == bhttp::verb::get || m == bhttp::verb::head || m == bhttp::verb::options || m == bhttp::verb::trace;
-}
-
-std::string request_host(const Request& request) {
-    auto host = std::string(request[bhttp::field::host]);
-    auto target = request.target();
-    if (auto p = target.find("://"); p != std::string_view::npos && target.front() != '/') {
-        auto authority = target.substr(p + 3);
-        host = std::string(authority.substr(0, authority.find_first_of("/?")));
-    }
-    return host;
+// The unsafe methods whose success invalidates what is stored for the URI (RFC 9111 §4.4).
+// Only the known ones: a made-up method such as FOO answered 2xx by a lenient origin must not let
+// any client empty the cache.
+bool invalidating_method(bhttp::verb m) {
+    return m == bhttp::verb::post || m == bhttp::verb::put || m == bhttp::verb::delete_ || m == bhttp::verb::patch;
 }
 
 }  // namespace
@@ -110,11 +105,11 @@ Response make_error_response(unsigned status, unsigned version, std::string_view
     return res;
 }
 
-net::awaitable<bool> ProxyHandler::forward(Request& request, const ClientInfo& client, const std::string& host,
+net::awaitable<bool> ProxyHandler::forward(Request& request, const ClientInfo& client,
                                            const config::Route& route, Outcome& out) {
     const auto method = request.method();
     const auto version = request.version();
-    prepare_for_origin(request, client, host);
+    prepare_for_origin(request, client, client.authority, cfg_.upstreams[route.upstream_index]);
     auto fetched = co_await pool_.fetch(route.upstream_index, request);
     out.upstream_seconds = fetched.seconds;
     if (!fetched.response) {
@@ -131,21 +126,17 @@ net::awaitable<bool> ProxyHandler::forward(Request& request, const ClientInfo& c
 
 // A successful unsafe request changes the resource: what is stored for its URI, and for a
 // same-origin Location or Content-Location, is dropped (RFC 9111 §4.4).
-void ProxyHandler::invalidate(std::string_view request_target, const Response& response, const std::string& host,
-                              const Request& request, const config::Route& route) {
+void ProxyHandler::invalidate(std::string_view request_target, const Response& response,
+                              const http::Authority& authority, const Request& request, const config::Route& route) {
     const auto& rules = key_rules_[static_cast<std::size_t>(&route - cfg_.routes.data())];
     auto drop = [&](std::string_view target) {
-        cache_.erase(cache::primary_key("GET", "http", host, target, request.base(), rules));
+        cache_.erase(cache::primary_key("GET", "http", authority, target, request.base(), rules));
     };
     drop(request_target);
     for (auto field : {bhttp::field::location, bhttp::field::content_location}) {
-        std::string_view value = response[field];
-        if (value.empty()) continue;
-        if (value.front() == '/') {
-            drop(value);
-        } else if (normalized_host(value, "") == normalized_host("", host)) {
-            drop(value);  // absolute and same origin
-        }
+        auto target = http::parse_request_target(response[field]);
+        if (!target || target->form == http::RequestTarget::Form::Asterisk) continue;
+        if (!target->authority || *target->authority == authority) drop(target->origin_form);  // same origin only
     }
 }
 
@@ -302,8 +293,7 @@ http::StaleReason ProxyHandler::stale_on_error(const Lookup& lookup, const Judge
 
 net::awaitable<Outcome> ProxyHandler::serve(Request& request, const ClientInfo& client) {
     Outcome out;
-    const auto host = normalized_host(request.target(), request[bhttp::field::host]);
-    out.route = match_route(cfg_.routes, host, target_path(request.target()));
+    out.route = match_route(cfg_.routes, client.authority.host, http::path_of(request.target()));
     if (!out.route) {
         out.response = make_error_response(404, request.version(), "no route for this request");
         co_return out;
@@ -312,14 +302,19 @@ net::awaitable<Outcome> ProxyHandler::serve(Request& request, const ClientInfo& 
     const auto& series = metrics_.route(*out.route);
     const auto method = request.method();
     const auto version = request.version();
-    const auto host_field = request_host(request);
 
-    if (!cache_.enabled() || !route.cache.enabled || (method != bhttp::verb::get && method != bhttp::verb::head)) {
+    // A GET or HEAD with a body is forwarded with it (search APIs put queries there), but its
+    // response depends on bytes the key does not hold: it is never looked up, stored or shared.
+    const bool with_body = !request.body().empty();
+    if (!cache_.enabled() || !route.cache.enabled || (method != bhttp::verb::get && method != bhttp::verb::head) ||
+        with_body) {
         const std::string target(request.target());
-        const bool answered = co_await forward(request, client, host, route, out);
-        if (cache_.enabled() && answered && !safe_method(method) && out.response.result_int() < 400)
-            invalidate(target, out.response, host_field, request, route);
-        add_cache_status(out.response, "cachalot; fwd=bypass");
+        const bool answered = co_await forward(request, client, route, out);
+        if (cache_.enabled() && answered && invalidating_method(method) && out.response.result_int() < 400)
+            invalidate(target, out.response, client.authority, request, route);
+        add_cache_status(out.response, with_body && route.cache.enabled && cache_.enabled()
+                                           ? "cachalot; fwd=bypass; detail=request-body"
+                                           : "cachalot; fwd=bypass");
         series.cache_result("bypass");
         co_return out;
     }
@@ -332,7 +327,7 @@ net::awaitable<Outcome> ProxyHandler::serve(Request& request, const ClientInfo& 
                              request[bhttp::field::pragma].find("no-cache") != std::string_view::npos;
     lookup.conditional = http::has_precondition_or_range(request.base());
     const auto& rules = route.cache;
-    lookup.key = cache::primary_key(request.method_string(), "http", host_field, request.target(), request.base(),
+    lookup.key = cache::primary_key(request.method_string(), "http", client.authority, request.target(), request.base(),
                                     key_rules_[*out.route]);
     if (cfg_.cache.debug_cache_status) out.cache_key = lookup.key;
     co_await find(request, lookup);
@@ -348,7 +343,7 @@ net::awaitable<Outcome> ProxyHandler::serve(Request& request, const ClientInfo& 
             if (use == http::Usability::StaleWhileRevalidate) {
                 status_entry += "; detail=stale-while-revalidate";
                 series.stale_served("stale-while-revalidate");
-                revalidate_in_background(request, client, host, lookup);
+                revalidate_in_background(request, client, lookup);
             }
             out.response = deliver(judged, std::move(lookup.stored->body), request.base(), method, version);
             add_cache_status(out.response, status_entry);
@@ -417,7 +412,7 @@ net::awaitable<Outcome> ProxyHandler::serve(Request& request, const ClientInfo& 
 
     // ---- fetch --------------------------------------------------------------------------------
     Fetched fetched;
-    auto answer = co_await fetch(request, client, host, lookup, fetched);
+    auto answer = co_await fetch(request, client, lookup, fetched);
     if (permit) permit->publish({fetched.stored, fetched.origin_failed});
     // Released after the entry's L2 write (the write queue keeps order).
     if (!lock_name.empty()) cache_.l2()->unlock_later(lock_name, lock_token);
@@ -452,8 +447,7 @@ net::awaitable<bool> ProxyHandler::wait_for_other_node(const Request& request, L
     co_return false;
 }
 
-void ProxyHandler::revalidate_in_background(const Request& request, const ClientInfo& client,
-                                            const std::string& host, const Lookup& lookup) {
+void ProxyHandler::revalidate_in_background(const Request& request, const ClientInfo& client, const Lookup& lookup) {
     auto permit = coalescer_.try_acquire(lookup.key);
     if (!permit) return;  // a fetch of this key is in flight already
     metrics_.route(lookup.route).background_revalidations->Increment();
@@ -471,18 +465,18 @@ void ProxyHandler::revalidate_in_background(const Request& request, const Client
     state->pragma_no_cache = false;
     state->conditional = false;
     state->fwd = "stale";
-    auto run = [](ProxyHandler* self, std::shared_ptr<Request> req, ClientInfo client, std::string host,
-                  std::shared_ptr<Lookup> state, cache::Coalescer::Permit permit) -> net::awaitable<void> {
+    auto run = [](ProxyHandler* self, std::shared_ptr<Request> req, ClientInfo client, std::shared_ptr<Lookup> state,
+                  cache::Coalescer::Permit permit) -> net::awaitable<void> {
         Fetched fetched;
-        co_await self->fetch(*req, client, host, *state, fetched);
+        co_await self->fetch(*req, client, *state, fetched);
         permit.publish({fetched.stored, fetched.origin_failed});
     };
-    net::co_spawn(pool_.executor(), run(this, std::move(copy), client, host, std::move(state), std::move(*permit)),
+    net::co_spawn(pool_.executor(), run(this, std::move(copy), client, std::move(state), std::move(*permit)),
                   net::detached);
 }
 
-net::awaitable<Outcome> ProxyHandler::fetch(Request& request, const ClientInfo& client, const std::string& host,
-                                            Lookup& lookup, Fetched& fetched) {
+net::awaitable<Outcome> ProxyHandler::fetch(Request& request, const ClientInfo& client, Lookup& lookup,
+                                            Fetched& fetched) {
     Outcome out;
     out.route = lookup.route;
     const auto& route = cfg_.routes[lookup.route];
@@ -510,7 +504,7 @@ net::awaitable<Outcome> ProxyHandler::fetch(Request& request, const ClientInfo& 
 
     const auto sent = std::chrono::steady_clock::now();
     series.origin_fetches->Increment();
-    const bool answered = co_await forward(request, client, host, route, out);
+    const bool answered = co_await forward(request, client, route, out);
     const auto now = now_seconds();
     // The response delay in whole seconds, measured, not as the difference of two rounded
     // clock readings (which would make a 300 ms fetch count as a second of age).

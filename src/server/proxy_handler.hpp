@@ -13,6 +13,7 @@
 #include "cachalot/cache/key.hpp"
 #include "cachalot/config/config.hpp"
 #include "cachalot/http/freshness.hpp"
+#include "cachalot/http/target.hpp"
 #include "cachalot/metrics/metrics.hpp"
 #include "cachalot/cache/tiered_cache.hpp"
 #include "cachalot/upstream/pool.hpp"
@@ -25,9 +26,10 @@ namespace cachalot::server {
 using Request = upstream::Request;
 using Response = upstream::Response;
 
-/// What the session needs to know about the client that sent a request.
+/// What the session learned about a request besides its message.
 struct ClientInfo {
-    std::string address;
+    std::string address;       // the client's IP
+    http::Authority authority;  // validated and normalized; empty host for HTTP/1.0 without Host
 };
 
 /// A response and what to record about how it was made.
@@ -84,23 +86,20 @@ private:
     http::StaleReason stale_on_error(const Lookup& lookup, const Judged& judged) const;
     /// Forwards a cache miss or revalidation, stores what may be stored, and falls back to the
     /// stored response when the origin fails and stale-if-error or grace allow it.
-    net::awaitable<Outcome> fetch(Request& request, const ClientInfo& client, const std::string& host,
-                                  Lookup& lookup, Fetched& fetched);
+    net::awaitable<Outcome> fetch(Request& request, const ClientInfo& client, Lookup& lookup, Fetched& fetched);
     /// Cross-node coalescing (cache.l2.lock): when another node holds the key's Redis lock,
     /// waits for its entry to reach L2 (until the lock is released or expires). True when
     /// `lookup.stored` now holds a response fetched by the other node.
     net::awaitable<bool> wait_for_other_node(const Request& request, Lookup& lookup);
     /// stale-while-revalidate: one background revalidation per key (none if a fetch is in flight).
-    void revalidate_in_background(const Request& request, const ClientInfo& client, const std::string& host,
-                                  const Lookup& lookup);
+    void revalidate_in_background(const Request& request, const ClientInfo& client, const Lookup& lookup);
     /// When a response carries a targeted field (RFC 9213), the fields that decide this cache's
     /// policy: the first targeted field present in place of Cache-Control, and no Expires.
     std::optional<http::Fields> targeted_view(const http::Fields& fields) const;
     /// Sends the request to the route's origin; false when the origin failed (out then holds
     /// the proxy's own 502 or 504).
-    net::awaitable<bool> forward(Request& request, const ClientInfo& client, const std::string& host,
-                                 const config::Route& route, Outcome& out);
-    void invalidate(std::string_view target, const Response& response, const std::string& host,
+    net::awaitable<bool> forward(Request& request, const ClientInfo& client, const config::Route& route, Outcome& out);
+    void invalidate(std::string_view target, const Response& response, const http::Authority& authority,
                     const Request& request, const config::Route& route);
     /// The freshness lifetime the route gives a response: the origin's (or the heuristic's),
     /// replaced by the route's TTL for its status or default when the origin says nothing (or

@@ -94,6 +94,14 @@ struct Server::Impl {
         return out;
     }
 
+    // After a failed accept (out of descriptors and the like): log, pause a little, go on
+    // serving. Retrying at once would spin on the same error at full CPU.
+    net::awaitable<void> back_off_after(const beast::error_code& ec, const char* listener) {
+        spdlog::error("{} listener: accept failed: {}", listener, ec.message());
+        net::steady_timer pause(ioc, std::chrono::milliseconds(50));
+        co_await pause.async_wait(net::as_tuple(net::use_awaitable));
+    }
+
     // Hands each accepted connection to the next worker in turn.
     net::awaitable<void> accept_proxy() {
         std::size_t next = 0;
@@ -104,10 +112,7 @@ struct Server::Impl {
                 co_await proxy_acceptor.async_accept(worker.context(), net::as_tuple(net::use_awaitable));
             if (ec == net::error::operation_aborted || !proxy_acceptor.is_open()) co_return;
             if (ec) {
-                // Out of descriptors and the like: log, back off a little, keep serving.
-                spdlog::error("accept failed: {}", ec.message());
-                net::steady_timer pause(ioc, std::chrono::milliseconds(50));
-                co_await pause.async_wait(net::as_tuple(net::use_awaitable));
+                co_await back_off_after(ec, "proxy");
                 continue;
             }
             worker.adopt(std::move(socket));
@@ -118,7 +123,10 @@ struct Server::Impl {
         for (;;) {
             auto [ec, socket] = co_await admin_acceptor.async_accept(net::as_tuple(net::use_awaitable));
             if (ec == net::error::operation_aborted || !admin_acceptor.is_open()) co_return;
-            if (ec) continue;
+            if (ec) {
+                co_await back_off_after(ec, "admin");
+                continue;
+            }
             net::co_spawn(ioc, run_admin_session(std::move(socket), admin), net::detached);
         }
     }

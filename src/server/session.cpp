@@ -3,11 +3,15 @@
 // are answered in order.
 
 #include "cachalot/http/headers.hpp"
+#include "cachalot/http/target.hpp"
+#include "http/parser.hpp"
 #include "cachalot/log/log.hpp"
 #include "server/deadline.hpp"
 #include "server/worker.hpp"
 
 #include <spdlog/spdlog.h>
+
+#include <variant>
 
 namespace cachalot::server {
 namespace {
@@ -27,14 +31,35 @@ unsigned status_for_read_error(const beast::error_code& ec, bool timed_out) {
     return 0;
 }
 
-// A request target is origin-form ("/path?q"), absolute-form ("http://host/path") or, for
-// OPTIONS, "*". Anything else is refused before it reaches routing.
-bool valid_target(const Request& req) {
-    auto t = req.target();
-    if (t.empty()) return false;
-    if (t.front() == '/') return true;
-    if (t == "*") return req.method() == bhttp::verb::options;
-    return t.rfind("http://", 0) == 0 || t.rfind("https://", 0) == 0;
+// Which host a request is for, or why it is refused (400): RFC 9112 §3.2 requires exactly one
+// valid Host in HTTP/1.1; a proxy ignores it for an absolute-form target and uses the target's
+// authority instead (§3.2.2). Checked on the head, before any body is read.
+struct Admitted {
+    http::RequestTarget target;
+    http::Authority authority;
+};
+std::variant<Admitted, std::string_view> admit(const Request& req) {
+    auto target = http::parse_request_target(req.target());
+    if (!target || (target->form == http::RequestTarget::Form::Asterisk && req.method() != bhttp::verb::options))
+        return "invalid request target";
+    const auto hosts = req.count(bhttp::field::host);
+    if (hosts > 1) return "more than one Host field";
+    if (hosts == 0 && req.version() >= 11) return "missing Host field";
+    std::optional<http::Authority> host;
+    if (hosts == 1 && !(host = http::parse_authority(req[bhttp::field::host]))) return "invalid Host field";
+    if (target->authority) host = target->authority;
+    return Admitted{std::move(*target), host ? std::move(*host) : http::Authority{}};
+}
+
+// The request as every later step sees it, the origin included: target in origin-form, Host
+// the normalized authority (the bytes the cache key uses), no hop-by-hop fields (the parser
+// already dropped trailer fields). Connection may name any field but Host, which is set after
+// the strip.
+void normalize(Request& req, const Admitted& admitted) {
+    http::strip_hop_by_hop(req.base());
+    if (admitted.authority.host.empty()) req.erase(bhttp::field::host);
+    else req.set(bhttp::field::host, admitted.authority.to_string());
+    req.target(admitted.target.origin_form);
 }
 
 // Keeps the worker's list of sessions and the active-connections gauge in step with the session.
@@ -58,7 +83,7 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
     const auto& limits = cfg_.client;
     beast::error_code ignored;
     auto peer = socket.remote_endpoint(ignored);
-    ClientInfo client{peer.address().to_string()};
+    const std::string peer_address = peer.address().to_string();
     socket.set_option(tcp::no_delay(true), ignored);
 
     SessionRegistration registration(sessions_, socket, metrics_.active_connections());
@@ -96,7 +121,7 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
             buffer.commit(n);
         }
 
-        bhttp::request_parser<bhttp::string_body> parser;
+        http::RequestParser parser;
         parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(limits.max_header_bytes, UINT32_MAX)));
         parser.body_limit(limits.max_body_bytes);
         deadline.expires_after(limits.header_timeout);
@@ -106,12 +131,13 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
                 co_await reject(status, parser.is_header_done() ? parser.get().version() : 11, hec.message());
             break;
         }
-        if (auto reason = http::ambiguous_request_framing(parser.get().base())) {
+        if (auto reason = http::ambiguous_framing(parser.get().base())) {
             co_await reject(400, parser.get().version(), *reason);
             break;
         }
-        if (!valid_target(parser.get())) {
-            co_await reject(400, parser.get().version(), "invalid request target");
+        auto admitted = admit(parser.get());
+        if (auto* refusal = std::get_if<std::string_view>(&admitted)) {
+            co_await reject(400, parser.get().version(), *refusal);
             break;
         }
         if (!parser.is_done()) {
@@ -133,8 +159,11 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
         const auto start = Clock::now();
         Request request = parser.release();
         const bool keep_alive = request.keep_alive();
+        const auto& ok = std::get<Admitted>(admitted);
+        normalize(request, ok);
         std::string method(request.method_string());
         std::string target(request.target());
+        const ClientInfo client{peer_address, ok.authority};
         Outcome outcome = co_await handler_.handle(request, client);
         outcome.response.keep_alive(keep_alive && !draining_);
 
@@ -145,7 +174,7 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
         const auto& series = outcome.route ? metrics_.route(*outcome.route) : metrics_.unrouted();
         series.record(status, seconds);
         if (log::access_log_enabled()) {
-            log::access({client.address, method, target, status, outcome.response.body().size(), seconds,
+            log::access({peer_address, method, target, status, outcome.response.body().size(), seconds,
                          outcome.upstream_seconds, outcome.route ? cfg_.routes[*outcome.route].name : ""});
         }
         if (wec || !outcome.response.keep_alive()) break;

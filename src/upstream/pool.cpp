@@ -2,6 +2,7 @@
 
 #include "cachalot/http/headers.hpp"
 #include "core/net.hpp"
+#include "http/parser.hpp"
 
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -54,9 +55,9 @@ struct Pool::Impl {
             list.pop_back();
             const auto idle = now - c->idle_since;
             if (idle >= upstreams[index].idle_timeout) continue;
-            // Under load a connection comes back within microseconds, and an origin closes idle
-            // ones after seconds: only those idle for a while are worth a syscall to check.
-            if (idle < std::chrono::milliseconds(50) || still_open(*c)) return c;
+            // Always checked, however briefly it sat: bytes an origin sent after its response
+            // would otherwise be read as the next request's response, another client's.
+            if (still_open(*c)) return c;
         }
         return nullptr;
     }
@@ -125,7 +126,7 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const Request& reques
         conn->stream.expires_after(up.read_timeout);
         auto [wec, written] = co_await bhttp::async_write(conn->stream, request, net::as_tuple(net::use_awaitable));
         beast::flat_buffer buffer;
-        std::optional<bhttp::response_parser<bhttp::string_body>> parser;
+        std::optional<http::ResponseParser> parser;  // trailer fields are not headers
         beast::error_code ec = wec;
         bool got_some = false;
         // Interim 1xx responses are read and dropped: the client gets the final one.
@@ -134,10 +135,26 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const Request& reques
             parser->body_limit(up.max_response_bytes);
             parser->skip(request.method() == bhttp::verb::head);
             auto [rec, n] =
-                co_await bhttp::async_read(conn->stream, buffer, *parser, net::as_tuple(net::use_awaitable));
+                co_await bhttp::async_read_header(conn->stream, buffer, *parser, net::as_tuple(net::use_awaitable));
             ec = rec;
             got_some = got_some || parser->got_some();
             if (ec || parser->get().result_int() / 100 != 1) break;
+        }
+        if (!ec) {
+            const auto& head = parser->get();
+            if (auto reason = http::ambiguous_framing(head.base())) {
+                spdlog::warn("upstream {}: {} {}: response refused: {}", up.name, request.method_string(),
+                             request.target(), *reason);
+                ec = bhttp::error::bad_transfer_encoding;
+            } else if (head.result_int() < 200 || head.result_int() > 599) {
+                spdlog::warn("upstream {}: {} {}: response refused: status {}", up.name, request.method_string(),
+                             request.target(), head.result_int());
+                ec = bhttp::error::bad_status;
+            }
+        }
+        if (!ec && !parser->is_done()) {
+            auto [rec, n] = co_await bhttp::async_read(conn->stream, buffer, *parser, net::as_tuple(net::use_awaitable));
+            ec = rec;
         }
         if (ec) {
             // A keep-alive connection the origin closed while it sat in the pool: nothing was
@@ -153,8 +170,11 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const Request& reques
             co_return result;
         }
 
+        // A response ended by the connection's close leaves nothing to reuse; one followed by
+        // bytes nobody asked for, nothing to trust.
+        const bool reusable = parser->get().keep_alive() && !parser->need_eof() && buffer.size() == 0;
         result.response = parser->release();
-        if (result.response->keep_alive() && buffer.size() == 0) impl_->give_back(index, std::move(conn));
+        if (reusable) impl_->give_back(index, std::move(conn));
         finish();
         co_return result;
     }

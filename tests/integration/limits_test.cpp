@@ -84,44 +84,7 @@ TEST_CASE("an idle keep-alive connection is closed quietly after idle_timeout") 
     CHECK(client.read_until_close().empty());  // closed without a response
 }
 
-TEST_CASE("malformed requests get 400 and the connection closes") {
-    TestOrigin origin;
-    Daemon cachalot(proxy_config(origin.port()));
-    auto raw = GENERATE(as<std::string>{},
-                        "GARBAGE\r\n\r\n",
-                        "GET / HTTP/1.1\r\nHost x\r\n\r\n",           // field without colon
-                        "GET / HTTP/9.9\r\nHost: x\r\n\r\n",          // unknown version
-                        "GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n",      // control character in target
-                        "GET foo HTTP/1.1\r\nHost: x\r\n\r\n",        // target not origin- or absolute-form
-                        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
-                        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
-    INFO(raw);
-    auto res = answer_and_close(cachalot.port(), raw);
-    CHECK(res.result_int() == 400);
-    CHECK(origin.request_count() == 0);
-}
-
-TEST_CASE("ambiguous framing (request smuggling shapes) gets 400 and a close") {
-    TestOrigin origin;
-    Daemon cachalot(proxy_config(origin.port()));
-    auto raw = GENERATE(as<std::string>{},
-                        // CL.TE: a front end that trusts Content-Length would forward the smuggled GET
-                        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n"
-                        "0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
-                        // TE.CL
-                        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
-                        "8\r\nSMUGGLED\r\n0\r\n\r\n",
-                        // duplicate, differing Content-Length
-                        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\nabcde",
-                        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 5\r\n\r\nabcde",
-                        // a coding that is not chunked
-                        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
-                        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\n");
-    INFO(raw);
-    auto res = answer_and_close(cachalot.port(), raw);
-    CHECK(res.result_int() == 400);
-    CHECK(origin.request_count() == 0);
-}
+// Malformed and ambiguous requests, one row each: tests/integration/hostile_test.cpp.
 
 TEST_CASE("rejected requests are counted by status") {
     TestOrigin origin;

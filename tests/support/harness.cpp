@@ -143,6 +143,11 @@ void TestOrigin::serve(std::shared_ptr<tcp::socket> socket, std::size_t id) {
         http::serializer<false, http::string_body> sr{res};
         if (req.method() == http::verb::head) sr.split(true), http::write_header(*socket, sr, ec);
         else http::write(*socket, sr, ec);
+        if (!ec && !reply.then_send.empty()) {
+            std::this_thread::sleep_for(10ms);
+            net::write(*socket, net::buffer(reply.then_send), ec);
+            ++unsolicited_writes_;
+        }
         if (ec || !res.keep_alive()) break;
     }
     ::shutdown(socket->native_handle(), SHUT_RDWR);

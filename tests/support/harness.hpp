@@ -59,6 +59,9 @@ struct Reply {
     std::optional<std::string> raw;      // bytes to send instead of a well-formed response
     bool close_without_answer = false;   // drop the connection instead of answering
     bool keep_alive = true;
+    /// Bytes written on the same connection 10 ms after the response, nobody having asked for
+    /// them (a buggy or hostile origin); the connection then goes on serving requests.
+    std::string then_send;
 };
 
 /// A real HTTP/1.1 origin on loopback, a thread per connection, counting what it sees.
@@ -71,6 +74,8 @@ public:
 
     std::uint16_t port() const { return port_; }
     std::size_t connections() const { return connections_.load(); }
+    /// How many Reply::then_send writes have been made.
+    std::size_t unsolicited_writes() const { return unsolicited_writes_.load(); }
     std::size_t request_count() const;
     std::vector<OriginRequest> requests() const;
     OriginRequest last_request() const;
@@ -85,6 +90,7 @@ private:
     boost::asio::ip::tcp::acceptor acceptor_;
     std::uint16_t port_ = 0;
     std::atomic<std::size_t> connections_{0};
+    std::atomic<std::size_t> unsolicited_writes_{0};
     std::atomic<bool> stopped_{false};
     mutable std::mutex mutex_;
     std::vector<OriginRequest> requests_;

@@ -5,6 +5,7 @@
 // resources are applied (no dot-segment removal, no case folding of paths).
 
 #include "cachalot/http/headers.hpp"
+#include "cachalot/http/target.hpp"
 
 #include <string>
 #include <string_view>
@@ -21,10 +22,11 @@ struct KeyRules {
 };
 
 /// The primary key of a request: "GET" for GET and HEAD (a HEAD is answered from a stored
-/// GET), the method itself otherwise; then scheme://host[:port]path?query with the host
-/// lower-cased, a default port dropped, percent-encodings upper-cased and unreserved ones
-/// decoded, the query filtered and (optionally) sorted; then the route's headers and cookies.
-std::string primary_key(std::string_view method, std::string_view scheme, std::string_view host,
+/// GET), the method itself otherwise; then scheme://authority path?query of an origin-form
+/// `target`, with percent-encodings upper-cased and unreserved ones decoded, the query
+/// filtered and (optionally) sorted; then the route's headers and cookies. The authority is
+/// normalized by http::parse_authority: a key is never built from an unvalidated host.
+std::string primary_key(std::string_view method, std::string_view scheme, const http::Authority& authority,
                         std::string_view target, const http::Fields& request, const KeyRules& rules);
 
 /// The response's Vary names: lower-case, sorted, without duplicates. {"*"} for Vary: *

@@ -44,6 +44,11 @@ struct CacheControl {
     std::optional<Seconds> max_stale;  // bare max-stale = kMaxDelta (any staleness)
     std::optional<Seconds> min_fresh;
     bool only_if_cached = false;
+
+    /// The field did not parse as a directive list: an unterminated quoted string, a directive
+    /// name that is not a token, or text after a quoted value. What follows the fault is not
+    /// trusted, so a malformed response Cache-Control makes the response not storable.
+    bool malformed = false;
 };
 
 /// Parses the value of every Cache-Control field line of a message, joined with ", ".

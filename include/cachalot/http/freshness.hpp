@@ -53,6 +53,7 @@ enum class NotStorable {
     Private,           // private: for one user's cache only
     Authorization,     // the request carried credentials and the response did not allow sharing
     NoFreshness,       // nothing says how long it may be reused, and the status is not cacheable by default
+    MalformedCacheControl,  // Cache-Control does not parse: it may hide a no-store
 };
 const char* to_string(NotStorable reason);
 

@@ -33,11 +33,13 @@ void add_forwarded(Fields& fields, const ForwardedFor& fwd);
 /// Appends "1.1 <pseudonym>" to Via (RFC 9110 §7.6.3).
 void add_via(Fields& fields, std::string_view pseudonym);
 
-/// Checks a request head for ambiguous framing that enables request smuggling (RFC 9112 §6.3):
-/// Content-Length together with Transfer-Encoding, several differing Content-Length values,
-/// a Content-Length that is not a number, a Transfer-Encoding that does not end in chunked.
-/// Returns the reason to reject, or nothing when the framing is unambiguous.
-std::optional<std::string> ambiguous_request_framing(const Fields& fields);
+/// Checks a message head for framing that enables request smuggling or response splitting, or
+/// that this proxy cannot pass on faithfully (RFC 9112 §6.3): Content-Length together with
+/// Transfer-Encoding, several differing Content-Length values, a Content-Length that is not a
+/// number, a Transfer-Encoding other than a single "chunked" (a "gzip, chunked" body would reach
+/// the client still compressed, with no Content-Encoding to say so). Returns the reason to
+/// reject, or nothing when the framing is unambiguous.
+std::optional<std::string> ambiguous_framing(const Fields& fields);
 
 /// True for methods a proxy may safely send twice (RFC 9110 §9.2.2).
 bool is_idempotent(std::string_view method);

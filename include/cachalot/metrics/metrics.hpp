@@ -24,10 +24,11 @@ inline constexpr std::array kUpstreamErrorNames{"connect", "timeout", "bad_respo
 inline constexpr std::array<std::string_view, 4> kCacheResults{"hit", "miss", "revalidated", "bypass"};
 /// What became of a response fetched for the cache: stored, or why not. Label values of
 /// cachalot_cache_store_total (the same words as Cache-Status' detail).
-inline constexpr std::array<std::string_view, 16> kStoreOutcomes{
+inline constexpr std::array<std::string_view, 17> kStoreOutcomes{
     "stored",    "method",        "status",           "request-no-store", "no-store",           "private",
     "authorization", "no-freshness-info", "head",     "conditional",      "vary-star",          "stale-on-arrival",
-    "too-large", "origin-unavailable", "only-if-cached", "set-cookie"};
+    "too-large", "origin-unavailable", "only-if-cached", "set-cookie",
+    "malformed-cache-control"};
 
 /// Why a stale response was served: label values of cachalot_stale_served_total.
 inline constexpr std::array<std::string_view, 3> kStaleReasons{"stale-while-revalidate", "stale-if-error", "grace"};

@@ -23,6 +23,7 @@
 namespace cachalot::store::shm {
 
 inline constexpr std::uint64_t kMagic = 0x544f4c4148434143ull;  // "CACHALOT"
+inline constexpr std::uint64_t kBuildingMagic = 0x444c495542414843ull;  // "CHABUILD": a build in progress
 inline constexpr std::uint32_t kSchemaVersion = 2;
 inline constexpr std::uint32_t kItemMagic = 0xC0FFEE11u;
 inline constexpr std::uint32_t kNone = 0xffffffffu;

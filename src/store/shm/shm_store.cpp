@@ -644,7 +644,7 @@ struct ShmStore::Impl {
 
     void build() {
         auto& s = sb();
-        s.magic = 0;  // not a valid file until the end
+        s.magic = kBuildingMagic;  // not a valid file until the end, but recognisably ours
         std::atomic_thread_fence(std::memory_order_seq_cst);
         for (std::size_t i = 0; i < g.shards; ++i) {
             auto& sh = shard(i);
@@ -734,8 +734,35 @@ struct ShmStore::Impl {
                                      " bytes: " + std::strerror(rc));
     }
 
+    // The file lives in a directory anyone may write to (/dev/shm): whoever planted it there
+    // must not get to feed us data or read ours, and a file that is not ours is never rebuilt
+    // over. Checked on the open descriptor, after O_NOFOLLOW, so nothing can be swapped in
+    // between.
+    void check_ownership(const struct stat& st) const {
+        auto refuse = [&](const std::string& why) { throw std::runtime_error(opt.path + ": " + why); };
+        if (!S_ISREG(st.st_mode)) refuse("not a regular file");
+        if (st.st_uid != geteuid())
+            refuse("owned by uid " + std::to_string(st.st_uid) + ", not by this user (uid " +
+                   std::to_string(geteuid()) + "); refusing to use it");
+        if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+            char mode[8];
+            std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+            refuse(std::string("writable by other users (mode ") + mode + "); refusing to use it (chmod 600 it)");
+        }
+        if (st.st_size == 0) return;
+        // Ours: the magic, the magic of a build in progress, or a file we extended but died
+        // before writing (zeros).
+        std::uint64_t magic = 0;
+        const auto n = ::pread(fd, &magic, sizeof magic, 0);
+        if (n == static_cast<ssize_t>(sizeof magic) && (magic == kMagic || magic == kBuildingMagic || magic == 0)) return;
+        refuse("exists and is not a Cachalot L1 file; refusing to overwrite it (remove it, or set cache.l1.path "
+               "to another file)");
+    }
+
     void open() {
-        fd = ::open(opt.path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        fd = ::open(opt.path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0 && errno == ELOOP)
+            throw std::runtime_error(opt.path + ": is a symbolic link; refusing to follow it");
         if (fd < 0) throw std::runtime_error(opt.path + ": cannot open: " + std::strerror(errno));
         // Every user holds a shared lock; whoever gets it exclusively is alone and may build,
         // validate or mark the file clean.
@@ -744,6 +771,7 @@ struct ShmStore::Impl {
             throw std::runtime_error(opt.path + ": cannot lock: " + std::strerror(errno));
         struct stat st {};
         if (fstat(fd, &st) != 0) throw std::runtime_error(opt.path + ": cannot stat: " + std::strerror(errno));
+        check_ownership(st);
 
         if (!alone) {
             if (static_cast<std::size_t>(st.st_size) != g.file_size)

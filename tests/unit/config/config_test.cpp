@@ -1,8 +1,10 @@
 #include "cachalot/config/config.hpp"
+#include "support/harness.hpp"
 
 #include <catch2/catch.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include <fstream>
 #include <optional>
 
 using namespace cachalot::config;
@@ -400,7 +402,34 @@ TEST_CASE("format_errors prints file:line: key: message") {
 TEST_CASE("load_config reports a file it cannot read") {
     auto r = load_config("/nonexistent/cachalot.yaml");
     REQUIRE(r.errors.size() == 1);
-    CHECK(r.errors[0].message == "cannot open the file");
+    CHECK_THAT(r.errors[0].message, Catch::StartsWith("cannot open the file"));
+}
+
+TEST_CASE("load_config refuses what is not a small regular file, instead of reading it forever") {
+    for (const char* path : {"/dev/zero", "/tmp"}) {
+        INFO(path);
+        auto r = load_config(path);
+        REQUIRE(r.errors.size() == 1);
+        CHECK(r.errors[0].message == "not a regular file");
+    }
+    const auto big = cachalot::test::temp_dir() + "/big.yaml";
+    std::ofstream(big) << "# " << std::string(2 * 1024 * 1024, 'x') << "\n";
+    auto r = load_config(big);
+    REQUIRE(r.errors.size() == 1);
+    CHECK(r.errors[0].message == "larger than 1024 KiB");
+}
+
+TEST_CASE("a key given twice is an error naming both lines, at any depth") {
+    auto r = parse_config("workers: 1\nworkers: 2000\n" + std::string(kMinimal));
+    REQUIRE_FALSE(r.ok());
+    REQUIRE(r.errors.size() == 1);
+    CHECK(r.errors[0].line == 2);
+    CHECK(r.errors[0].key == "workers");
+    CHECK(r.errors[0].message == "duplicate key (first given on line 1)");
+
+    auto nested = parse_config(std::string(kMinimal) + "client:\n  idle_timeout: 5s\n  idle_timeout: 6s\n");
+    REQUIRE(nested.errors.size() == 1);
+    CHECK(nested.errors[0].key == "client.idle_timeout");
 }
 
 TEST_CASE("the shipped config/cachalot.yaml is valid") {

@@ -100,3 +100,24 @@ TEST_CASE("HTTP dates: format and parse round-trip") {
     CHECK(format_http_date(sys_days{1994y / November / 6} + 8h + 49min + 37s) == "Sun, 06 Nov 1994 08:49:37 GMT");
     CHECK(parse_http_date(format_http_date(kNow), kNow) == kNow);
 }
+
+TEST_CASE("Cache-Control: malformed directive lists are flagged") {
+    struct Row {
+        const char* header;
+        bool malformed;
+    };
+    auto row = GENERATE(values<Row>({
+        {"max-age=60, no-store", false},
+        {"private=\"Set-Cookie, X-A\", max-age=60", false},
+        {"ext=\"a\\\"b\", max-age=60", false},          // quoted-pair inside
+        {"max-age=60, ,, public", false},                  // empty list elements are allowed
+        {"", false},
+        {"x=\"unterminated, no-store", true},
+        {"x=\"a\" b, no-store", true},                       // text after the closing quote
+        {"max age=60", true},                               // a space inside a name
+        {"max-age=60, =5", true},                           // a value without a name
+        {"no-store\x01", true},                             // a control character in a name
+    }));
+    INFO(row.header);
+    CHECK(parse_cache_control(row.header).malformed == row.malformed);
+}

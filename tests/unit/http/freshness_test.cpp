@@ -130,6 +130,10 @@ TEST_CASE("storability for a shared cache, table") {
         {"500 needs explicit freshness", "GET", 500, make({}), make({}), NotStorable::NoFreshness},
         {"no-cache may be stored (it is revalidated on use)", "GET", 200, make({}),
          make({{"Cache-Control", "no-cache"}}), NotStorable::None},
+        {"an unterminated quoted string cannot hide a later no-store", "GET", 200, make({}),
+         make({{"Cache-Control", "max-age=60, x=\"unterminated, no-store"}}), NotStorable::MalformedCacheControl},
+        {"a malformed Cache-Control is not trusted", "GET", 200, make({}),
+         make({{"Cache-Control", "max-age=60, x=\"a\"junk"}}), NotStorable::MalformedCacheControl},
     }));
     INFO(row.name);
     CHECK(storability(row.method, row.status, row.request, cache_control_of(row.request), row.response,

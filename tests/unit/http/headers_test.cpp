@@ -78,25 +78,26 @@ TEST_CASE("Via gets this hop appended") {
 }
 
 TEST_CASE("request framing: unambiguous requests pass") {
-    CHECK_FALSE(ambiguous_request_framing(make({{"Content-Length", "10"}})));
-    CHECK_FALSE(ambiguous_request_framing(make({{"Transfer-Encoding", "chunked"}})));
-    CHECK_FALSE(ambiguous_request_framing(make({{"Transfer-Encoding", "Chunked"}})));
-    CHECK_FALSE(ambiguous_request_framing(make({{"Content-Length", "5"}, {"Content-Length", "5"}})));
-    CHECK_FALSE(ambiguous_request_framing(make({{"Content-Length", "5, 5"}})));
-    CHECK_FALSE(ambiguous_request_framing(Fields{}));
+    CHECK_FALSE(ambiguous_framing(make({{"Content-Length", "10"}})));
+    CHECK_FALSE(ambiguous_framing(make({{"Transfer-Encoding", "chunked"}})));
+    CHECK_FALSE(ambiguous_framing(make({{"Transfer-Encoding", "Chunked"}})));
+    CHECK_FALSE(ambiguous_framing(make({{"Content-Length", "5"}, {"Content-Length", "5"}})));
+    CHECK_FALSE(ambiguous_framing(make({{"Content-Length", "5, 5"}})));
+    CHECK_FALSE(ambiguous_framing(Fields{}));
 }
 
 TEST_CASE("request framing: smuggling shapes are refused") {
-    CHECK(ambiguous_request_framing(make({{"Content-Length", "5"}, {"Transfer-Encoding", "chunked"}})));
-    CHECK(ambiguous_request_framing(make({{"Content-Length", "5"}, {"Content-Length", "6"}})));
-    CHECK(ambiguous_request_framing(make({{"Content-Length", "5, 6"}})));
-    CHECK(ambiguous_request_framing(make({{"Content-Length", "-1"}})));
-    CHECK(ambiguous_request_framing(make({{"Content-Length", "0x10"}})));
-    CHECK(ambiguous_request_framing(make({{"Content-Length", ""}})));
-    CHECK(ambiguous_request_framing(make({{"Transfer-Encoding", "gzip"}})));
-    CHECK(ambiguous_request_framing(make({{"Transfer-Encoding", "chunked, gzip"}})));
-    CHECK(ambiguous_request_framing(make({{"Transfer-Encoding", "chunked"}, {"Transfer-Encoding", "chunked"}})));
-    CHECK(ambiguous_request_framing(make({{"Transfer-Encoding", "xchunked"}})));
+    CHECK(ambiguous_framing(make({{"Content-Length", "5"}, {"Transfer-Encoding", "chunked"}})));
+    CHECK(ambiguous_framing(make({{"Content-Length", "5"}, {"Content-Length", "6"}})));
+    CHECK(ambiguous_framing(make({{"Content-Length", "5, 6"}})));
+    CHECK(ambiguous_framing(make({{"Content-Length", "-1"}})));
+    CHECK(ambiguous_framing(make({{"Content-Length", "0x10"}})));
+    CHECK(ambiguous_framing(make({{"Content-Length", ""}})));
+    CHECK(ambiguous_framing(make({{"Transfer-Encoding", "gzip"}})));
+    CHECK(ambiguous_framing(make({{"Transfer-Encoding", "chunked, gzip"}})));
+    CHECK(ambiguous_framing(make({{"Transfer-Encoding", "chunked"}, {"Transfer-Encoding", "chunked"}})));
+    CHECK(ambiguous_framing(make({{"Transfer-Encoding", "xchunked"}})));
+    CHECK(ambiguous_framing(make({{"Transfer-Encoding", "gzip, chunked"}})));  // would reach the client still gzipped
 }
 
 TEST_CASE("idempotent methods are the ones RFC 9110 names") {

@@ -4,8 +4,6 @@
 
 using namespace cachalot;
 using cachalot::server::match_route;
-using cachalot::server::normalized_host;
-using cachalot::server::target_path;
 
 namespace {
 
@@ -38,19 +36,4 @@ TEST_CASE("host matching: exact, any, and leading wildcard") {
 TEST_CASE("no route matches → nothing") {
     std::vector<config::Route> routes{route("api", "", "/api")};
     CHECK_FALSE(match_route(routes, "h", "/web"));
-}
-
-TEST_CASE("the host is taken lower-case, without port, from the target or the Host field") {
-    CHECK(normalized_host("/x", "API.Example.com:8080") == "api.example.com");
-    CHECK(normalized_host("http://Other.example/x?q", "api.example.com") == "other.example");
-    CHECK(normalized_host("/", "[::1]:8080") == "[::1]");
-    CHECK(normalized_host("/", "example.com.") == "example.com");
-    CHECK(normalized_host("/", "") == "");
-}
-
-TEST_CASE("the path of a target leaves out the query and the authority") {
-    CHECK(target_path("/a/b?c=d") == "/a/b");
-    CHECK(target_path("http://h:1/a?x") == "/a");
-    CHECK(target_path("http://h") == "/");
-    CHECK(target_path("*") == "*");
 }

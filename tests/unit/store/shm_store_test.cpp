@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <thread>
 
@@ -343,16 +344,70 @@ TEST_CASE("shm: a file of another schema, size or plain garbage is rebuilt") {
         ShmStore s(f.options(16 << 20, 512 << 10));
         CHECK(s.open_state() == ShmStore::OpenState::Rebuilt);
     }
-    SECTION("garbage") {
-        std::string junk(16 << 20, 'J');
+    SECTION("garbage after the magic") {
+        std::string junk((16 << 20) - sizeof shm::kMagic, 'J');
         int fd = ::open(f.path.c_str(), O_RDWR);
-        REQUIRE(pwrite(fd, junk.data(), junk.size(), 0) == static_cast<ssize_t>(junk.size()));
+        REQUIRE(pwrite(fd, junk.data(), junk.size(), sizeof shm::kMagic) == static_cast<ssize_t>(junk.size()));
         ::close(fd);
         ShmStore s(f.options());
         CHECK(s.open_state() == ShmStore::OpenState::Rebuilt);
         CHECK(s.put(hash_key("k"), "k", "fresh", kFarFuture));
         CHECK(s.find(hash_key("k"), "k") == std::optional<std::string>("fresh"));
     }
+}
+
+// What opening a file in a world-writable directory must refuse, with the path in the message.
+void check_refused(const ShmFile& f, const std::string& why) {
+    try {
+        ShmStore s(f.options());
+        FAIL("opened: " << f.path);
+    } catch (const std::runtime_error& e) {
+        CHECK_THAT(e.what(), Catch::StartsWith(f.path + ": ") && Catch::Contains(why));
+    }
+}
+
+TEST_CASE("shm: a file that is not a Cachalot file is refused, never overwritten") {
+    ShmFile f;
+    const std::string precious = "somebody's data, not a cache";
+    {
+        int fd = ::open(f.path.c_str(), O_RDWR | O_CREAT, 0600);
+        REQUIRE(write(fd, precious.data(), precious.size()) == static_cast<ssize_t>(precious.size()));
+        ::close(fd);
+    }
+    check_refused(f, "is not a Cachalot L1 file");
+    CHECK(std::filesystem::file_size(f.path) == precious.size());
+}
+
+TEST_CASE("shm: a symbolic link is not followed") {
+    ShmFile target, link;
+    { std::ofstream(target.path) << "x"; }
+    REQUIRE(symlink(target.path.c_str(), link.path.c_str()) == 0);
+    check_refused(link, "symbolic link");
+    CHECK(std::filesystem::file_size(target.path) == 1);
+}
+
+TEST_CASE("shm: a file writable by other users, or owned by another user, is refused") {
+    ShmFile f;
+    { ShmStore s(f.options()); }
+    CHECK(std::filesystem::status(f.path).permissions() == std::filesystem::perms(0600));
+    REQUIRE(chmod(f.path.c_str(), 0666) == 0);
+    check_refused(f, "writable by other users (mode 0666)");
+    REQUIRE(chmod(f.path.c_str(), 0620) == 0);
+    check_refused(f, "writable by other users");
+    REQUIRE(chmod(f.path.c_str(), 0600) == 0);
+    { ShmStore s(f.options()); }
+    if (geteuid() == 0) {  // only root can give a file away
+        REQUIRE(chown(f.path.c_str(), 4242, static_cast<gid_t>(-1)) == 0);
+        check_refused(f, "owned by uid 4242, not by this user");
+    }
+}
+
+TEST_CASE("shm: a new file is created readable and writable by its owner only") {
+    ShmFile f;
+    const auto old = umask(0);
+    { ShmStore s(f.options()); }
+    umask(old);
+    CHECK(std::filesystem::status(f.path).permissions() == std::filesystem::perms(0600));
 }
 
 TEST_CASE("shm: joining a file in use with another layout is refused with the path") {

@@ -1,0 +1,23 @@
+#pragma once
+// Beast's message parser, less one behaviour: Beast appends a chunked body's trailer fields to
+// the message's header section, next to any header field of the same name. RFC 9110 §6.5.1
+// forbids that merge (a trailer "Host" or "Authorization" would reach the origin, or the cache,
+// as a header). These parsers drop trailer fields; nothing in Cachalot uses them.
+
+#include "core/net.hpp"
+
+namespace cachalot::http {
+
+template <bool isRequest>
+class TrailerDroppingParser : public bhttp::parser<isRequest, bhttp::string_body> {
+private:
+    void on_field_impl(bhttp::field name, beast::string_view name_string, beast::string_view value,
+                       beast::error_code&) override {
+        if (!this->is_header_done()) this->get().insert(name, name_string, value);
+    }
+};
+
+using RequestParser = TrailerDroppingParser<true>;
+using ResponseParser = TrailerDroppingParser<false>;
+
+}  // namespace cachalot::http
