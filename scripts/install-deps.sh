@@ -2,7 +2,8 @@
 # Installs the Debian packages Cachalot needs. Idempotent: installs only what is missing.
 # Used by the README commands, .ci/run and the Dockerfile, so every machine gets the same set.
 #   install-deps.sh build     compilers and -dev libraries
-#   install-deps.sh test      build + what the test suite starts (redis-server, curl)
+#   install-deps.sh fuzz      clang and libFuzzer for the fuzz targets (scripts/fuzz.sh)
+#   install-deps.sh test      build + fuzz + what the test suite starts (redis-server, curl)
 #   install-deps.sh bench     test + the peers and load generator of the benchmarks
 #   install-deps.sh runtime   shared libraries the cachalot binary links against
 set -euo pipefail
@@ -11,15 +12,17 @@ runtime=(libyaml-cpp0.7 libhiredis0.14 libspdlog1.10 libfmt9 libprometheus-cpp-c
 build=(build-essential cmake ninja-build ccache pkg-config
        libboost1.81-dev libhiredis-dev libyaml-cpp-dev libspdlog-dev libfmt-dev prometheus-cpp-dev catch2
        libxxhash-dev)
+fuzz=(clang-14 libclang-rt-14-dev libfuzzer-14-dev libboost1.81-dev libyaml-cpp-dev cmake ninja-build)
 test=(redis-server curl)
 bench=(wrk nginx-light varnish)
 
 case "${1:-build}" in
   runtime) want=("${runtime[@]}") ;;
   build)   want=("${build[@]}") ;;
-  test)    want=("${build[@]}" "${test[@]}") ;;
+  fuzz)    want=("${fuzz[@]}") ;;
+  test)    want=("${build[@]}" "${fuzz[@]}" "${test[@]}") ;;
   bench)   want=("${build[@]}" "${test[@]}" "${bench[@]}") ;;
-  *) echo "usage: $0 [runtime|build|test|bench]" >&2; exit 2 ;;
+  *) echo "usage: $0 [runtime|build|fuzz|test|bench]" >&2; exit 2 ;;
 esac
 
 missing=()

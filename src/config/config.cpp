@@ -417,6 +417,16 @@ Config read_config(Reader& r, const YAML::Node& root) {
     return c;
 }
 
+// The node at `path` below `root`, or the deepest one that exists on the way (for its line):
+// yaml-cpp throws when a lookup goes through a missing or non-map node.
+YAML::Node deepest(YAML::Node node, std::initializer_list<const char*> path) {
+    for (const char* key : path) {
+        if (!node.IsMap() || !node[key].IsDefined()) break;
+        node = node[key];
+    }
+    return node;
+}
+
 // Problems that involve several entries at once.
 void check_unique_names(Reader& r, const YAML::Node& root, const Config& c) {
     std::set<std::string> seen;
@@ -430,7 +440,7 @@ void check_unique_names(Reader& r, const YAML::Node& root, const Config& c) {
             r.error(root["routes"][i]["name"], "routes[" + std::to_string(i) + "].name",
                     "duplicate route name '" + c.routes[i].name + "'");
     if (c.listen.proxy.port == c.listen.admin.port && c.listen.proxy.port != 0)
-        r.error(root["listen"]["admin"]["port"], "listen.admin.port", "must differ from listen.proxy.port");
+        r.error(deepest(root, {"listen", "admin", "port"}), "listen.admin.port", "must differ from listen.proxy.port");
 }
 
 }  // namespace
@@ -453,10 +463,15 @@ ParseResult parse_config(const std::string& yaml_text) {
     if (!root.IsDefined() || root.IsNull()) {
         r.errors.push_back({0, "", "the configuration is empty"});
     } else {
-        r.check_duplicate_keys(root, "");
-        Config c = read_config(r, root);
-        if (root.IsMap()) check_unique_names(r, root, c);
-        if (r.errors.empty()) result.config = std::move(c);
+        try {
+            r.check_duplicate_keys(root, "");
+            Config c = read_config(r, root);
+            if (root.IsMap()) check_unique_names(r, root, c);
+            if (r.errors.empty()) result.config = std::move(c);
+        } catch (const YAML::Exception& e) {
+            // A document shape the reader did not foresee: an error, never a crash.
+            r.errors.push_back({e.mark.is_null() ? 0 : e.mark.line + 1, "", "invalid configuration: " + e.msg});
+        }
     }
     std::stable_sort(r.errors.begin(), r.errors.end(),
                      [](const ConfigError& a, const ConfigError& b) { return a.line < b.line; });

@@ -4,15 +4,16 @@
 // forbids that merge (a trailer "Host" or "Authorization" would reach the origin, or the cache,
 // as a header). These parsers drop trailer fields; nothing in Cachalot uses them.
 
-#include "core/net.hpp"
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
 
 namespace cachalot::http {
 
 template <bool isRequest>
-class TrailerDroppingParser : public bhttp::parser<isRequest, bhttp::string_body> {
+class TrailerDroppingParser : public boost::beast::http::parser<isRequest, boost::beast::http::string_body> {
 private:
-    void on_field_impl(bhttp::field name, beast::string_view name_string, beast::string_view value,
-                       beast::error_code&) override {
+    void on_field_impl(boost::beast::http::field name, boost::beast::string_view name_string,
+                       boost::beast::string_view value, boost::beast::error_code&) override {
         if (!this->is_header_done()) this->get().insert(name, name_string, value);
     }
 };

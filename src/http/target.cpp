@@ -23,9 +23,13 @@ bool valid_ipv6(std::string_view s) {
            std::all_of(s.begin(), s.end(), [](char c) { return is_hex(c) || c == ':' || c == '.'; });
 }
 
+// Dot-separated labels of letters, digits, '-' and '_', none empty (one trailing dot, the
+// root, is allowed and dropped): so that normalizing a name twice changes nothing.
 bool valid_reg_name(std::string_view s) {
-    return !s.empty() && s.size() <= 253 &&
-           std::all_of(s.begin(), s.end(), [](char c) { return is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_'; });
+    if (!s.empty() && s.back() == '.') s.remove_suffix(1);
+    if (s.empty() || s.size() > 253 || s.front() == '.' || s.back() == '.' || s.find("..") != std::string_view::npos)
+        return false;
+    return std::all_of(s.begin(), s.end(), [](char c) { return is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_'; });
 }
 
 }  // namespace
@@ -65,7 +69,6 @@ std::optional<Authority> parse_authority(std::string_view text, std::string_view
     out.host.resize(host.size());
     std::transform(host.begin(), host.end(), out.host.begin(), lower);
     if (out.host.back() == '.') out.host.pop_back();
-    if (out.host.empty() || out.host == ".") return std::nullopt;
     return out;
 }
 

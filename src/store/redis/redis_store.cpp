@@ -1,6 +1,7 @@
 #include "cachalot/store/redis_store.hpp"
 
 #include "store/redis/connection.hpp"
+#include "store/redis/envelope.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -9,28 +10,6 @@
 
 namespace cachalot::store {
 namespace {
-
-// A value in Redis: magic, format version, absolute expiry (ms, little-endian), then the
-// caller's bytes. The expiry travels with the value so that an L2 hit can back-fill L1 with
-// the same expiry, and an entry Redis has not reaped yet is still never served late.
-constexpr std::string_view kMagic{"CL2\x01", 4};
-constexpr std::size_t kHeader = kMagic.size() + 8;
-
-std::string envelope(std::string_view value, WallMillis expiry) {
-    std::string out;
-    out.reserve(kHeader + value.size());
-    out += kMagic;
-    for (int i = 0; i < 8; ++i) out += static_cast<char>((static_cast<std::uint64_t>(expiry) >> (8 * i)) & 0xff);
-    out += value;
-    return out;
-}
-
-std::optional<WallMillis> envelope_expiry(std::string_view bytes) {
-    if (bytes.size() < kHeader || bytes.substr(0, kMagic.size()) != kMagic) return std::nullopt;
-    std::uint64_t e = 0;
-    for (int i = 0; i < 8; ++i) e |= std::uint64_t(static_cast<unsigned char>(bytes[kMagic.size() + i])) << (8 * i);
-    return static_cast<WallMillis>(e);
-}
 
 constexpr std::string_view kUnlockScript =
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
@@ -236,21 +215,22 @@ net::awaitable<std::optional<RedisStore::Found>> RedisStore::find_with_expiry(Ha
         ++c.misses;
         co_return std::nullopt;  // nil, or Redis failing: a miss either way
     }
-    auto expiry = envelope_expiry(reply.str);
-    if (!expiry) {
+    const auto opened = redis::envelope_open(reply.str);
+    if (!opened) {
         ++c.misses;
         discard(0, key);
         co_return std::nullopt;
     }
-    if (*expiry <= self->opt.clock()) {
+    const auto expiry = opened->expiry;
+    if (expiry <= self->opt.clock()) {
         ++c.misses;
         ++c.expirations;
         self->enqueue({Impl::WriteKind::Del, std::string(key), {}, 0});
         co_return std::nullopt;
     }
     ++c.hits;
-    reply.str.erase(0, kHeader);
-    co_return Found{std::move(reply.str), *expiry};
+    reply.str.erase(0, reply.str.size() - opened->value.size());  // the envelope's header
+    co_return Found{std::move(reply.str), expiry};
 }
 
 net::awaitable<std::optional<std::string>> RedisStore::find(Hash hash, std::string_view key) {
@@ -268,7 +248,7 @@ net::awaitable<bool> RedisStore::put(Hash, std::string_view key, std::string_vie
     const auto ttl = expiry - self->opt.clock();
     if (ttl <= 0 || !self->allow()) co_return false;
     const auto rkey = self->redis_key(key);
-    const auto bytes = envelope(value, expiry);
+    const auto bytes = redis::envelope_wrap(value, expiry);
     const auto px = std::to_string(ttl);
     std::vector<std::string_view> args{"SET", rkey, bytes, "PX", px};
     auto reply = co_await self->exec(std::move(args));
@@ -283,7 +263,7 @@ bool RedisStore::put_later(Hash, std::string_view key, std::string_view value, W
         return false;
     }
     if (expiry <= impl_->opt.clock()) return false;
-    return impl_->enqueue({Impl::WriteKind::Set, std::string(key), envelope(value, expiry), expiry});
+    return impl_->enqueue({Impl::WriteKind::Set, std::string(key), redis::envelope_wrap(value, expiry), expiry});
 }
 
 net::awaitable<bool> RedisStore::erase(Hash, std::string_view key) {

@@ -449,3 +449,9 @@ TEST_CASE("the config in deploy/kubernetes/cachalot.yaml is valid and uses the L
     REQUIRE(r.ok());
     CHECK_FALSE(r.config->cache.l2.address.empty());
 }
+
+TEST_CASE("a config whose listen.admin is not a mapping is an error, not a crash (found by fuzzing)") {
+    auto r = parse_config(std::string(kMinimal) + "listen:\n  proxy: {port: 9090}\n  admin: 9090\n");
+    REQUIRE_FALSE(r.ok());
+    CHECK_FALSE(r.errors.empty());
+}

@@ -1,3 +1,4 @@
+#include "core/net.hpp"
 #include "http/parser.hpp"
 
 #include <catch2/catch.hpp>

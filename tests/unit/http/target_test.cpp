@@ -37,7 +37,7 @@ TEST_CASE("an invalid Host is refused: it could name another resource in a cache
     auto bad = GENERATE(as<std::string>{}, "", "victim.example/static123", "a b", "victim.example\t", "user@victim.example",
                         "victim.example:http", "victim.example:65536", "victim.example:0", "victim.example:1:2",
                         "vict%69m.example", "[::1", "[::1]x", "[v1.x]", "[]", "a,b", "a;b", "a\\b", "a?b",
-                        "a#b", ".", ":80", "caf\xc3\xa9.example", std::string("a\0b", 3), "victim.example:123456");
+                        "a#b", ".", ":80", "a..b", ".a", "a..", "vicit...........", "caf\xc3\xa9.example", std::string("a\0b", 3), "victim.example:123456");
     INFO(bad);
     CHECK_FALSE(parse_authority(bad));
 }
