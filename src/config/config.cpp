@@ -323,7 +323,8 @@ Config read_config(Reader& r, const YAML::Node& root) {
 
     if (auto client = root["client"]; client.IsDefined() && !client.IsNull()) {
         if (r.expect_map(client, "client", {"max_header_bytes", "max_body_bytes", "header_timeout", "body_timeout",
-                                            "idle_timeout", "send_timeout", "lingering_timeout"})) {
+                                            "idle_timeout", "send_timeout", "lingering_timeout", "max_connections",
+                                            "max_buffered_bytes"})) {
             r.read_size(client, "client", "max_header_bytes", c.client.max_header_bytes);
             r.read_size(client, "client", "max_body_bytes", c.client.max_body_bytes);
             r.read_duration(client, "client", "header_timeout", c.client.header_timeout);
@@ -331,6 +332,10 @@ Config read_config(Reader& r, const YAML::Node& root) {
             r.read_duration(client, "client", "idle_timeout", c.client.idle_timeout);
             r.read_duration(client, "client", "send_timeout", c.client.send_timeout);
             r.read_duration(client, "client", "lingering_timeout", c.client.lingering_timeout);
+            r.read_uint(client, "client", "max_connections", c.client.max_connections, 1, 10'000'000);
+            r.read_size(client, "client", "max_buffered_bytes", c.client.max_buffered_bytes);
+            if (c.client.max_buffered_bytes == 0)
+                r.error(client["max_buffered_bytes"], "client.max_buffered_bytes", "must be greater than 0");
         }
     }
 

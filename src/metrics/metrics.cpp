@@ -119,6 +119,18 @@ Metrics::Metrics(const std::vector<std::string>& routes, const std::vector<std::
                        .Register(*registry_)
                        .Add({}, prometheus::Histogram::BucketBoundaries{0.00005, 0.0001, 0.00025, 0.0005, 0.001,
                                                                         0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25});
+    auto& over_budget = prometheus::BuildCounter()
+                            .Name("cachalot_buffer_refusals_total")
+                            .Help("Requests answered 503 because client.max_buffered_bytes was reached, by the body "
+                                  "that did not fit")
+                            .Register(*registry_);
+    buffer_refusals_[0] = &over_budget.Add({{"body", "request"}});
+    buffer_refusals_[1] = &over_budget.Add({{"body", "response"}});
+    connections_refused_ = &prometheus::BuildCounter()
+                                .Name("cachalot_connections_refused_total")
+                                .Help("Client connections closed at accept: client.max_connections were open")
+                                .Register(*registry_)
+                                .Add({});
     rejected_ = &prometheus::BuildCounter()
                      .Name("cachalot_rejected_requests_total")
                      .Help("Requests refused before routing (malformed, too large, timed out), by status")

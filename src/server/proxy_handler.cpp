@@ -98,6 +98,8 @@ Response make_error_response(unsigned status, unsigned version, std::string_view
     Response res{static_cast<bhttp::status>(status), version};
     res.set(bhttp::field::content_type, "text/plain; charset=utf-8");
     res.set(bhttp::field::cache_control, "no-store");
+    // The proxy's own 503 means it is out of room for the moment (client.max_buffered_bytes).
+    if (status == 503) res.set(bhttp::field::retry_after, "1");
     std::string body = std::to_string(status) + " " + std::string(bhttp::obsolete_reason(res.result()));
     if (!detail.empty()) body += ": " + std::string(detail);
     res.body() = body + "\n";
@@ -112,6 +114,11 @@ net::awaitable<bool> ProxyHandler::forward(Request& request, const ClientInfo& c
     prepare_for_origin(request, client, client.authority, cfg_.upstreams[route.upstream_index]);
     auto fetched = co_await pool_.fetch(route.upstream_index, request);
     out.upstream_seconds = fetched.seconds;
+    if (fetched.over_budget) {
+        metrics_.buffer_refusals(true).Increment();
+        out.response = make_error_response(503, version, "too many large responses in flight; try again");
+        co_return false;
+    }
     if (!fetched.response) {
         out.response = fetched.timed_out()
                            ? make_error_response(504, version, "the origin did not answer in time")
@@ -119,6 +126,7 @@ net::awaitable<bool> ProxyHandler::forward(Request& request, const ClientInfo& c
         co_return false;
     }
     out.response = std::move(*fetched.response);
+    out.held = std::move(fetched.held);
     out.response.version(version);
     prepare_for_client(out.response, method);
     co_return true;

@@ -34,6 +34,7 @@ struct Server::Impl {
     std::atomic<bool> draining{false};
     std::atomic<bool> ready{false};
     cache::Coalescer coalescer;  // one per node: shared by the workers, outlives them
+    core::ByteBudget budget;     // client.max_buffered_bytes, for every worker together
     // Declared before ioc so that they outlive it: an abandoned accept holds a worker's socket.
     std::vector<std::unique_ptr<Worker>> workers;
     net::io_context ioc{1};  // accepting, admin and signals; requests run on the workers
@@ -45,10 +46,16 @@ struct Server::Impl {
     Impl(const config::Config& c, metrics::Metrics& m, store::ShmStore* l1)
         : cfg(c),
           metrics(m),
+          budget(c.client.max_buffered_bytes),
           proxy_acceptor(bind_acceptor(ioc, c.listen.proxy, "proxy")),
           admin_acceptor(bind_acceptor(ioc, c.listen.admin, "admin")) {
         for (unsigned i = 0; i < cfg.worker_count(); ++i)
-            workers.push_back(std::make_unique<Worker>(cfg, metrics, draining, l1, coalescer));
+            workers.push_back(std::make_unique<Worker>(cfg, metrics, draining, l1, coalescer, budget));
+        m.add_source([this] {
+            return std::vector<metrics::Sample>{{"cachalot_buffered_bytes",
+                                                 "Body bytes held in memory for clients (client.max_buffered_bytes caps it)",
+                                                 false, double(budget.used())}};
+        });
         if (!cfg.cache.l2.address.empty()) m.add_source([this] { return l2_samples(); });
         workers.front()->listen_for_invalidations(l1);  // the L1 is shared: one listener is enough
     }
@@ -102,6 +109,12 @@ struct Server::Impl {
         co_await pause.async_wait(net::as_tuple(net::use_awaitable));
     }
 
+    std::size_t open_connections() const {
+        std::size_t open = 0;
+        for (const auto& w : workers) open += w->session_count();
+        return open;
+    }
+
     // Hands each accepted connection to the next worker in turn.
     net::awaitable<void> accept_proxy() {
         std::size_t next = 0;
@@ -113,6 +126,13 @@ struct Server::Impl {
             if (ec == net::error::operation_aborted || !proxy_acceptor.is_open()) co_return;
             if (ec) {
                 co_await back_off_after(ec, "proxy");
+                continue;
+            }
+            // Over client.max_connections: closed at once, before it costs a session.
+            if (open_connections() >= cfg.client.max_connections) {
+                beast::error_code ignored;
+                socket.close(ignored);
+                metrics.connections_refused().Increment();
                 continue;
             }
             worker.adopt(std::move(socket));

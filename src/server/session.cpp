@@ -140,7 +140,18 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
             co_await reject(400, parser.get().version(), *refusal);
             break;
         }
+        // The body, charged to the node's budget as it arrives (at once when its length is
+        // known, before a 100-continue invites it).
+        auto request_held = budget_.reserve();
+        auto over_budget = [&] {
+            metrics_.buffer_refusals(false).Increment();
+            return reject(503, parser.get().version(), "too many large request bodies in flight; try again");
+        };
         if (!parser.is_done()) {
+            if (auto length = parser.content_length(); length && !request_held.grow_to(*length)) {
+                co_await over_budget();
+                break;
+            }
             if (beast::iequals(parser.get()[bhttp::field::expect], "100-continue")) {
                 bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, 11};
                 deadline.expires_after(limits.send_timeout);
@@ -148,7 +159,17 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
                 if (cec) break;
             }
             deadline.expires_after(limits.body_timeout);
-            auto [bec, bn] = co_await bhttp::async_read(socket, buffer, parser, use_tuple);
+            beast::error_code bec;
+            bool refused = false;
+            while (!parser.is_done() && !bec && !refused) {
+                auto [ec, n] = co_await bhttp::async_read_some(socket, buffer, parser, use_tuple);
+                bec = ec;
+                refused = !request_held.grow_to(parser.get().body().size());
+            }
+            if (refused) {
+                co_await over_budget();
+                break;
+            }
             if (bec) {
                 if (auto status = status_for_read_error(bec, deadline.expired()))
                     co_await reject(status, parser.get().version(), bec.message());
@@ -165,6 +186,13 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
         std::string target(request.target());
         const ClientInfo client{peer_address, ok.authority};
         Outcome outcome = co_await handler_.handle(request, client);
+        // What waits for a slow client counts against the budget too, hits included.
+        auto response_held = budget_.reserve();
+        if (outcome.held.held() > 0) response_held = std::move(outcome.held);
+        if (!response_held.grow_to(outcome.response.body().size())) {
+            metrics_.buffer_refusals(true).Increment();
+            outcome.response = make_error_response(503, request.version(), "too many large responses in flight; try again");
+        }
         outcome.response.keep_alive(keep_alive && !draining_);
 
         deadline.expires_after(limits.send_timeout);

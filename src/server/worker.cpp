@@ -29,13 +29,14 @@ std::unique_ptr<store::RedisStore> open_l2(const config::L2Cache& c, const net::
 }  // namespace
 
 Worker::Worker(const config::Config& cfg, const metrics::Metrics& metrics, const std::atomic<bool>& draining,
-               store::ShmStore* l1, cache::Coalescer& coalescer)
+               store::ShmStore* l1, cache::Coalescer& coalescer, core::ByteBudget& budget)
     : cfg_(cfg),
       metrics_(metrics),
       draining_(draining),
+      budget_(budget),
       ioc_(std::in_place, 1),
       work_(ioc_->get_executor()),
-      pool_(ioc_->get_executor(), cfg.upstreams, metrics),
+      pool_(ioc_->get_executor(), cfg.upstreams, metrics, budget),
       l2_(open_l2(cfg.cache.l2, ioc_->get_executor(), metrics)),
       handler_(cfg, pool_, cache::TieredCache(l1, l2_.get()), coalescer, metrics) {}
 

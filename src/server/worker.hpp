@@ -1,6 +1,7 @@
 #pragma once
 // A worker: one thread, one io_context, its own origin connection pool and client sessions.
-// Nothing here is shared with another worker, so the data path takes no locks.
+// Shared with the other workers: the coalescer (one fetch per key for the node), the L1 file
+// and the byte budget; each is built for concurrent use. Everything else is the worker's own.
 
 #include "cachalot/config/config.hpp"
 #include "cachalot/metrics/metrics.hpp"
@@ -26,7 +27,7 @@ public:
     /// `l1` may be null (no L1). With cache.l2.address set, the worker opens its own Redis
     /// connections. `coalescer` is shared by every worker.
     Worker(const config::Config& cfg, const metrics::Metrics& metrics, const std::atomic<bool>& draining,
-           store::ShmStore* l1, cache::Coalescer& coalescer);
+           store::ShmStore* l1, cache::Coalescer& coalescer, core::ByteBudget& budget);
     ~Worker();
 
     net::io_context& context() { return *ioc_; }
@@ -57,6 +58,7 @@ private:
     const config::Config& cfg_;
     const metrics::Metrics& metrics_;
     const std::atomic<bool>& draining_;
+    core::ByteBudget& budget_;  // node-wide: body bytes held for clients
     // Destroyed explicitly in ~Worker, before the sessions' state, which abandoned coroutines touch.
     std::optional<net::io_context> ioc_;
     net::executor_work_guard<net::io_context::executor_type> work_;

@@ -44,6 +44,7 @@ struct Pool::Impl {
     net::any_io_executor executor;
     const std::vector<config::Upstream>& upstreams;
     const metrics::Metrics& metrics;
+    core::ByteBudget& budget;
     std::vector<std::deque<std::unique_ptr<Connection>>> idle;
 
     // The most recently used live connection, or null.
@@ -82,8 +83,8 @@ struct Pool::Impl {
 };
 
 Pool::Pool(net::any_io_executor executor, const std::vector<config::Upstream>& upstreams,
-           const metrics::Metrics& metrics)
-    : impl_(new Impl{std::move(executor), upstreams, metrics, {}}) {
+           const metrics::Metrics& metrics, core::ByteBudget& budget)
+    : impl_(new Impl{std::move(executor), upstreams, metrics, budget, {}}) {
     impl_->idle.resize(upstreams.size());
 }
 
@@ -152,9 +153,24 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const Request& reques
                 ec = bhttp::error::bad_status;
             }
         }
+        // The body, charged to the budget as it arrives (all at once when its length is known).
+        auto held = impl_->budget.reserve();
+        bool over_budget = false;
         if (!ec && !parser->is_done()) {
-            auto [rec, n] = co_await bhttp::async_read(conn->stream, buffer, *parser, net::as_tuple(net::use_awaitable));
-            ec = rec;
+            if (auto length = parser->content_length(); length && !held.grow_to(*length)) over_budget = true;
+            while (!ec && !over_budget && !parser->is_done()) {
+                auto [rec, n] =
+                    co_await bhttp::async_read_some(conn->stream, buffer, *parser, net::as_tuple(net::use_awaitable));
+                ec = rec;
+                if (!held.grow_to(parser->get().body().size())) over_budget = true;
+            }
+        }
+        if (over_budget) {
+            spdlog::warn("upstream {}: {} {}: response not read: client.max_buffered_bytes ({} bytes) reached",
+                         up.name, request.method_string(), request.target(), impl_->budget.limit());
+            result.over_budget = true;
+            finish();
+            co_return result;
         }
         if (ec) {
             // A keep-alive connection the origin closed while it sat in the pool: nothing was
@@ -174,6 +190,7 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const Request& reques
         // bytes nobody asked for, nothing to trust.
         const bool reusable = parser->get().keep_alive() && !parser->need_eof() && buffer.size() == 0;
         result.response = parser->release();
+        result.held = std::move(held);
         if (reusable) impl_->give_back(index, std::move(conn));
         finish();
         co_return result;

@@ -94,3 +94,99 @@ TEST_CASE("rejected requests are counted by status") {
     CHECK(await_metric(cachalot.admin_port(), R"(cachalot_rejected_requests_total{status="400"})", 1) == 1);
     CHECK(await_metric(cachalot.admin_port(), R"(cachalot_rejected_requests_total{status="413"})", 1) == 1);
 }
+
+// client.max_buffered_bytes: body bytes held in memory for all clients together.
+namespace {
+const std::string kSmallBudget =
+    "client:\n"
+    "  max_body_bytes: 1MiB\n"
+    "  max_buffered_bytes: 1000\n";
+}  // namespace
+
+TEST_CASE("a request body that would pass max_buffered_bytes gets 503 and is not forwarded") {
+    TestOrigin origin;
+    Daemon cachalot(proxy_config(origin.port(), kSmallBudget));
+    SECTION("its Content-Length is over the budget: refused before it is read") {
+        auto res = answer_and_close(cachalot.port(), "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n");
+        CHECK(res.result_int() == 503);
+    }
+    SECTION("a chunked body grows over the budget") {
+        auto res = answer_and_close(cachalot.port(), "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                                     "3e8\r\n" + std::string(1000, 'a') + "\r\n1\r\nb\r\n0\r\n\r\n");
+        CHECK(res.result_int() == 503);
+    }
+    CHECK(origin.request_count() == 0);
+    CHECK(await_metric(cachalot.admin_port(), R"(cachalot_buffer_refusals_total{body="request"})", 1) == 1);
+    CHECK(await_metric(cachalot.admin_port(), "cachalot_buffered_bytes", 0) == 0);
+}
+
+TEST_CASE("slow uploads share max_buffered_bytes: one holding most of it makes the next wait, then it is given back") {
+    TestOrigin origin([](const OriginRequest& r) { return Reply{.body = std::to_string(r.body.size())}; });
+    Daemon cachalot(proxy_config(origin.port(), kSmallBudget));
+    Client slow(cachalot.port());
+    slow.send_raw("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 800\r\n\r\n" + std::string(100, 'a'));
+    REQUIRE(await_metric(cachalot.admin_port(), "cachalot_buffered_bytes", 800) == 800);
+
+    auto refused = fetch(cachalot.port(), "/b", "POST", {}, std::string(300, 'b'));
+    CHECK(refused.result_int() == 503);
+    CHECK(refused["Retry-After"] == "1");
+
+    slow.send_raw(std::string(700, 'a'));
+    auto done = slow.read_response();
+    CHECK(done.result_int() == 200);
+    CHECK(done.body() == "800");
+    REQUIRE(await_metric(cachalot.admin_port(), "cachalot_buffered_bytes", 0) == 0);
+    CHECK(fetch(cachalot.port(), "/b", "POST", {}, std::string(300, 'b')).body() == "300");
+}
+
+TEST_CASE("an origin response that would pass max_buffered_bytes gets 503 and is not stored") {
+    TestOrigin origin([](const OriginRequest& r) {
+        if (r.target == "/chunked")
+            return Reply{.raw = "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                "3e8\r\n" + std::string(1000, 'c') + "\r\n1\r\nc\r\n0\r\n\r\n"};
+        return Reply{.headers = {{"Cache-Control", "max-age=60"}}, .body = std::string(1001, 'r')};
+    });
+    Daemon cachalot(proxy_config(origin.port(), kSmallBudget));
+    for (const char* target : {"/length", "/chunked"}) {
+        INFO(target);
+        auto res = fetch(cachalot.port(), target);
+        CHECK(res.result_int() == 503);
+        CHECK(res["Retry-After"] == "1");
+        CHECK(fetch(cachalot.port(), target).result_int() == 503);  // nothing was stored
+    }
+    CHECK(origin.request_count() == 4);
+    CHECK(await_metric(cachalot.admin_port(), R"(cachalot_buffer_refusals_total{body="response"})", 4) == 4);
+    CHECK(await_metric(cachalot.admin_port(), "cachalot_buffered_bytes", 0) == 0);
+}
+
+TEST_CASE("connections over client.max_connections are closed at accept, and admitted again when one closes") {
+    TestOrigin origin;
+    Daemon cachalot(proxy_config(origin.port(), "client:\n  max_connections: 2\n"));
+    auto first = std::make_unique<Client>(cachalot.port());
+    Client second(cachalot.port());
+    CHECK(first->request("GET", "/").result_int() == 200);
+    CHECK(second.request("GET", "/").result_int() == 200);
+
+    const std::string request = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    // Closed at once: no response, whether the write itself still went through or was reset.
+    auto answer = [&] {
+        Client client(cachalot.port());
+        try {
+            client.send_raw(request);
+        } catch (const std::exception&) {
+        }
+        return client.read_until_close();
+    };
+    CHECK(answer().empty());
+    CHECK(await_metric(cachalot.admin_port(), "cachalot_connections_refused_total", 1) == 1);
+
+    first.reset();
+    // The closed session ends asynchronously: retry until a new connection is admitted.
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    bool admitted = false;
+    while (!admitted && std::chrono::steady_clock::now() < deadline) {
+        admitted = answer().starts_with("HTTP/1.1 200");
+        if (!admitted) std::this_thread::sleep_for(20ms);
+    }
+    CHECK(admitted);
+}

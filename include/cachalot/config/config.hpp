@@ -33,6 +33,10 @@ struct ClientLimits {
     Duration idle_timeout{60'000};    // keep-alive connection waiting for its next request
     Duration send_timeout{30'000};    // to write a response
     Duration lingering_timeout{2'000};  // after refusing a request, how long to drain its rest
+    std::size_t max_connections = 10'000;  // client connections open at once, node-wide; more are closed at accept
+    /// Body bytes held in memory at once for all clients together: request bodies being read,
+    /// responses being fetched or written. A request or response that would pass it gets 503.
+    std::size_t max_buffered_bytes = 1024ull * 1024 * 1024;
 };
 
 /// An origin server.

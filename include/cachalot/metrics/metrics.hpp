@@ -80,6 +80,10 @@ public:
     const UpstreamSeries& upstream(std::size_t index) const { return upstreams_.at(index); }
     prometheus::Gauge& active_connections() const { return *active_connections_; }
     prometheus::Counter& rejected_requests(unsigned status) const;
+    /// A request refused because its body (request) or its response's body (response) would
+    /// have passed client.max_buffered_bytes.
+    prometheus::Counter& buffer_refusals(bool response) const { return *buffer_refusals_[response ? 1 : 0]; }
+    prometheus::Counter& connections_refused() const { return *connections_refused_; }
     /// Round-trip time of L2 (Redis) commands that were answered.
     prometheus::Histogram& l2_latency() const { return *l2_latency_; }
 
@@ -95,6 +99,8 @@ private:
     std::vector<UpstreamSeries> upstreams_;
     prometheus::Gauge* active_connections_ = nullptr;
     prometheus::Family<prometheus::Counter>* rejected_ = nullptr;
+    std::array<prometheus::Counter*, 2> buffer_refusals_{};
+    prometheus::Counter* connections_refused_ = nullptr;
     prometheus::Histogram* l2_latency_ = nullptr;
     std::vector<SampleSource> sources_;
 };

@@ -3,6 +3,7 @@
 // upstream. Used only from its worker's thread, so it takes no locks.
 
 #include "cachalot/config/config.hpp"
+#include "cachalot/core/byte_budget.hpp"
 #include "cachalot/metrics/metrics.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -23,21 +24,25 @@ using Response = boost::beast::http::response<boost::beast::http::string_body>;
 struct FetchResult {
     std::optional<Response> response;           // set on success
     metrics::UpstreamError error{};              // why it failed, when response is empty
+    bool over_budget = false;                    // failed: the body would have passed client.max_buffered_bytes
     double seconds = 0;                          // time spent on the origin, retries included
+    core::ByteBudget::Reservation held;          // the response body's share of the budget
     bool timed_out() const { return !response && error == metrics::UpstreamError::Timeout; }
 };
 
 class Pool {
 public:
+    /// Response bodies are charged to `budget` as they arrive.
     Pool(boost::asio::any_io_executor executor, const std::vector<config::Upstream>& upstreams,
-         const metrics::Metrics& metrics);
+         const metrics::Metrics& metrics, core::ByteBudget& budget);
     ~Pool();
     Pool(const Pool&) = delete;
     Pool& operator=(const Pool&) = delete;
 
     /// Sends `request` (already prepared for forwarding) to upstream `index` and reads the whole
     /// response. A pooled connection found dead before any response byte arrived is replaced
-    /// and the request sent once more, when the method is idempotent.
+    /// and the request sent once more, when the method is idempotent. A body that would pass
+    /// the budget is not read: the result is over_budget and the connection is closed.
     boost::asio::awaitable<FetchResult> fetch(std::size_t index, const Request& request);
 
     /// The worker's executor this pool runs on.

@@ -45,6 +45,8 @@ TEST_CASE("a minimal config gets the documented defaults") {
     CHECK(c.worker_count() >= 1);
     CHECK(c.client.max_header_bytes == 16 * 1024);
     CHECK(c.client.max_body_bytes == 10 * 1024 * 1024);
+    CHECK(c.client.max_connections == 10'000);
+    CHECK(c.client.max_buffered_bytes == 1024ull * 1024 * 1024);
     CHECK(c.client.header_timeout == std::chrono::seconds(10));
     CHECK(c.client.idle_timeout == std::chrono::seconds(60));
     CHECK(c.drain_timeout == std::chrono::seconds(30));
@@ -88,6 +90,8 @@ workers: 3
 client:
   max_header_bytes: 8KiB
   max_body_bytes: 2MiB
+  max_connections: 500
+  max_buffered_bytes: 256MiB
   header_timeout: 500ms
   body_timeout: 2m
   idle_timeout: 1h
@@ -152,6 +156,8 @@ logging: {level: debug, access_log: false, format: json}
     CHECK(c.workers == 3);
     CHECK(c.client.max_header_bytes == 8192);
     CHECK(c.client.max_body_bytes == 2 * 1024 * 1024);
+    CHECK(c.client.max_connections == 500);
+    CHECK(c.client.max_buffered_bytes == 256u * 1024 * 1024);
     CHECK(c.client.header_timeout == std::chrono::milliseconds(500));
     CHECK(c.client.body_timeout == std::chrono::minutes(2));
     CHECK(c.client.idle_timeout == std::chrono::hours(1));
