@@ -5,10 +5,13 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <array>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -284,11 +287,63 @@ void read_l2(Reader& r, const YAML::Node& node, L2Cache& l2) {
         if (d.count() <= 0) r.error(node[name], key + "." + name, "must be greater than 0");
 }
 
+// A field name a route may strip or set: a token, and none of the fields that frame or define the
+// request or that Cachalot writes itself.
+std::optional<std::string> field_name_problem(std::string_view name) {
+    static constexpr std::string_view kTchar = "!#$%&'*+-.^_`|~";
+    if (name.empty()) return "is empty";
+    for (unsigned char c : name)
+        if (!std::isalnum(c) && kTchar.find(char(c)) == std::string_view::npos) return "is not a valid field name";
+    static constexpr std::array<std::string_view, 15> kManaged{
+        "host", "content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade",
+        "expect", "via", "forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "proxy-connection"};
+    std::string lower(name);
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (std::find(kManaged.begin(), kManaged.end(), lower) != kManaged.end())
+        return "is framing or set by Cachalot itself; it cannot be stripped or set";
+    return std::nullopt;
+}
+
+void read_request_headers(Reader& r, const YAML::Node& node, const std::string& key, RouteRequestHeaders& rh) {
+    if (!node.IsDefined() || node.IsNull() || !r.expect_map(node, key, {"strip", "set"})) return;
+    if (auto strip = node["strip"]; strip.IsDefined()) {
+        rh.strip.clear();
+        read_string_list(r, node, key, "strip", rh.strip);
+        for (std::size_t i = 0; i < rh.strip.size(); ++i)
+            if (auto problem = field_name_problem(rh.strip[i]))
+                r.error(strip[i], key + ".strip[" + std::to_string(i) + "]", "'" + rh.strip[i] + "' " + *problem);
+    }
+    if (auto set = node["set"]; set.IsDefined() && !set.IsNull()) {
+        if (!set.IsMap()) {
+            r.error(set, key + ".set", "expected a mapping of field name to value");
+            return;
+        }
+        for (auto it = set.begin(); it != set.end(); ++it) {
+            const auto name = it->first.Scalar();
+            const auto path = key + ".set." + name;
+            if (auto problem = field_name_problem(name)) {
+                r.error(it->first, path, "'" + name + "' " + *problem);
+                continue;
+            }
+            if (!r.scalar(it->second, path)) continue;
+            const auto value = it->second.Scalar();
+            const bool visible = std::all_of(value.begin(), value.end(), [](unsigned char c) {
+                return c == ' ' || c == '\t' || (c >= 0x21 && c <= 0x7e);
+            });
+            if (!visible || value.empty() || value.front() == ' ' || value.back() == ' ')
+                r.error(it->second, path, "expected a non-empty value of visible ASCII, no surrounding spaces");
+            else
+                rh.set.emplace_back(name, value);
+        }
+    }
+}
+
 void read_route(Reader& r, const YAML::Node& node, const std::string& key, Route& route) {
-    if (!r.expect_map(node, key, {"name", "match", "upstream", "cache"})) return;
+    if (!r.expect_map(node, key, {"name", "match", "upstream", "cache", "request_headers"})) return;
     r.read_string(node, key, "name", route.name, true);
     r.read_string(node, key, "upstream", route.upstream, true);
     read_route_cache(r, node["cache"], key + ".cache", route.cache);
+    read_request_headers(r, node["request_headers"], key + ".request_headers", route.request_headers);
     auto match = node["match"];
     if (match.IsDefined() && !match.IsNull()) {
         auto mkey = key + ".match";

@@ -15,6 +15,7 @@
 #include <boost/beast/http.hpp>
 
 #include <atomic>
+#include <cstdio>
 #include <ctime>
 #include <iostream>
 
@@ -93,22 +94,52 @@ net::awaitable<void> session(tcp::socket socket) {
     }
 }
 
-net::awaitable<void> listen(tcp::acceptor acceptor) {
+// Accepts until the acceptor is closed. A failed accept (out of descriptors) pauses and goes on:
+// it must neither spin nor end the listener.
+net::awaitable<void> listen(tcp::acceptor& acceptor) {
     for (;;) {
-        auto socket = co_await acceptor.async_accept(net::use_awaitable);
+        auto [ec, socket] = co_await acceptor.async_accept(net::as_tuple(net::use_awaitable));
+        if (!acceptor.is_open()) co_return;
+        if (ec) {
+            std::cerr << "demo origin: accept failed: " << ec.message() << std::endl;
+            net::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(50));
+            co_await pause.async_wait(net::as_tuple(net::use_awaitable));
+            continue;
+        }
         net::co_spawn(acceptor.get_executor(), session(std::move(socket)), net::detached);
     }
+}
+
+int run(unsigned short port) {
+    net::io_context ioc{1};
+    tcp::acceptor acceptor(ioc, {net::ip::make_address("127.0.0.1"), port});
+    // SIGTERM/SIGINT: stop accepting, then stop the loop; requests in flight are dropped (a demo
+    // needs no drain). Everything is destroyed in order on the way out of run().
+    net::signal_set signals(ioc, SIGTERM, SIGINT);
+    signals.async_wait([&](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        boost::system::error_code ignored;
+        acceptor.close(ignored);
+        ioc.stop();
+    });
+    net::co_spawn(ioc, listen(acceptor), net::detached);
+    std::cout << "demo origin listening on 127.0.0.1:" << port << std::endl;
+    ioc.run();
+    return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    unsigned short port = argc > 1 ? static_cast<unsigned short>(std::stoi(argv[1])) : 8081;
-    net::io_context ioc{1};
-    tcp::acceptor acceptor(ioc, {net::ip::make_address("127.0.0.1"), port});
-    net::signal_set signals(ioc, SIGTERM, SIGINT);
-    signals.async_wait([&](auto, auto) { ioc.stop(); });
-    net::co_spawn(ioc, listen(std::move(acceptor)), net::detached);
-    std::cout << "demo origin listening on 127.0.0.1:" << port << std::endl;
-    ioc.run();
+    unsigned port = 8081;
+    if (argc > 2 || (argc == 2 && (std::sscanf(argv[1], "%u", &port) != 1 || port == 0 || port > 65535))) {
+        std::cerr << "usage: cachalot-demo-origin [PORT]   (1-65535, default 8081)" << std::endl;
+        return 2;
+    }
+    try {
+        return run(static_cast<unsigned short>(port));
+    } catch (const std::exception& e) {
+        std::cerr << "cachalot-demo-origin: " << e.what() << std::endl;
+        return 1;
+    }
 }

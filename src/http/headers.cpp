@@ -85,6 +85,18 @@ void add_forwarded(Fields& fields, const ForwardedFor& fwd) {
     if (!xff.empty()) xff += ", ";
     xff += fwd.client_address;
     fields.set("X-Forwarded-For", xff);
+    // The same hop as an RFC 7239 element, appended: quoted, so IPv6 and ports need no care.
+    std::string forwarded;
+    for_each_field_value(fields, "Forwarded", [&](std::string_view value) {
+        if (!forwarded.empty()) forwarded += ", ";
+        forwarded += trim(value);
+    });
+    if (!forwarded.empty()) forwarded += ", ";
+    const bool v6 = fwd.client_address.find(':') != std::string::npos;
+    forwarded += "for=\"" + std::string(v6 ? "[" : "") + fwd.client_address + (v6 ? "]" : "") + "\"";
+    if (!fwd.host.empty()) forwarded += ";host=\"" + fwd.host + "\"";
+    forwarded += ";proto=" + fwd.proto;
+    fields.set("Forwarded", forwarded);
     fields.set("X-Forwarded-Proto", fwd.proto);
     if (fwd.host.empty()) fields.erase("X-Forwarded-Host");
     else fields.set("X-Forwarded-Host", fwd.host);

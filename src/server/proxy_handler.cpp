@@ -307,6 +307,9 @@ net::awaitable<Outcome> ProxyHandler::serve(Request& request, const ClientInfo& 
         co_return out;
     }
     const auto& route = cfg_.routes[*out.route];
+    // Before the key is built, so that the key and Vary see what the origin will see.
+    for (const auto& name : route.request_headers.strip) request.erase(name);
+    for (const auto& [name, value] : route.request_headers.set) request.set(name, value);
     const auto& series = metrics_.route(*out.route);
     const auto method = request.method();
     const auto version = request.version();

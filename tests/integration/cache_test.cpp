@@ -339,7 +339,9 @@ TestOrigin::Handler revalidating_origin(bool use_etag, std::shared_ptr<std::atom
             for (auto& v : validators) not_modified.headers.push_back(v);
             return not_modified;
         }
-        Reply full{.headers = {{"Cache-Control", "max-age=1"}}, .body = "body " + std::to_string(n)};
+        // Once changed, the new body stays fresh long enough to be served from the cache after.
+        Reply full{.headers = {{"Cache-Control", *changed ? "max-age=60" : "max-age=1"}},
+                   .body = "body " + std::to_string(n)};
         for (auto& v : validators) full.headers.push_back(v);
         return full;
     };
@@ -386,8 +388,15 @@ TEST_CASE("a 200 answer to a revalidation replaces the stored response") {
     Daemon cachalot(proxy_config(origin.port()));
     fetch(cachalot.port(), "/r");
     *changed = true;
-    std::this_thread::sleep_for(1100ms);
-    auto replaced = fetch(cachalot.port(), "/r");
+    // Hits until the stored response goes stale; the first request after it revalidates.
+    Response replaced;
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    for (;;) {
+        replaced = fetch(cachalot.port(), "/r");
+        if (!std::string(replaced["Cache-Status"]).starts_with("cachalot; hit")) break;
+        if (std::chrono::steady_clock::now() >= deadline) break;
+        std::this_thread::sleep_for(50ms);
+    }
     CHECK(replaced.body() == "body 2");
     CHECK_THAT(std::string(replaced["Cache-Status"]), Catch::StartsWith("cachalot; fwd=stale; fwd-status=200; stored"));
     CHECK(fetch(cachalot.port(), "/r").body() == "body 2");

@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -206,4 +207,37 @@ TEST_CASE("an L1 that cannot be opened is a clear startup error") {
     auto r = run_cachalot({"--config", dir + "/c.yaml"});
     CHECK(r.exit_code == 1);
     CHECK_THAT(r.output, Catch::Contains("/nonexistent-dir/l1: cannot open"));
+}
+
+namespace {
+std::size_t count_of(const std::string& text, const std::string& needle) {
+    std::size_t n = 0;
+    for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) ++n;
+    return n;
+}
+}  // namespace
+
+TEST_CASE("out of file descriptors, both accept loops back off instead of spinning, and recover after") {
+    TestOrigin origin;
+    Daemon cachalot(proxy_config(origin.port()));
+    auto failures = [&](const std::string& listener) {
+        return count_of(cachalot.output(), listener + " listener: accept failed");
+    };
+    DescriptorStarvation starved(cachalot.pid());
+    std::vector<std::unique_ptr<Client>> proxy_clients, admin_clients;
+    REQUIRE(connect_until(cachalot.port(), proxy_clients, [&] { return failures("proxy") > 0; }));
+    REQUIRE(connect_until(cachalot.admin_port(), admin_clients, [&] { return failures("admin") > 0; }));
+    // A spinning loop logs (and burns a core) thousands of times a second; backing off 50 ms
+    // between attempts gives about 20 per listener. The bound leaves a 5x margin.
+    const auto before = failures("proxy") + failures("admin");
+    const auto started = std::chrono::steady_clock::now();
+    std::this_thread::sleep_for(1s);  // the window the rate is measured over
+    const auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    CHECK(double(failures("proxy") + failures("admin") - before) < 200 * seconds);
+
+    // Descriptors back: the connections that waited are served.
+    starved.end();
+    CHECK(proxy_clients.back()->request("GET", "/").result_int() == 200);
+    CHECK(admin_clients.back()->request("GET", "/healthz").result_int() == 200);
+    CHECK(cachalot.running());
 }

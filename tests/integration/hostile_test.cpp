@@ -66,6 +66,19 @@ const std::vector<Case> kCases{
     {"absolute-form with a fragment", get("http://victim.example/#x", "Host: x\r\n"), 400},
     {"a scheme other than http(s)", get("ftp://victim.example/", "Host: x\r\n"), 400},
 
+    // ---- Unkeyed fields that frameworks trust to answer for another method, path or scheme -----
+    {"method-override, original-URL and forwarded port/scheme/prefix fields are stripped",
+     get("/mo", "Host: x\r\nX-HTTP-Method-Override: DELETE\r\nX-Original-URL: /admin\r\nX-Rewrite-URL: /admin\r\n"
+                "X-Forwarded-Port: 443\r\nX-Forwarded-Scheme: https\r\nX-Forwarded-Prefix: /evil\r\nX-Host: evil\r\n"),
+     200, true, "/mo", "x",
+     {"X-HTTP-Method-Override", "X-Original-URL", "X-Rewrite-URL", "X-Forwarded-Port", "X-Forwarded-Scheme",
+      "X-Forwarded-Prefix", "X-Host"}},
+    {"a client's Forwarded is kept with this hop appended last; its X-Forwarded-Host is replaced",
+     get("/fw", "Host: x\r\nForwarded: for=1.2.3.4;host=evil.example\r\nX-Forwarded-Host: evil.example\r\n"), 200, true,
+     "/fw", "x", {},
+     {{"Forwarded", R"(for=1.2.3.4;host=evil.example, for="127.0.0.1";host="x";proto=http)"},
+      {"X-Forwarded-Host", "x"}}},
+
     // ---- Trailers never become headers ---------------------------------------------------------
     {"trailer fields are dropped, the head's Host kept",
      "POST /t HTTP/1.1\r\nHost: h.example\r\nTransfer-Encoding: chunked\r\n\r\n"

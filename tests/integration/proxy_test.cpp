@@ -188,6 +188,28 @@ TEST_CASE("routes are matched on host and path prefix, first match wins") {
     CHECK(fetch(cachalot.port(), "/v2/x", "GET", {{"Host", "example.net"}}).result_int() == 404);
 }
 
+TEST_CASE("a route's request_headers strip and set fields before the key is built and the request forwarded") {
+    TestOrigin origin([](const OriginRequest& r) {
+        return Reply{.headers = {{"Cache-Control", "max-age=60"}, {"Vary", "X-Tenant"}}, .body = r.header("X-Tenant")};
+    });
+    auto config = proxy_config(origin.port());
+    const std::string anchor = "    upstream: origin\n";
+    config.replace(config.find(anchor), anchor.size(),
+                   anchor + "    request_headers: {strip: [X-Debug], set: {X-Tenant: shared}}\n");
+    Daemon cachalot(config);
+    auto first = fetch(cachalot.port(), "/t", "GET",
+                       {{"X-Debug", "1"}, {"X-Tenant", "a"}, {"X-HTTP-Method-Override", "PUT"}});
+    CHECK(first.body() == "shared");
+    auto got = origin.last_request();
+    CHECK(got.header("X-Debug").empty());
+    CHECK(got.header("X-HTTP-Method-Override") == "PUT");  // `strip` replaced the default list
+    // The key saw the value the origin saw: another tenant's request is the same variant.
+    auto second = fetch(cachalot.port(), "/t", "GET", {{"X-Tenant", "b"}});
+    CHECK(second.body() == "shared");
+    CHECK(second["Cache-Status"].starts_with("cachalot; hit"));
+    CHECK(origin.request_count() == 1);
+}
+
 TEST_CASE("Expect: 100-continue gets an interim 100 before the body is read") {
     TestOrigin origin([](const OriginRequest& r) { return Reply{.body = r.body}; });
     Daemon cachalot(proxy_config(origin.port()));

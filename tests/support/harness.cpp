@@ -6,10 +6,13 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -232,7 +235,6 @@ Daemon::Daemon(const std::string& config_template) : dir_(temp_dir()) {
     // A port found free can be taken by a parallel test before the daemon binds it: then the
     // daemon exits at startup saying so, and it is started again on other ports.
     for (int attempt = 1;; ++attempt) {
-        status_ = -1;
         port_ = free_port();
         admin_port_ = free_port();
         while (admin_port_ == port_) admin_port_ = free_port();
@@ -242,9 +244,7 @@ Daemon::Daemon(const std::string& config_template) : dir_(temp_dir()) {
         replace_all(config, "{l1_path}", l1_path());
         std::ofstream(dir_ + "/cachalot.yaml") << config;
 
-        int fd = ::open((dir_ + "/output.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        pid_ = spawn({"--config", dir_ + "/cachalot.yaml"}, fd);
-        ::close(fd);
+        process_ = ChildProcess(CACHALOT_BINARY, {"--config", dir_ + "/cachalot.yaml"}, dir_ + "/output.log");
 
         auto deadline = std::chrono::steady_clock::now() + 30s;
         while (std::chrono::steady_clock::now() < deadline) {
@@ -257,7 +257,7 @@ Daemon::Daemon(const std::string& config_template) : dir_(temp_dir()) {
         }
         if (!running() && attempt < 5 && output().find("Address already in use") != std::string::npos) continue;
         if (!running()) throw std::runtime_error("cachalot exited at startup:\n" + output());
-        kill(pid_, SIGKILL);
+        process_.signal(SIGKILL);
         wait(5s);
         throw std::runtime_error("cachalot did not become ready:\n" + output());
     }
@@ -275,11 +275,24 @@ std::string Daemon::l1_path() const { return "/dev/shm/cachalot-test-l1-" + dir_
 
 std::string Daemon::output() const { return read_file(dir_ + "/output.log"); }
 
-void Daemon::signal(int sig) {
+ChildProcess::ChildProcess(const char* program, const std::vector<std::string>& args, const std::string& log) {
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_ = spawn(args, fd, program);
+    ::close(fd);
+}
+
+ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
+    pid_ = std::exchange(other.pid_, -1);
+    status_ = std::exchange(other.status_, -1);
+    return *this;
+}
+
+void ChildProcess::signal(int sig) {
     if (pid_ > 0 && status_ < 0) ::kill(pid_, sig);
 }
 
-bool Daemon::running() {
+bool ChildProcess::running() {
+    if (pid_ <= 0) return false;
     if (status_ >= 0) return false;
     int st = 0;
     if (waitpid(pid_, &st, WNOHANG) == pid_) {
@@ -289,7 +302,7 @@ bool Daemon::running() {
     return true;
 }
 
-int Daemon::wait(std::chrono::milliseconds timeout) {
+int ChildProcess::wait(std::chrono::milliseconds timeout) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (running()) {
         if (std::chrono::steady_clock::now() >= deadline) {
@@ -302,6 +315,64 @@ int Daemon::wait(std::chrono::milliseconds timeout) {
         std::this_thread::sleep_for(10ms);
     }
     return status_;
+}
+
+DemoOrigin::DemoOrigin() : dir_(temp_dir()) {
+    for (int attempt = 1;; ++attempt) {
+        port_ = free_port();
+        process_ = ChildProcess(CACHALOT_DEMO_ORIGIN, {std::to_string(port_)}, dir_ + "/output.log");
+        const auto deadline = std::chrono::steady_clock::now() + 30s;
+        while (process_.running() && std::chrono::steady_clock::now() < deadline) {
+            try {
+                if (fetch(port_, "/stats").result_int() == 200) return;
+            } catch (const std::exception&) {
+            }
+            std::this_thread::sleep_for(20ms);
+        }
+        const bool exited = !process_.running();
+        process_.signal(SIGKILL);
+        process_.wait(5s);
+        if (exited && attempt < 5) continue;  // most likely its port was taken meanwhile
+        throw std::runtime_error("cachalot-demo-origin did not start:\n" + read_file(dir_ + "/output.log"));
+    }
+}
+
+DemoOrigin::~DemoOrigin() {
+    process_.signal(SIGKILL);
+    process_.wait(5s);
+}
+
+DescriptorStarvation::DescriptorStarvation(pid_t pid) : pid_(pid) {
+    std::size_t open = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd"))
+        ++open;
+    // Only the soft limit: raising a hard limit again needs CAP_SYS_RESOURCE, which a container's
+    // root may lack.
+    struct rlimit old {};
+    if (::prlimit(pid, RLIMIT_NOFILE, nullptr, &old) != 0)
+        throw std::runtime_error("prlimit failed: " + std::string(std::strerror(errno)));
+    const struct rlimit tight{open, old.rlim_max};
+    if (::prlimit(pid, RLIMIT_NOFILE, &tight, nullptr) != 0)
+        throw std::runtime_error("prlimit failed: " + std::string(std::strerror(errno)));
+    old_ = {old.rlim_cur, old.rlim_max};
+    active_ = true;
+}
+
+void DescriptorStarvation::end() {
+    if (!active_) return;
+    const struct rlimit old{old_.soft, old_.hard};
+    if (::prlimit(pid_, RLIMIT_NOFILE, &old, nullptr) != 0)
+        std::fprintf(stderr, "could not restore the descriptor limit of %d: %s\n", int(pid_), std::strerror(errno));
+    active_ = false;
+}
+
+bool connect_until(std::uint16_t port, std::vector<std::unique_ptr<Client>>& held, const std::function<bool()>& log_says) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (!log_says() && std::chrono::steady_clock::now() < deadline) {
+        if (held.size() < 64) held.push_back(std::make_unique<Client>(port));
+        std::this_thread::sleep_for(10ms);
+    }
+    return log_says();
 }
 
 RunResult run_cachalot(const std::vector<std::string>& args) {

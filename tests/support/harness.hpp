@@ -116,6 +116,27 @@ std::string with_route_cache(std::string config, const std::string& flow_map);
 /// `config` (from proxy_config) with the L1 turned off (cache.l1.size: 0).
 std::string without_l1(std::string config);
 
+/// A child process running `program` with `args`, its stdout and stderr going to `log`.
+class ChildProcess {
+public:
+    ChildProcess() = default;
+    ChildProcess(const char* program, const std::vector<std::string>& args, const std::string& log);
+    ChildProcess(const ChildProcess&) = delete;
+    ChildProcess& operator=(ChildProcess&& other) noexcept;
+
+    pid_t pid() const { return pid_; }
+    /// Sends `signal` while it runs.
+    void signal(int signal);
+    /// Waits for the process to exit (up to `timeout`) and returns its exit code, or -1 on
+    /// timeout (then kills it), or 128+N when killed by signal N.
+    int wait(std::chrono::milliseconds timeout = 20s);
+    bool running();
+
+private:
+    pid_t pid_ = -1;
+    int status_ = -1;
+};
+
 /// The real cachalot binary as a child process, started on construction and ready (its
 /// /readyz answers 200) when the constructor returns. Stopped with SIGTERM on destruction.
 class Daemon {
@@ -126,24 +147,40 @@ public:
 
     std::uint16_t port() const { return port_; }
     std::uint16_t admin_port() const { return admin_port_; }
-    pid_t pid() const { return pid_; }
+    pid_t pid() const { return process_.pid(); }
     /// The daemon's own L1 file.
     std::string l1_path() const;
     /// Everything the process wrote to stdout and stderr so far.
     std::string output() const;
     /// Sends `signal`. Use wait() for the exit status.
-    void signal(int signal);
-    /// Waits for the process to exit (up to `timeout`) and returns its exit code, or -1 on
-    /// timeout (then kills it), or 128+N when killed by signal N.
-    int wait(std::chrono::milliseconds timeout = 20s);
-    bool running();
+    void signal(int signal) { process_.signal(signal); }
+    /// As ChildProcess::wait.
+    int wait(std::chrono::milliseconds timeout = 20s) { return process_.wait(timeout); }
+    bool running() { return process_.running(); }
 
 private:
     std::string dir_;
     std::uint16_t port_ = 0;
     std::uint16_t admin_port_ = 0;
-    pid_t pid_ = -1;
-    int status_ = -1;
+    ChildProcess process_;
+};
+
+/// The shipped cachalot-demo-origin on a free loopback port, answering when the constructor returns.
+class DemoOrigin {
+public:
+    DemoOrigin();
+    ~DemoOrigin();
+    DemoOrigin(const DemoOrigin&) = delete;
+
+    std::uint16_t port() const { return port_; }
+    ChildProcess& process() { return process_; }
+    /// Where its stdout and stderr go.
+    std::string log() const { return dir_ + "/output.log"; }
+
+private:
+    std::string dir_;
+    std::uint16_t port_ = 0;
+    ChildProcess process_;
 };
 
 /// Runs the cachalot binary with `args` to completion; returns exit code and combined output.
@@ -152,6 +189,24 @@ struct RunResult {
     std::string output;
 };
 RunResult run_cachalot(const std::vector<std::string>& args);
+
+/// Lowers a running process' descriptor limit to the number it has open, so that its accepts
+/// fail with EMFILE once any gaps in its descriptor numbers are used up. end() (or the
+/// destructor) gives the old limit back.
+class DescriptorStarvation {
+public:
+    explicit DescriptorStarvation(pid_t pid);
+    ~DescriptorStarvation() { end(); }
+    DescriptorStarvation(const DescriptorStarvation&) = delete;
+    void end();
+
+private:
+    pid_t pid_;
+    bool active_ = false;
+    struct Limit {
+        unsigned long long soft, hard;
+    } old_{};
+};
 
 // ---------------------------------------------------------------------------------------------
 // Redis
@@ -219,6 +274,11 @@ private:
 /// GET (or another method) on a new connection.
 Response fetch(std::uint16_t port, const std::string& target, const std::string& method = "GET",
                const Headers& headers = {}, const std::string& body = "");
+
+/// Opens connections to `port` (kept in `held`) until `log_says()` is true, at most 64 of them
+/// and for 10 s; returns whether it became true.
+bool connect_until(std::uint16_t port, std::vector<std::unique_ptr<Client>>& held,
+                   const std::function<bool()>& log_says);
 
 /// The value of one sample in Prometheus text (`name{labels}` exactly as exposed), or -1.
 double metric_value(const std::string& exposition, const std::string& series);

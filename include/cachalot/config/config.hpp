@@ -90,12 +90,26 @@ struct RouteCache {
     RouteKey key;
 };
 
+/// Request fields a route removes or sets before the request is keyed and forwarded, so that the
+/// cache key and Vary see what the origin sees.
+struct RouteRequestHeaders {
+    /// Unkeyed fields that common frameworks trust to change what they answer (the method, the
+    /// path, the scheme or port in generated links): a client could otherwise make the origin
+    /// answer for something else under this URL's key. Giving `strip` replaces this list.
+    std::vector<std::string> strip{"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override",
+                                   "X-Original-URL",         "X-Rewrite-URL", "X-Forwarded-Port",
+                                   "X-Forwarded-Scheme",     "X-Forwarded-Ssl", "X-Forwarded-Prefix",
+                                   "X-Forwarded-Server",     "X-Host"};
+    std::vector<std::pair<std::string, std::string>> set;  // name, value: replaces what the client sent
+};
+
 struct Route {
     std::string name;
     RouteMatch match;
     std::string upstream;
     std::size_t upstream_index = 0;  // resolved by validation
     RouteCache cache;
+    RouteRequestHeaders request_headers;
 };
 
 /// The shared-memory L1 store (see include/cachalot/store/shm_store.hpp).

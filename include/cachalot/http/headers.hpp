@@ -25,7 +25,8 @@ struct ForwardedFor {
     std::string host;            // the Host the client asked for ("" if none)
 };
 
-/// Appends the client to X-Forwarded-For (keeping what an earlier proxy wrote) and sets
+/// Appends the client to X-Forwarded-For and this hop's element (for, host, proto) to Forwarded
+/// (RFC 7239), keeping what an earlier proxy wrote: the last element is the one to trust. Sets
 /// X-Forwarded-Proto and X-Forwarded-Host to what this hop saw (values from the client are
 /// replaced: they cannot be trusted at the edge).
 void add_forwarded(Fields& fields, const ForwardedFor& fwd);

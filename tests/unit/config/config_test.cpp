@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <fstream>
 #include <optional>
 
@@ -124,6 +125,7 @@ routes:
       stale_if_error: 1h
       grace: 5m
       key: {sort_query: false, ignore_query_params: ["utm_*"], headers: [X-Tenant], cookies: [region]}
+    request_headers: {strip: [X-Debug], set: {X-Edge: "cachalot eu-1"}}
 cache:
   l1: {path: /dev/shm/test-l1, size: 64MiB, max_object_size: 512KiB}
   l2:
@@ -210,11 +212,43 @@ logging: {level: debug, access_log: false, format: json}
     CHECK(rc.key.ignore_query_params == std::vector<std::string>{"utm_*"});
     CHECK(rc.key.headers == std::vector<std::string>{"X-Tenant"});
     CHECK(rc.key.cookies == std::vector<std::string>{"region"});
+    CHECK(c.routes[0].request_headers.strip == std::vector<std::string>{"X-Debug"});
+    CHECK(c.routes[0].request_headers.set ==
+          std::vector<std::pair<std::string, std::string>>{{"X-Edge", "cachalot eu-1"}});
     CHECK(c.cache.l1.size == 64u << 20);
     CHECK(c.cache.l1.max_object_size == 512u << 10);
     CHECK(c.logging.level == "debug");
     CHECK_FALSE(c.logging.access_log);
     CHECK(c.logging.format == LogFormat::Json);
+}
+
+TEST_CASE("a route strips the fields frameworks trust to change an answer, unless told otherwise") {
+    auto c = *parse_config(kMinimal).config;
+    const auto& strip = c.routes[0].request_headers.strip;
+    for (const char* name : {"X-HTTP-Method-Override", "X-Original-URL", "X-Rewrite-URL", "X-Forwarded-Port",
+                             "X-Forwarded-Scheme", "X-Forwarded-Prefix"})
+        CHECK(std::find(strip.begin(), strip.end(), name) != strip.end());
+    CHECK(c.routes[0].request_headers.set.empty());
+    auto none = parse_config(std::string(kMinimal) + "    request_headers: {strip: []}\n");
+    REQUIRE(none.ok());
+    CHECK(none.config->routes[0].request_headers.strip.empty());
+}
+
+TEST_CASE("a route may not strip or set fields that frame the request or that Cachalot writes") {
+    for (const char* name : {"Host", "content-length", "Transfer-Encoding", "Connection", "X-Forwarded-For", "Via",
+                             "Forwarded"}) {
+        INFO(name);
+        auto strip = only_error(std::string(kMinimal) + "    request_headers: {strip: [" + name + "]}\n");
+        CHECK(strip.key == "routes[0].request_headers.strip[0]");
+        CHECK(strip.message == std::string("'") + name + "' is framing or set by Cachalot itself; it cannot be stripped or set");
+        auto set = only_error(std::string(kMinimal) + "    request_headers: {set: {" + name + ": x}}\n");
+        CHECK(set.key == std::string("routes[0].request_headers.set.") + name);
+    }
+    auto bad_name = only_error(std::string(kMinimal) + "    request_headers: {strip: [\"X Bad\"]}\n");
+    CHECK(bad_name.message == "'X Bad' is not a valid field name");
+    auto bad_value = only_error(std::string(kMinimal) + "    request_headers: {set: {X-A: \"a\\r\\nInjected: 1\"}}\n");
+    CHECK(bad_value.key == "routes[0].request_headers.set.X-A");
+    CHECK(bad_value.line == 9);
 }
 
 TEST_CASE("config errors name the line and the key") {

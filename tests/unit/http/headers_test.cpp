@@ -68,6 +68,16 @@ TEST_CASE("X-Forwarded-Proto and -Host replace what the client claimed") {
     CHECK(f.count("X-Forwarded-Host") == 0);
 }
 
+TEST_CASE("Forwarded gets this hop's element appended after what earlier proxies wrote") {
+    auto f = make({{"Forwarded", "for=192.0.2.60;proto=https"}, {"Forwarded", " for=unknown "}});
+    add_forwarded(f, {"127.0.0.1", "http", "api.example.com:8080"});
+    CHECK(f.count("Forwarded") == 1);
+    CHECK(f["Forwarded"] == R"(for=192.0.2.60;proto=https, for=unknown, for="127.0.0.1";host="api.example.com:8080";proto=http)");
+    Fields g;
+    add_forwarded(g, {"2001:db8::1", "http", ""});
+    CHECK(g["Forwarded"] == R"(for="[2001:db8::1]";proto=http)");
+}
+
 TEST_CASE("Via gets this hop appended") {
     Fields f;
     add_via(f, "cachalot");
