@@ -14,7 +14,9 @@ measure_url() {
   taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "$1" |
     awk '/Requests\/sec/ {rps=$2}
          $1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; p99=v}
-         END {print rps, p99}'
+         /Non-2xx or 3xx responses/ {bad=$NF}
+         END {if (bad > 0) {print "measure: " bad " non-2xx/3xx responses: not a valid measurement" > "/dev/stderr"; exit 1}
+              print rps, p99}'
 }
 
 # Median of the numbers on stdin.
