@@ -335,7 +335,9 @@ TestOrigin::Handler revalidating_origin(bool use_etag, std::shared_ptr<std::atom
         const bool matches = use_etag ? r.header("If-None-Match") == "\"v1\""
                                       : r.header("If-Modified-Since") == last_modified;
         if (matches && !*changed) {
-            Reply not_modified{.status = 304, .headers = {{"Cache-Control", "max-age=1"}, {"X-Refreshed", std::to_string(n)}}};
+            // Refreshed for long enough that the next request is certainly a hit.
+            Reply not_modified{.status = 304,
+                               .headers = {{"Cache-Control", "max-age=60"}, {"X-Refreshed", std::to_string(n)}}};
             for (auto& v : validators) not_modified.headers.push_back(v);
             return not_modified;
         }
@@ -347,6 +349,17 @@ TestOrigin::Handler revalidating_origin(bool use_etag, std::shared_ptr<std::atom
     };
 }
 
+// Fetches `target` until the answer is not a hit (the stored response went stale), for up to 10 s.
+Response first_after_stale(std::uint16_t port, const std::string& target) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    for (;;) {
+        auto res = fetch(port, target);
+        if (!std::string(res["Cache-Status"]).starts_with("cachalot; hit") || std::chrono::steady_clock::now() >= deadline)
+            return res;
+        std::this_thread::sleep_for(50ms);
+    }
+}
+
 }  // namespace
 
 TEST_CASE("a stale response with an ETag is revalidated and a 304 refreshes its fields and serves the stored body") {
@@ -354,8 +367,7 @@ TEST_CASE("a stale response with an ETag is revalidated and a 304 refreshes its 
     TestOrigin origin(revalidating_origin(true, changed));
     Daemon cachalot(proxy_config(origin.port()));
     CHECK(fetch(cachalot.port(), "/r").body() == "body 1");
-    std::this_thread::sleep_for(1100ms);
-    auto revalidated = fetch(cachalot.port(), "/r");
+    auto revalidated = first_after_stale(cachalot.port(), "/r");
     CHECK(revalidated.result_int() == 200);
     CHECK(revalidated.body() == "body 1");
     CHECK(revalidated["X-Refreshed"] == "2");
@@ -375,8 +387,7 @@ TEST_CASE("a stale response with only Last-Modified is revalidated with If-Modif
     TestOrigin origin(revalidating_origin(false, changed));
     Daemon cachalot(proxy_config(origin.port()));
     fetch(cachalot.port(), "/r");
-    std::this_thread::sleep_for(1100ms);
-    auto revalidated = fetch(cachalot.port(), "/r");
+    auto revalidated = first_after_stale(cachalot.port(), "/r");
     CHECK(revalidated.body() == "body 1");
     CHECK(revalidated["X-Refreshed"] == "2");
     CHECK_FALSE(origin.last_request().header("If-Modified-Since").empty());
@@ -388,15 +399,7 @@ TEST_CASE("a 200 answer to a revalidation replaces the stored response") {
     Daemon cachalot(proxy_config(origin.port()));
     fetch(cachalot.port(), "/r");
     *changed = true;
-    // Hits until the stored response goes stale; the first request after it revalidates.
-    Response replaced;
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    for (;;) {
-        replaced = fetch(cachalot.port(), "/r");
-        if (!std::string(replaced["Cache-Status"]).starts_with("cachalot; hit")) break;
-        if (std::chrono::steady_clock::now() >= deadline) break;
-        std::this_thread::sleep_for(50ms);
-    }
+    auto replaced = first_after_stale(cachalot.port(), "/r");
     CHECK(replaced.body() == "body 2");
     CHECK_THAT(std::string(replaced["Cache-Status"]), Catch::StartsWith("cachalot; fwd=stale; fwd-status=200; stored"));
     CHECK(fetch(cachalot.port(), "/r").body() == "body 2");
