@@ -246,11 +246,18 @@ Daemon::Daemon(const std::string& config_template) : dir_(temp_dir()) {
 
         process_ = ChildProcess(CACHALOT_BINARY, {"--config", dir_ + "/cachalot.yaml"}, dir_ + "/output.log");
 
+        // Ready is this daemon's own log line (written once both listeners are bound) and then
+        // its /readyz: a /readyz alone could be answered by a parallel test's daemon that took
+        // the port while this one failed to bind it.
+        const std::string listening = "listening on 127.0.0.1:" + std::to_string(port_) +
+                                      " (admin 127.0.0.1:" + std::to_string(admin_port_) + ")";
         auto deadline = std::chrono::steady_clock::now() + 30s;
         while (std::chrono::steady_clock::now() < deadline) {
             if (!running()) break;
             try {
-                if (fetch(admin_port_, "/readyz").result_int() == 200) return;
+                if (output().find(listening) != std::string::npos &&
+                    fetch(admin_port_, "/readyz").result_int() == 200)
+                    return;
             } catch (const std::exception&) {
             }
             std::this_thread::sleep_for(20ms);
@@ -322,9 +329,13 @@ DemoOrigin::DemoOrigin() : dir_(temp_dir()) {
         port_ = free_port();
         process_ = ChildProcess(CACHALOT_DEMO_ORIGIN, {std::to_string(port_)}, dir_ + "/output.log");
         const auto deadline = std::chrono::steady_clock::now() + 30s;
+        // Its own "listening" line first: /stats alone could reach another test's demo origin.
+        const std::string listening = "demo origin listening on 127.0.0.1:" + std::to_string(port_) + "\n";
         while (process_.running() && std::chrono::steady_clock::now() < deadline) {
             try {
-                if (fetch(port_, "/stats").result_int() == 200) return;
+                if (read_file(dir_ + "/output.log").find(listening) != std::string::npos &&
+                    fetch(port_, "/stats").result_int() == 200)
+                    return;
             } catch (const std::exception&) {
             }
             std::this_thread::sleep_for(20ms);
@@ -530,7 +541,9 @@ void RedisServer::start() {
                 break;
             }
             try {
-                if (command({"PING"}) == "PONG") return;
+                // Its own directory back proves this is our redis-server, not a parallel test's
+                // that took the port while ours failed to bind it.
+                if (command({"CONFIG", "GET", "dir"}).find(dir_) != std::string::npos) return;
             } catch (const std::exception&) {
             }
             std::this_thread::sleep_for(20ms);
