@@ -37,7 +37,10 @@ Coalescer::Permit::Permit(Permit&& other) noexcept
     : owner_(other.owner_), key_(std::move(other.key_)), flight_(std::move(other.flight_)) {}
 
 Coalescer::Permit::~Permit() {
-    if (flight_) owner_->finish(key_, flight_, {});
+    if (!flight_) return;
+    Shared abandoned;
+    abandoned.abandoned = true;
+    owner_->finish(key_, flight_, abandoned);
 }
 
 void Coalescer::Permit::publish(Shared shared) {

@@ -122,7 +122,7 @@ std::string normalized_accept_encoding(std::string_view value) {
 }
 
 std::string primary_key(std::string_view method, std::string_view scheme, const http::Authority& authority,
-                        std::string_view target, const http::Fields& request, const KeyRules& rules) {
+                        std::string_view target, const http::Fields& request, const config::RouteKey& rules) {
     std::string key = (method == "GET" || method == "HEAD") ? "GET" : std::string(method);
     key += ' ';
     key += scheme;
@@ -135,7 +135,7 @@ std::string primary_key(std::string_view method, std::string_view scheme, const 
         split(target.substr(q + 1), '&', [&](std::string_view param) {
             if (param.empty()) return;
             auto name = param.substr(0, param.find('='));
-            if (ignored(name, rules.ignored_params)) return;
+            if (ignored(name, rules.ignore_query_params)) return;
             params.push_back(normalize_percent(param));
         });
         if (rules.sort_query) std::stable_sort(params.begin(), params.end());

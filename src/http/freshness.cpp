@@ -21,42 +21,6 @@ std::optional<std::string_view> single(const Fields& fields, bh::field name) {
 
 }  // namespace
 
-const char* to_string(FreshnessSource source) {
-    switch (source) {
-        case FreshnessSource::SMaxAge: return "s-maxage";
-        case FreshnessSource::MaxAge: return "max-age";
-        case FreshnessSource::Expires: return "expires";
-        case FreshnessSource::Heuristic: return "heuristic";
-        case FreshnessSource::None: return "none";
-    }
-    return "none";
-}
-
-const char* to_string(NotStorable reason) {
-    switch (reason) {
-        case NotStorable::None: return "stored";
-        case NotStorable::Method: return "method";
-        case NotStorable::Status: return "status";
-        case NotStorable::RequestNoStore: return "request-no-store";
-        case NotStorable::ResponseNoStore: return "no-store";
-        case NotStorable::Private: return "private";
-        case NotStorable::Authorization: return "authorization";
-        case NotStorable::NoFreshness: return "no-freshness-info";
-        case NotStorable::MalformedCacheControl: return "malformed-cache-control";
-    }
-    return "unknown";
-}
-
-const char* to_string(Usability usability) {
-    switch (usability) {
-        case Usability::Fresh: return "fresh";
-        case Usability::StaleAllowed: return "stale-allowed";
-        case Usability::StaleWhileRevalidate: return "stale-while-revalidate";
-        case Usability::MustRevalidate: return "must-revalidate";
-    }
-    return "unknown";
-}
-
 CacheControl cache_control_of(const Fields& fields) { return parse_cache_control(field_values(fields, "Cache-Control")); }
 
 bool heuristically_cacheable(unsigned status) {
@@ -148,15 +112,6 @@ Usability usability(const CacheControl& request_cc, bool request_pragma_no_cache
     const auto swr = response_cc.stale_while_revalidate.value_or(default_swr);
     if (!request_cc.min_fresh && swr > Seconds{0} && staleness <= swr) return Usability::StaleWhileRevalidate;
     return Usability::MustRevalidate;
-}
-
-const char* to_string(StaleReason reason) {
-    switch (reason) {
-        case StaleReason::None: return "none";
-        case StaleReason::StaleIfError: return "stale-if-error";
-        case StaleReason::Grace: return "grace";
-    }
-    return "none";
 }
 
 StaleReason stale_on_error(const CacheControl& request_cc, const CacheControl& response_cc, Seconds staleness,

@@ -11,20 +11,14 @@ const prometheus::Histogram::BucketBoundaries kLatencyBuckets{
 
 }  // namespace
 
-namespace {
-template <std::size_t N>
-void count(const std::array<std::string_view, N>& names, const std::array<prometheus::Counter*, N>& series,
-           std::string_view name) {
-    for (std::size_t i = 0; i < N; ++i)
-        if (names[i] == name) return series[i]->Increment();
+void RouteSeries::record(const cache::Outcome& o) const {
+    cache_results[static_cast<std::size_t>(o.result)]->Increment();
+    const auto detail = static_cast<std::size_t>(o.detail);
+    if (o.stored) stored->Increment();
+    else if (cache::is_not_stored_reason(o.detail)) not_stored[detail]->Increment();
+    if (cache::is_stale_reason(o.detail)) stale_served[detail]->Increment();
+    else if (o.collapsed) coalesced->Increment();
 }
-}  // namespace
-
-void RouteSeries::cache_result(std::string_view result) const { count(kCacheResults, cache_results, result); }
-
-void RouteSeries::store_outcome(std::string_view outcome) const { count(kStoreOutcomes, store_outcomes, outcome); }
-
-void RouteSeries::stale_served(std::string_view reason) const { count(kStaleReasons, stale_served_by_reason, reason); }
 
 void RouteSeries::record(unsigned status, double seconds) const {
     unsigned cls = status / 100;
@@ -74,12 +68,15 @@ Metrics::Metrics(const std::vector<std::string>& routes, const std::vector<std::
         for (std::size_t c = 0; c < classes.size(); ++c)
             s.requests_by_class[c] = &requests.Add({{"route", name}, {"status_class", classes[c]}});
         s.duration = &duration.Add({{"route", name}}, kLatencyBuckets);
-        for (std::size_t i = 0; i < kCacheResults.size(); ++i)
-            s.cache_results[i] = &cache_requests.Add({{"route", name}, {"result", std::string(kCacheResults[i])}});
-        for (std::size_t i = 0; i < kStoreOutcomes.size(); ++i)
-            s.store_outcomes[i] = &cache_store.Add({{"route", name}, {"outcome", std::string(kStoreOutcomes[i])}});
-        for (std::size_t i = 0; i < kStaleReasons.size(); ++i)
-            s.stale_served_by_reason[i] = &stale.Add({{"route", name}, {"reason", std::string(kStaleReasons[i])}});
+        for (std::size_t i = 0; i < cache::kResultNames.size(); ++i)
+            s.cache_results[i] = &cache_requests.Add({{"route", name}, {"result", std::string(cache::kResultNames[i])}});
+        s.stored = &cache_store.Add({{"route", name}, {"outcome", std::string(cache::kStoredName)}});
+        for (std::size_t i = 0; i < cache::kDetailNames.size(); ++i) {
+            const auto detail = static_cast<cache::Detail>(i);
+            const std::string label(cache::kDetailNames[i]);
+            if (cache::is_not_stored_reason(detail)) s.not_stored[i] = &cache_store.Add({{"route", name}, {"outcome", label}});
+            if (cache::is_stale_reason(detail)) s.stale_served[i] = &stale.Add({{"route", name}, {"reason", label}});
+        }
         s.origin_fetches = &fetches.Add({{"route", name}});
         s.coalesced = &coalesced.Add({{"route", name}});
         s.background_revalidations = &background.Add({{"route", name}});

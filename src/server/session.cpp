@@ -185,7 +185,7 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
         std::string method(request.method_string());
         std::string target(request.target());
         const ClientInfo client{peer_address, ok.authority};
-        Outcome outcome = co_await handler_.handle(request, client);
+        Answer outcome = co_await pipeline_.handle(request, client);
         // What waits for a slow client counts against the budget too, hits included.
         auto response_held = budget_.reserve();
         if (outcome.held.held() > 0) response_held = std::move(outcome.held);

@@ -38,7 +38,11 @@ Worker::Worker(const config::Config& cfg, const metrics::Metrics& metrics, const
       work_(ioc_->get_executor()),
       pool_(ioc_->get_executor(), cfg.upstreams, metrics, budget),
       l2_(open_l2(cfg.cache.l2, ioc_->get_executor(), metrics)),
-      handler_(cfg, pool_, cache::TieredCache(l1, l2_.get()), coalescer, metrics) {}
+      pipeline_(cfg, pool_, cache::TieredCache(l1, l2_.get()),
+                cache::FetchLock(coalescer, l2_.get(),
+                                 {cfg.cache.coalesce_timeout, cfg.cache.l2.lock, cfg.cache.l2.lock_ttl,
+                                  cfg.cache.l2.lock_poll}),
+                metrics) {}
 
 Worker::~Worker() {
     join();

@@ -1,13 +1,14 @@
 #pragma once
-// A worker: one thread, one io_context, its own origin connection pool and client sessions.
-// Shared with the other workers: the coalescer (one fetch per key for the node), the L1 file
-// and the byte budget; each is built for concurrent use. Everything else is the worker's own.
+// A worker: one thread, one io_context, its own origin connection pool, Redis connections and
+// client connections. Shared with the other workers: the coalescer (one fetch per key for the
+// node), the L1 file and the byte budget; each is built for concurrent use. Everything else is
+// the worker's own.
 
 #include "cachalot/config/config.hpp"
 #include "cachalot/metrics/metrics.hpp"
 #include "cachalot/upstream/pool.hpp"
 #include "core/net.hpp"
-#include "server/proxy_handler.hpp"
+#include "server/pipeline.hpp"
 
 #include <atomic>
 #include <list>
@@ -64,7 +65,7 @@ private:
     net::executor_work_guard<net::io_context::executor_type> work_;
     upstream::Pool pool_;
     std::unique_ptr<store::RedisStore> l2_;  // released in ~Worker while its io_context still exists
-    ProxyHandler handler_;
+    Pipeline pipeline_;
     std::list<SessionHandle> sessions_;  // touched only on this worker's thread
     std::atomic<std::size_t> session_count_{0};
     std::thread thread_;

@@ -39,7 +39,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (!again || !(*again == *authority)) std::abort();  // normalization is idempotent
 
     http::strip_hop_by_hop(req.base());
-    cache::KeyRules rules{true, {"utm_*"}, {"Accept-Language"}, {"session"}};
+    config::RouteKey rules{true, {"utm_*"}, {"Accept-Language"}, {"session"}};
     const auto key = cache::primary_key(req.method_string(), "http", *authority, target->origin_form, req.base(), rules);
     // Up to the first header rule, the key is the method, the authority and the target: no
     // line break or control byte from the client can get there.

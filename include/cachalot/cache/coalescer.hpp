@@ -27,6 +27,7 @@ public:
     struct Shared {
         std::shared_ptr<const Entry> entry;  // the stored response; null: fetch on your own
         bool origin_failed = false;          // the origin could not answer (waiters may try stale-if-error)
+        bool abandoned = false;              // the permit was dropped without publishing
     };
 
     class Permit {

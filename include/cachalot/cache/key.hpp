@@ -4,6 +4,7 @@
 // headers the response's Vary nominated. Only normalizations that cannot merge two different
 // resources are applied (no dot-segment removal, no case folding of paths).
 
+#include "cachalot/config/config.hpp"
 #include "cachalot/http/headers.hpp"
 #include "cachalot/http/target.hpp"
 
@@ -13,21 +14,13 @@
 
 namespace cachalot::cache {
 
-/// Per-route rules for what enters the primary key.
-struct KeyRules {
-    bool sort_query = true;                       // a=1&b=2 and b=2&a=1 are one resource
-    std::vector<std::string> ignored_params;      // dropped from the query: exact names, or prefixes ending in '*' ("utm_*")
-    std::vector<std::string> headers;             // request headers added to the key (names)
-    std::vector<std::string> cookies;             // cookies (by name) added to the key
-};
-
 /// The primary key of a request: "GET" for GET and HEAD (a HEAD is answered from a stored
 /// GET), the method itself otherwise; then scheme://authority path?query of an origin-form
 /// `target`, with percent-encodings upper-cased and unreserved ones decoded, the query
-/// filtered and (optionally) sorted; then the route's headers and cookies. The authority is
+/// filtered and (optionally) sorted; then the route's headers and cookies (config::RouteKey). The authority is
 /// normalized by http::parse_authority: a key is never built from an unvalidated host.
 std::string primary_key(std::string_view method, std::string_view scheme, const http::Authority& authority,
-                        std::string_view target, const http::Fields& request, const KeyRules& rules);
+                        std::string_view target, const http::Fields& request, const config::RouteKey& rules);
 
 /// The response's Vary names: lower-case, sorted, without duplicates. {"*"} for Vary: *
 /// (such a response is never served from cache).

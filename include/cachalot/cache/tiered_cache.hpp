@@ -22,7 +22,6 @@ public:
     TieredCache(store::ShmStore* l1, store::RedisStore* l2) : l1_(l1), l2_(l2) {}
 
     bool enabled() const { return l1_ || l2_; }
-    store::RedisStore* l2() const { return l2_; }
 
     /// The entry stored under `key`, from the first tier that has an intact one. Garbage found
     /// in a tier is deleted there and counts as a miss. `l2_only` skips L1 (to see what another

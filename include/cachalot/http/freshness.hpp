@@ -19,7 +19,6 @@ namespace cachalot::http {
 
 /// Where a freshness lifetime came from.
 enum class FreshnessSource { SMaxAge, MaxAge, Expires, Heuristic, None };
-const char* to_string(FreshnessSource source);
 
 struct Freshness {
     Seconds lifetime{0};
@@ -42,8 +41,8 @@ Freshness freshness_lifetime(unsigned status, const Fields& response, const Cach
 /// request was sent to the origin and when the response arrived.
 Seconds current_age(const Fields& response, Time request_time, Time response_time, Time now);
 
-/// Why a response is not stored; None when it may be. The names label metrics and the
-/// Cache-Status `detail` parameter.
+/// Why a response is not stored; None when it may be. (cache::Detail names them for metrics and
+/// Cache-Status.)
 enum class NotStorable {
     None,
     Method,            // only GET and HEAD responses are stored
@@ -55,7 +54,6 @@ enum class NotStorable {
     NoFreshness,       // nothing says how long it may be reused, and the status is not cacheable by default
     MalformedCacheControl,  // Cache-Control does not parse: it may hide a no-store
 };
-const char* to_string(NotStorable reason);
 
 /// May a shared cache store this response to this request (RFC 9111 §3, §3.5)?
 NotStorable storability(std::string_view method, unsigned status, const Fields& request,
@@ -68,7 +66,6 @@ enum class Usability {
     StaleWhileRevalidate,  // stale within its stale-while-revalidate window: serve it, revalidate in the background
     MustRevalidate,  // ask the origin first (conditional request when validators exist)
 };
-const char* to_string(Usability usability);
 
 /// Request and response directives applied to a stored response's lifetime and age
 /// (§4.2, §4.2.4, §5.2.1, §5.2.2.2, §5.2.2.4, §5.2.2.8). Pass request_pragma_no_cache when the
@@ -80,7 +77,6 @@ Usability usability(const CacheControl& request_cc, bool request_pragma_no_cache
 
 /// Why a stored response stands in for a failed origin answer.
 enum class StaleReason { None, StaleIfError, Grace };
-const char* to_string(StaleReason reason);
 
 /// May a stored response `staleness` past its freshness (negative: still fresh) answer a
 /// request whose origin fetch failed (unreachable, timed out, 500/502/503/504)? stale-if-error

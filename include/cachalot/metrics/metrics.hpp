@@ -2,6 +2,8 @@
 // Cachalot's Prometheus metrics. Every series the data path touches is created at startup and
 // held by reference, so recording a request is a few atomic adds, never a map lookup.
 
+#include "cachalot/cache/outcome.hpp"
+
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
@@ -20,35 +22,21 @@ namespace cachalot::metrics {
 enum class UpstreamError { Connect, Timeout, BadResponse, Closed };
 inline constexpr std::array kUpstreamErrorNames{"connect", "timeout", "bad_response", "closed"};
 
-/// How the cache answered a request: label values of cachalot_cache_requests_total.
-inline constexpr std::array<std::string_view, 4> kCacheResults{"hit", "miss", "revalidated", "bypass"};
-/// What became of a response fetched for the cache: stored, or why not. Label values of
-/// cachalot_cache_store_total (the same words as Cache-Status' detail).
-inline constexpr std::array<std::string_view, 17> kStoreOutcomes{
-    "stored",    "method",        "status",           "request-no-store", "no-store",           "private",
-    "authorization", "no-freshness-info", "head",     "conditional",      "vary-star",          "stale-on-arrival",
-    "too-large", "origin-unavailable", "only-if-cached", "set-cookie",
-    "malformed-cache-control"};
-
-/// Why a stale response was served: label values of cachalot_stale_served_total.
-inline constexpr std::array<std::string_view, 3> kStaleReasons{"stale-while-revalidate", "stale-if-error", "grace"};
-
 struct RouteSeries {
     std::array<prometheus::Counter*, 6> requests_by_class{};  // index = status / 100; 0 = other
     prometheus::Histogram* duration = nullptr;
-    std::array<prometheus::Counter*, kCacheResults.size()> cache_results{};
-    std::array<prometheus::Counter*, kStoreOutcomes.size()> store_outcomes{};
-    std::array<prometheus::Counter*, kStaleReasons.size()> stale_served_by_reason{};
+    // Indexed by the vocabularies' enums (cache/outcome.hpp): a label outside them cannot be written.
+    std::array<prometheus::Counter*, cache::kResultNames.size()> cache_results{};
+    std::array<prometheus::Counter*, cache::kDetailNames.size()> not_stored{};    // the not-stored reasons only
+    std::array<prometheus::Counter*, cache::kDetailNames.size()> stale_served{};  // the stale reasons only
+    prometheus::Counter* stored = nullptr;
     prometheus::Counter* origin_fetches = nullptr;           // requests the cache sent to the origin
     prometheus::Counter* coalesced = nullptr;                // requests served by another request's fetch
     prometheus::Counter* background_revalidations = nullptr; // fetches started by stale-while-revalidate
     void record(unsigned status, double seconds) const;
-    /// Counts one answer by cache result (one of kCacheResults).
-    void cache_result(std::string_view result) const;
-    /// Counts one fetched response by what became of it (one of kStoreOutcomes).
-    void store_outcome(std::string_view outcome) const;
-    /// Counts one stale response served (one of kStaleReasons).
-    void stale_served(std::string_view reason) const;
+    /// Counts how the cache answered: its result, what became of a fetched response, a stale
+    /// response served, a request served by another's fetch.
+    void record(const cache::Outcome& outcome) const;
 };
 
 struct UpstreamSeries {

@@ -3,7 +3,7 @@
 #include <catch2/catch.hpp>
 
 using namespace cachalot;
-using cache::KeyRules;
+using KeyRules = config::RouteKey;
 using cache::primary_key;
 
 namespace {
@@ -74,7 +74,7 @@ TEST_CASE("primary key: HEAD shares GET's key, other methods have their own") {
 
 TEST_CASE("primary key: route rules filter and keep the query order") {
     KeyRules rules;
-    rules.ignored_params = {"utm_*", "fbclid"};
+    rules.ignore_query_params = {"utm_*", "fbclid"};
     CHECK(key("GET", "h", "/x?utm_source=a&id=1&fbclid=z&utm_medium=b", rules) == key("GET", "h", "/x?id=1", rules));
     CHECK(key("GET", "h", "/x?fbclidx=1", rules) != key("GET", "h", "/x", rules));
     KeyRules unsorted;

@@ -1,0 +1,464 @@
+// The request pipeline, step by step in the order a request meets them (pipeline.hpp maps
+// them): receive → bypass | lookup → deliver | coalesce → fetch → store → respond.
+
+#include "server/pipeline.hpp"
+
+#include "cachalot/cache/key.hpp"
+#include "cachalot/http/conditional.hpp"
+#include "cachalot/http/headers.hpp"
+#include "cachalot/http/target.hpp"
+#include "cachalot/server/router.hpp"
+
+#include <atomic>
+
+namespace cachalot::server {
+namespace {
+
+http::Time now_seconds() { return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()); }
+
+// Where a variant is stored: the primary key, the epoch and the variant key.
+std::string variant_storage_key(const std::string& key, const std::string& epoch, const std::string& variant) {
+    return key + "\x1f" + epoch + "\x1f" + variant;
+}
+
+// Names a set of variants stored together.
+std::string new_epoch() {
+    static std::atomic<std::uint64_t> counter{0};
+    const auto t = std::chrono::steady_clock::now().time_since_epoch().count();
+    return std::to_string(t) + "." + std::to_string(++counter);
+}
+
+// The unsafe methods whose success invalidates what is stored for the URI (RFC 9111 §4.4).
+// Only the known ones: a made-up method such as FOO answered 2xx by a lenient origin must not
+// let any client empty the cache.
+bool invalidating_method(bhttp::verb m) {
+    return m == bhttp::verb::post || m == bhttp::verb::put || m == bhttp::verb::delete_ || m == bhttp::verb::patch;
+}
+
+}  // namespace
+
+// ---- what the steps hand each other ---------------------------------------------------------
+
+/// A request as every step after `receive` sees it. Never changed.
+struct Pipeline::Parsed {
+    const Request& request;  // the client's head, the route's request_headers applied; no body
+    const ClientInfo& client;
+    std::size_t route_index;
+    const config::Route& route;
+    const cache::Policy& policy;
+    const metrics::RouteSeries& series;
+    bhttp::verb method;
+    unsigned version;
+    bool use_cache;   // a GET or HEAD without a body, on a caching route, with a cache tier
+    bool with_body;   // a GET or HEAD with a body: its answer depends on bytes the key does not hold
+    std::string key;  // the primary key, when the cache is used
+    cache::RequestDirectives directives;
+};
+
+/// What the primary key holds, for the names of its Vary fields and the epoch of its variants.
+struct Pipeline::Primary {
+    std::vector<std::string> vary;
+    std::string epoch;
+};
+
+struct Pipeline::Found {
+    std::optional<Primary> primary;
+    std::optional<cache::Entry> stored;    // the stored response for this request, fresh or not
+    cache::Fwd fwd = cache::Fwd::UriMiss;  // why the origin is asked, if it is
+};
+
+/// A stored response judged at some time, ready to deliver.
+struct Pipeline::Stored {
+    Response response;  // its status and fields, no body
+    cache::Judged judged;
+};
+
+/// What a fetch leaves behind besides the client's answer.
+struct Pipeline::Fetched {
+    Answer answer;
+    std::shared_ptr<const cache::Entry> stored;  // what was stored (for the waiters)
+    bool origin_failed = false;
+};
+
+Pipeline::Pipeline(const config::Config& cfg, upstream::Pool& pool, cache::TieredCache cache,
+                   cache::FetchLock fetch_lock, const metrics::Metrics& metrics)
+    : cfg_(cfg), pool_(pool), cache_(cache), fetch_lock_(std::move(fetch_lock)), metrics_(metrics) {
+    policies_.reserve(cfg.routes.size());
+    for (const auto& route : cfg.routes) policies_.emplace_back(route.cache, cfg.cache);
+}
+
+net::awaitable<Answer> Pipeline::handle(Request& request, const ClientInfo& client) {
+    std::string body = std::move(request.body());
+    const auto parsed = receive(request, client, !body.empty());
+    if (!parsed) {
+        Answer answer;
+        answer.response = make_error_response(404, request.version(), "no route for this request");
+        co_return answer;
+    }
+    // (Not a ?: of two co_awaits: GCC 12 destroys the result of one of them twice.)
+    Answer answer;
+    if (parsed->use_cache) answer = co_await use_cache(*parsed);
+    else answer = co_await bypass(*parsed, std::move(body));
+    respond(*parsed, answer);
+    co_return answer;
+}
+
+// ---- receive ----------------------------------------------------------------------------------
+
+std::optional<Pipeline::Parsed> Pipeline::receive(Request& request, const ClientInfo& client, bool with_body) const {
+    const auto index = match_route(cfg_.routes, client.authority.host, http::path_of(request.target()));
+    if (!index) return std::nullopt;
+    const auto& route = cfg_.routes[*index];
+    // Before the key is built, so that the key and Vary see what the origin will see.
+    for (const auto& name : route.request_headers.strip) request.erase(name);
+    for (const auto& [name, value] : route.request_headers.set) request.set(name, value);
+
+    const auto method = request.method();
+    const bool get_or_head = method == bhttp::verb::get || method == bhttp::verb::head;
+    Parsed p{request,  client,           *index, route, policies_[*index], metrics_.route(*index), method,
+             request.version(), cache_.enabled() && route.cache.enabled && get_or_head && !with_body,
+             get_or_head && with_body, {}, {}};
+    if (p.use_cache) {
+        p.key = cache::primary_key(request.method_string(), "http", client.authority, request.target(),
+                                   request.base(), route.cache.key);
+        p.directives = cache::request_directives(request.base());
+    }
+    return p;
+}
+
+// ---- bypass -----------------------------------------------------------------------------------
+
+net::awaitable<Answer> Pipeline::bypass(const Parsed& p, std::string body) {
+    Answer answer;
+    answer.outcome.result = cache::Result::Bypass;
+    answer.outcome.fwd = cache::Fwd::Bypass;
+    // A GET or HEAD with a body is forwarded with it (search APIs put queries there), but it is
+    // never looked up, stored or shared.
+    if (p.with_body && p.route.cache.enabled && cache_.enabled()) answer.outcome.detail = cache::Detail::RequestBody;
+    const Validators none;  // named: GCC 12 mishandles temporaries that live across a co_await
+    const bool answered = co_await forward(p, std::move(body), none, answer);
+    if (cache_.enabled() && answered && invalidating_method(p.method) && answer.response.result_int() < 400)
+        invalidate(p, answer.response);
+    co_return answer;
+}
+
+// A successful unsafe request changes the resource: what is stored for its URI, and for a
+// same-origin Location or Content-Location, is dropped (RFC 9111 §4.4).
+void Pipeline::invalidate(const Parsed& p, const Response& response) {
+    auto drop = [&](std::string_view target) {
+        cache_.erase(cache::primary_key("GET", "http", p.client.authority, target, p.request.base(), p.route.cache.key));
+    };
+    drop(p.request.target());
+    for (auto field : {bhttp::field::location, bhttp::field::content_location}) {
+        auto target = http::parse_request_target(response[field]);
+        if (!target || target->form == http::RequestTarget::Form::Asterisk) continue;
+        if (!target->authority || *target->authority == p.client.authority) drop(target->origin_form);
+    }
+}
+
+// ---- lookup -----------------------------------------------------------------------------------
+
+net::awaitable<Answer> Pipeline::use_cache(const Parsed& p) {
+    Found found = co_await lookup(p);
+    if (found.stored) {
+        auto stored = judge(p, *found.stored, now_seconds());
+        const auto use = p.policy.usability(p.directives, stored.judged);
+        if (use != http::Usability::MustRevalidate) {
+            cache::Outcome outcome;
+            outcome.result = cache::Result::Hit;
+            outcome.ttl = stored.judged.remaining().count();
+            if (use == http::Usability::StaleWhileRevalidate) {
+                outcome.detail = cache::Detail::StaleWhileRevalidate;
+                revalidate_in_background(p, found);
+            }
+            co_return deliver(p, std::move(stored), std::move(found.stored->body), std::move(outcome));
+        }
+        found.fwd = p.directives.fwd_when_stale();
+    }
+    if (p.directives.cc.only_if_cached) {
+        Answer answer;
+        answer.response = make_error_response(504, p.version, "only-if-cached and nothing usable is stored");
+        answer.outcome.fwd = found.fwd;
+        answer.outcome.detail = cache::Detail::OnlyIfCached;
+        co_return answer;
+    }
+    std::optional<cache::FetchLock::Write> write;
+    if (auto answered = co_await coalesce(p, found, write)) co_return std::move(*answered);
+    auto fetched = co_await fetch(p, found);
+    if (write) write->publish({fetched.stored, fetched.origin_failed});
+    co_return std::move(fetched.answer);
+}
+
+net::awaitable<Pipeline::Found> Pipeline::lookup(const Parsed& p, bool l2_only) {
+    Found found;
+    auto primary = co_await cache_.lookup(p.key, l2_only);
+    if (!primary) co_return found;
+    found.primary = Primary{primary->vary, primary->vary_epoch};
+    if (primary->vary.empty()) {
+        found.stored = std::move(primary);
+        co_return found;
+    }
+    // The primary entry names the Vary fields; the request's values pick the variant.
+    if (primary->vary != std::vector<std::string>{"*"}) {
+        const auto variant = cache::variant_key(primary->vary, p.request.base());
+        if (variant == primary->variant) {
+            found.stored = std::move(primary);
+        } else {
+            auto entry = co_await cache_.lookup(variant_storage_key(p.key, found.primary->epoch, variant), l2_only);
+            if (entry && entry->vary == found.primary->vary && entry->variant == variant) found.stored = std::move(entry);
+        }
+    }
+    if (!found.stored) found.fwd = cache::Fwd::VaryMiss;
+    co_return found;
+}
+
+Pipeline::Stored Pipeline::judge(const Parsed& p, const cache::Entry& entry, http::Time now) const {
+    // The response is built first and its fields serve the policy too: one header block per hit.
+    Stored stored{Response{static_cast<bhttp::status>(entry.status), p.version}, {}};
+    for (const auto& [name, value] : entry.headers) stored.response.insert(name, value);
+    stored.judged = p.policy.judge(entry, stored.response.base(), now);
+    return stored;
+}
+
+// ---- deliver ----------------------------------------------------------------------------------
+
+// The stored response as this request gets it: 304 when its conditions say so, HEAD without
+// body, with Age.
+Answer Pipeline::deliver(const Parsed& p, Stored stored, std::string body, cache::Outcome outcome) const {
+    Answer answer;
+    answer.outcome = std::move(outcome);
+    auto& res = answer.response;
+    if (http::not_modified(p.request.base(), stored.response.base(), now_seconds())) {
+        res = Response{bhttp::status::not_modified, p.version};
+        for (const auto& f : stored.response.base())
+            if (http::sent_with_304(f.name_string()) || f.name() == bhttp::field::via)
+                res.insert(f.name(), f.name_string(), f.value());
+    } else {
+        res = std::move(stored.response);
+        res.body() = std::move(body);
+        res.prepare_payload();
+        if (p.method == bhttp::verb::head) res.body().clear();  // Content-Length stays
+    }
+    res.set(bhttp::field::age, std::to_string(std::max<std::int64_t>(0, stored.judged.age.count())));
+    return answer;
+}
+
+// stale-while-revalidate: one background revalidation per key (none if a fetch is in flight).
+void Pipeline::revalidate_in_background(const Parsed& p, const Found& found) {
+    auto write = fetch_lock_.try_acquire(p.key);
+    if (!write) return;
+    p.series.background_revalidations->Increment();
+    // The client's GET without its conditions and directives: it refreshes the stored
+    // response, whatever this client already has.
+    auto request = std::make_shared<Request>(p.request);
+    request->method(bhttp::verb::get);
+    for (auto f : {bhttp::field::if_none_match, bhttp::field::if_modified_since, bhttp::field::if_match,
+                   bhttp::field::if_unmodified_since, bhttp::field::if_range, bhttp::field::range,
+                   bhttp::field::cache_control, bhttp::field::pragma})
+        request->erase(f);
+    auto run = [](Pipeline* self, std::shared_ptr<Request> request, ClientInfo client, Found found,
+                  cache::FetchLock::Write write) -> net::awaitable<void> {
+        const auto parsed = self->receive(*request, client, false);
+        if (!parsed) co_return;
+        found.fwd = cache::Fwd::Stale;
+        auto fetched = co_await self->fetch(*parsed, found);
+        parsed->series.record(fetched.answer.outcome);
+        write.publish({fetched.stored, fetched.origin_failed});
+    };
+    net::co_spawn(pool_.executor(), run(this, std::move(request), p.client, found, std::move(*write)), net::detached);
+}
+
+// ---- coalesce ---------------------------------------------------------------------------------
+
+// Plain GETs share one fetch per key. Conditional and range requests, and HEAD, are forwarded
+// as they are: their answers are not stored, so there is nothing to share. Empty: this request
+// fetches (holding `write` when others may wait on it).
+net::awaitable<std::optional<Answer>> Pipeline::coalesce(const Parsed& p, const Found& found,
+                                                         std::optional<cache::FetchLock::Write>& write) {
+    if (p.method != bhttp::verb::get || p.directives.conditional) co_return std::nullopt;
+    // While another node fetches: its entry, once L2 has it fresh (L1 may hold the stale copy
+    // this node started from).
+    cache::FetchLock::Prober probe = [this, &p]() -> net::awaitable<cache::FetchLock::Probe> {
+        auto in_l2 = co_await lookup(p, true);
+        if (in_l2.stored) {
+            if (judge(p, *in_l2.stored, now_seconds()).judged.remaining() > http::Seconds{0})
+                co_return cache::FetchLock::Probe{std::move(in_l2.stored), false};
+        } else if (in_l2.primary) {
+            co_return cache::FetchLock::Probe{std::nullopt, true};  // another variant was fetched
+        }
+        co_return cache::FetchLock::Probe{};
+    };
+    auto acquired = co_await fetch_lock_.acquire(p.key, probe);
+    if (auto* w = std::get_if<cache::FetchLock::Write>(&acquired)) {
+        write.emplace(std::move(*w));
+        co_return std::nullopt;
+    }
+    const auto& wait = std::get<cache::FetchLock::Wait>(acquired);
+    if (wait.end == cache::FetchLock::End::Done) {
+        const auto& entry = *wait.published.entry;
+        if (entry.vary.empty() || cache::variant_key(entry.vary, p.request.base()) == entry.variant) {
+            auto stored = judge(p, entry, now_seconds());
+            cache::Outcome outcome;
+            outcome.fwd = found.fwd;
+            outcome.fwd_status = entry.status;
+            outcome.collapsed = true;
+            outcome.ttl = stored.judged.remaining().count();
+            co_return deliver(p, std::move(stored), entry.body, std::move(outcome));
+        }
+    } else if (wait.end == cache::FetchLock::End::OriginFailed && found.stored) {
+        // The origin just failed the fetch this request waited on: a stored response that
+        // stale-if-error or grace allow answers now, without asking the failing origin again.
+        auto stored = judge(p, *found.stored, now_seconds());
+        if (auto reason = p.policy.stale_on_error(p.directives, stored.judged); reason != cache::Detail::None) {
+            cache::Outcome outcome;
+            outcome.fwd = found.fwd;
+            outcome.collapsed = true;
+            outcome.detail = reason;
+            co_return deliver(p, std::move(stored), found.stored->body, std::move(outcome));
+        }
+    }
+    co_return std::nullopt;  // on its own: nothing to share, another variant, holder gone, waited too long
+}
+
+// ---- fetch ------------------------------------------------------------------------------------
+
+net::awaitable<Pipeline::Fetched> Pipeline::fetch(const Parsed& p, const Found& found) {
+    // A stored response that may not be used as it is, but has validators, is revalidated: the
+    // origin answers 304 if it is still current (RFC 9111 §4.3.1).
+    Validators validators;
+    if (found.stored && !p.directives.conditional && p.method == bhttp::verb::get) {
+        for (const auto& [name, value] : found.stored->headers) {
+            if (http::iequals(name, "ETag")) validators.etag = value;
+            if (http::iequals(name, "Last-Modified")) validators.last_modified = value;
+        }
+    }
+    Answer answer;
+    answer.outcome.fwd = found.fwd;
+    const auto sent = std::chrono::steady_clock::now();
+    p.series.origin_fetches->Increment();
+    std::string no_body;
+    const bool answered = co_await forward(p, std::move(no_body), validators, answer);
+    const auto now = now_seconds();
+    // The response delay in whole seconds, measured, not as the difference of two rounded
+    // clock readings (which would make a 300 ms fetch count as a second of age).
+    const auto request_time = now - std::chrono::floor<http::Seconds>(std::chrono::steady_clock::now() - sent);
+    const unsigned status = answer.response.result_int();
+    if (answered) answer.outcome.fwd_status = status;
+
+    Fetched fetched;
+    fetched.origin_failed = !answered || status == 500 || status == 502 || status == 503 || status == 504;
+    if (fetched.origin_failed && found.stored) {
+        auto stored = judge(p, *found.stored, now);
+        if (auto reason = p.policy.stale_on_error(p.directives, stored.judged); reason != cache::Detail::None) {
+            auto outcome = answer.outcome;
+            outcome.detail = reason;
+            fetched.answer = deliver(p, std::move(stored), found.stored->body, std::move(outcome));
+            fetched.answer.upstream_seconds = answer.upstream_seconds;
+            co_return fetched;
+        }
+    }
+    if (!answered) {
+        answer.outcome.detail = cache::Detail::OriginUnavailable;
+        fetched.answer = std::move(answer);
+        co_return fetched;
+    }
+    if (!validators.empty() && status == 304) {
+        refresh(p, found, std::move(answer), request_time, now, fetched);
+    } else {
+        store(p, found, std::move(answer), request_time, now, fetched);
+    }
+    co_return fetched;
+}
+
+// Sends the request to the route's origin; false when the origin failed (the answer then
+// holds the proxy's own 502, 503 or 504).
+net::awaitable<bool> Pipeline::forward(const Parsed& p, std::string body, const Validators& validators,
+                                       Answer& answer) {
+    const auto& upstream = cfg_.upstreams[p.route.upstream_index];
+    const auto request = origin_request(p.request, std::move(body), p.client, upstream, validators);
+    auto fetched = co_await pool_.fetch(p.route.upstream_index, request);
+    answer.upstream_seconds = fetched.seconds;
+    if (fetched.over_budget) {
+        metrics_.buffer_refusals(true).Increment();
+        answer.response = make_error_response(503, p.version, "too many large responses in flight; try again");
+        co_return false;
+    }
+    if (!fetched.response) {
+        answer.response = fetched.timed_out()
+                              ? make_error_response(504, p.version, "the origin did not answer in time")
+                              : make_error_response(502, p.version, "the origin could not be reached or answered badly");
+        co_return false;
+    }
+    answer.response = std::move(*fetched.response);
+    answer.held = std::move(fetched.held);
+    prepare_for_client(answer.response, p.method, p.version);
+    co_return true;
+}
+
+// ---- store ------------------------------------------------------------------------------------
+
+void Pipeline::store(const Parsed& p, const Found& found, Answer answer, http::Time request_time, http::Time now,
+                     Fetched& fetched) {
+    const auto& res = answer.response;
+    const unsigned status = res.result_int();
+    const auto decision = p.policy.decide_store(p.method == bhttp::verb::head, p.directives, p.request.base(), status,
+                                                res.base(), request_time, now);
+    answer.outcome.detail = decision.refused;
+    if (decision.refused == cache::Detail::None) {
+        auto entry = p.policy.entry_for(decision, status, res.base(), res.body(), p.request.base(), request_time, now);
+        if (put(p.key, entry, found.primary, decision.expiry_ms)) {
+            answer.outcome.stored = true;
+            answer.outcome.ttl = decision.judged.remaining().count();
+            fetched.stored = std::make_shared<const cache::Entry>(std::move(entry));
+        } else {
+            answer.outcome.detail = cache::Detail::TooLarge;
+        }
+    }
+    fetched.answer = std::move(answer);
+}
+
+// Still current: the stored response, refreshed by the 304's fields, is stored again and served
+// (RFC 9111 §4.3.4).
+void Pipeline::refresh(const Parsed& p, const Found& found, Answer answer, http::Time request_time, http::Time now,
+                       Fetched& fetched) {
+    auto merged = p.policy.refreshed(*found.stored, answer.response.base(), request_time, now);
+    auto stored = judge(p, merged, now);
+    answer.outcome.result = cache::Result::Revalidated;
+    if (stored.judged.remaining() > http::Seconds{0} && !stored.judged.cc.no_store &&
+        put(p.key, merged, found.primary, p.policy.expiry_ms(stored.judged, now))) {
+        answer.outcome.stored = true;
+        answer.outcome.ttl = stored.judged.remaining().count();
+        fetched.stored = std::make_shared<const cache::Entry>(merged);
+    }
+    fetched.answer = deliver(p, std::move(stored), std::move(merged.body), std::move(answer.outcome));
+    fetched.answer.upstream_seconds = answer.upstream_seconds;
+}
+
+// Stores `entry` under `key` and, with Vary, under its variant key. Variants stored together
+// share an epoch: the primary's while its Vary names hold, so that the other variants stay
+// reachable; a new one otherwise. False if no tier took it.
+bool Pipeline::put(const std::string& key, cache::Entry& entry, const std::optional<Primary>& primary,
+                   std::int64_t expiry_ms) {
+    if (!entry.vary.empty())
+        entry.vary_epoch =
+            primary && primary->vary == entry.vary && !primary->epoch.empty() ? primary->epoch : new_epoch();
+    const auto bytes = cache::encode_entry(entry);
+    if (!cache_.insert(key, bytes, expiry_ms)) return false;
+    if (entry.vary.empty()) return true;
+    return cache_.insert(variant_storage_key(key, entry.vary_epoch, entry.variant), bytes, expiry_ms);
+}
+
+// ---- respond ----------------------------------------------------------------------------------
+
+void Pipeline::respond(const Parsed& p, Answer& answer) const {
+    answer.route = p.route_index;
+    if (cfg_.cache.debug_cache_status) answer.outcome.key = p.key;
+    add_cache_status(answer.response, cache::cache_status_entry(answer.outcome, kPseudonym));
+    if (cfg_.cache.strip_targeted_fields) {
+        answer.response.erase("CDN-Cache-Control");
+        if (!cfg_.cache.targeted_field.empty()) answer.response.erase(cfg_.cache.targeted_field);
+    }
+    p.series.record(answer.outcome);
+}
+
+}  // namespace cachalot::server

@@ -1,0 +1,91 @@
+#pragma once
+// The request pipeline: sequencing only. The decisions are the cache policy's
+// (cache/policy.hpp), one fetch per key is the fetch lock's (cache/fetch_lock.hpp), what is
+// said about the answer is one cache::Outcome. The steps, in the order a request meets them
+// and in the order pipeline.cpp defines them:
+//
+//   receive   the route; its request_headers applied; then one Parsed value, never changed
+//             again: route, method, cache key, request directives, whether the cache is used
+//   bypass    not for the cache: forwarded as it is; a successful unsafe method invalidates
+//             what is stored for its URI (RFC 9111 §4.4)
+//   lookup    L1, then L2; the primary entry names the Vary fields, the request picks the variant
+//   deliver   a stored response the policy lets answer: fresh, allowed stale, or stale within
+//             stale-while-revalidate (then one background revalidation starts)
+//   coalesce  one fetch per key (this node; all nodes with cache.l2.lock): the others are
+//             answered from what it stored, or by stale-if-error when the origin failed it
+//   fetch     to the origin, conditional when a stored response has validators; a failed origin
+//             is answered by stale-if-error or grace
+//   store     what the policy accepts goes to L1 now and to L2 through its queue; a 304 refreshes
+//             the stored response
+//   respond   Cache-Status rendered and the outcome recorded in the metrics, once per request
+
+#include "cachalot/cache/fetch_lock.hpp"
+#include "cachalot/cache/outcome.hpp"
+#include "cachalot/cache/policy.hpp"
+#include "cachalot/cache/tiered_cache.hpp"
+#include "cachalot/config/config.hpp"
+#include "cachalot/core/byte_budget.hpp"
+#include "cachalot/metrics/metrics.hpp"
+#include "cachalot/upstream/pool.hpp"
+#include "core/net.hpp"
+#include "server/messages.hpp"
+
+#include <optional>
+#include <vector>
+
+namespace cachalot::server {
+
+/// A response and what to record about how it was made.
+struct Answer {
+    Response response;
+    std::optional<std::size_t> route;    // empty: no route matched
+    double upstream_seconds = -1;        // negative: the origin was not asked
+    core::ByteBudget::Reservation held;  // the share of client.max_buffered_bytes its body holds
+    cache::Outcome outcome;              // how the cache answered (routed requests)
+};
+
+class Pipeline {
+public:
+    /// With neither tier in `cache`, nothing is cached.
+    Pipeline(const config::Config& cfg, upstream::Pool& pool, cache::TieredCache cache, cache::FetchLock fetch_lock,
+             const metrics::Metrics& metrics);
+
+    /// Answers `request` (its body moves out). `client` describes where it came from.
+    net::awaitable<Answer> handle(Request& request, const ClientInfo& client);
+
+private:
+    struct Parsed;
+    struct Primary;
+    struct Found;
+    struct Stored;
+    struct Fetched;
+
+    std::optional<Parsed> receive(Request& request, const ClientInfo& client, bool with_body) const;
+    net::awaitable<Answer> bypass(const Parsed& p, std::string body);
+    void invalidate(const Parsed& p, const Response& response);
+    net::awaitable<Answer> use_cache(const Parsed& p);
+    net::awaitable<Found> lookup(const Parsed& p, bool l2_only = false);
+    Stored judge(const Parsed& p, const cache::Entry& entry, http::Time now) const;
+    Answer deliver(const Parsed& p, Stored stored, std::string body, cache::Outcome outcome) const;
+    void revalidate_in_background(const Parsed& p, const Found& found);
+    net::awaitable<std::optional<Answer>> coalesce(const Parsed& p, const Found& found,
+                                                   std::optional<cache::FetchLock::Write>& write);
+    net::awaitable<Fetched> fetch(const Parsed& p, const Found& found);
+    net::awaitable<bool> forward(const Parsed& p, std::string body, const Validators& validators, Answer& answer);
+    void store(const Parsed& p, const Found& found, Answer answer, http::Time request_time, http::Time now,
+               Fetched& fetched);
+    void refresh(const Parsed& p, const Found& found, Answer answer, http::Time request_time, http::Time now,
+                 Fetched& fetched);
+    bool put(const std::string& key, cache::Entry& entry, const std::optional<Primary>& primary,
+             std::int64_t expiry_ms);
+    void respond(const Parsed& p, Answer& answer) const;
+
+    const config::Config& cfg_;
+    upstream::Pool& pool_;
+    cache::TieredCache cache_;
+    cache::FetchLock fetch_lock_;
+    const metrics::Metrics& metrics_;
+    std::vector<cache::Policy> policies_;  // per route
+};
+
+}  // namespace cachalot::server
