@@ -55,7 +55,8 @@ RequestDirectives request_directives(const http::Fields& request) {
 Policy::Policy(const config::RouteCache& route, const config::Cache& cache, Uniform uniform)
     : route_(route), cache_(cache), uniform_(uniform ? std::move(uniform) : Uniform(default_uniform)) {
     if (!cache.targeted_field.empty()) targeted_fields_.push_back(cache.targeted_field);
-    targeted_fields_.push_back("CDN-Cache-Control");
+    static const std::string cdn_cache_control = "CDN-Cache-Control";  // (a literal here trips GCC 12's -Warray-bounds)
+    targeted_fields_.push_back(cdn_cache_control);
 }
 
 std::optional<http::Fields> Policy::targeted_view(const http::Fields& fields) const {

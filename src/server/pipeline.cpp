@@ -14,8 +14,6 @@
 namespace cachalot::server {
 namespace {
 
-http::Time now_seconds() { return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()); }
-
 // Where a variant is stored: the primary key, the epoch and the variant key.
 std::string variant_storage_key(const std::string& key, const std::string& epoch, const std::string& variant) {
     return key + "\x1f" + epoch + "\x1f" + variant;
@@ -80,9 +78,14 @@ struct Pipeline::Fetched {
     bool origin_failed = false;
 };
 
-Pipeline::Pipeline(const config::Config& cfg, upstream::Pool& pool, cache::TieredCache cache,
-                   cache::FetchLock fetch_lock, const metrics::Metrics& metrics)
-    : cfg_(cfg), pool_(pool), cache_(cache), fetch_lock_(std::move(fetch_lock)), metrics_(metrics) {
+Pipeline::Pipeline(const config::Config& cfg, upstream::Origin& origin, cache::TieredCache cache,
+                   cache::FetchLock fetch_lock, const metrics::Metrics& metrics, core::WallClock clock)
+    : cfg_(cfg),
+      origin_(origin),
+      cache_(cache),
+      fetch_lock_(std::move(fetch_lock)),
+      metrics_(metrics),
+      clock_(std::move(clock)) {
     policies_.reserve(cfg.routes.size());
     for (const auto& route : cfg.routes) policies_.emplace_back(route.cache, cfg.cache);
 }
@@ -161,7 +164,7 @@ void Pipeline::invalidate(const Parsed& p, const Response& response) {
 net::awaitable<Answer> Pipeline::use_cache(const Parsed& p) {
     Found found = co_await lookup(p);
     if (found.stored) {
-        auto stored = judge(p, *found.stored, now_seconds());
+        auto stored = judge(p, *found.stored, now());
         const auto use = p.policy.usability(p.directives, stored.judged);
         if (use != http::Usability::MustRevalidate) {
             cache::Outcome outcome;
@@ -228,7 +231,7 @@ Answer Pipeline::deliver(const Parsed& p, Stored stored, std::string body, cache
     Answer answer;
     answer.outcome = std::move(outcome);
     auto& res = answer.response;
-    if (http::not_modified(p.request.base(), stored.response.base(), now_seconds())) {
+    if (http::not_modified(p.request.base(), stored.response.base(), now())) {
         res = Response{bhttp::status::not_modified, p.version};
         for (const auto& f : stored.response.base())
             if (http::sent_with_304(f.name_string()) || f.name() == bhttp::field::via)
@@ -265,7 +268,7 @@ void Pipeline::revalidate_in_background(const Parsed& p, const Found& found) {
         parsed->series.record(fetched.answer.outcome);
         write.publish({fetched.stored, fetched.origin_failed});
     };
-    net::co_spawn(pool_.executor(), run(this, std::move(request), p.client, found, std::move(*write)), net::detached);
+    net::co_spawn(origin_.executor(), run(this, std::move(request), p.client, found, std::move(*write)), net::detached);
 }
 
 // ---- coalesce ---------------------------------------------------------------------------------
@@ -273,7 +276,7 @@ void Pipeline::revalidate_in_background(const Parsed& p, const Found& found) {
 // Plain GETs share one fetch per key. Conditional and range requests, and HEAD, are forwarded
 // as they are: their answers are not stored, so there is nothing to share. Empty: this request
 // fetches (holding `write` when others may wait on it).
-net::awaitable<std::optional<Answer>> Pipeline::coalesce(const Parsed& p, const Found& found,
+net::awaitable<std::optional<Answer>> Pipeline::coalesce(const Parsed& p, Found& found,
                                                          std::optional<cache::FetchLock::Write>& write) {
     if (p.method != bhttp::verb::get || p.directives.conditional) co_return std::nullopt;
     // While another node fetches: its entry, once L2 has it fresh (L1 may hold the stale copy
@@ -281,7 +284,7 @@ net::awaitable<std::optional<Answer>> Pipeline::coalesce(const Parsed& p, const 
     cache::FetchLock::Prober probe = [this, &p]() -> net::awaitable<cache::FetchLock::Probe> {
         auto in_l2 = co_await lookup(p, true);
         if (in_l2.stored) {
-            if (judge(p, *in_l2.stored, now_seconds()).judged.remaining() > http::Seconds{0})
+            if (judge(p, *in_l2.stored, now()).judged.remaining() > http::Seconds{0})
                 co_return cache::FetchLock::Probe{std::move(in_l2.stored), false};
         } else if (in_l2.primary) {
             co_return cache::FetchLock::Probe{std::nullopt, true};  // another variant was fetched
@@ -297,7 +300,7 @@ net::awaitable<std::optional<Answer>> Pipeline::coalesce(const Parsed& p, const 
     if (wait.end == cache::FetchLock::End::Done) {
         const auto& entry = *wait.published.entry;
         if (entry.vary.empty() || cache::variant_key(entry.vary, p.request.base()) == entry.variant) {
-            auto stored = judge(p, entry, now_seconds());
+            auto stored = judge(p, entry, now());
             cache::Outcome outcome;
             outcome.fwd = found.fwd;
             outcome.fwd_status = entry.status;
@@ -305,10 +308,14 @@ net::awaitable<std::optional<Answer>> Pipeline::coalesce(const Parsed& p, const 
             outcome.ttl = stored.judged.remaining().count();
             co_return deliver(p, std::move(stored), entry.body, std::move(outcome));
         }
+        // Another variant was stored meanwhile: this one joins its epoch, or the primary key
+        // would be taken over and the other variant lost.
+        auto again = co_await lookup(p);
+        found.primary = std::move(again.primary);
     } else if (wait.end == cache::FetchLock::End::OriginFailed && found.stored) {
         // The origin just failed the fetch this request waited on: a stored response that
         // stale-if-error or grace allow answers now, without asking the failing origin again.
-        auto stored = judge(p, *found.stored, now_seconds());
+        auto stored = judge(p, *found.stored, now());
         if (auto reason = p.policy.stale_on_error(p.directives, stored.judged); reason != cache::Detail::None) {
             cache::Outcome outcome;
             outcome.fwd = found.fwd;
@@ -334,14 +341,16 @@ net::awaitable<Pipeline::Fetched> Pipeline::fetch(const Parsed& p, const Found& 
     }
     Answer answer;
     answer.outcome.fwd = found.fwd;
-    const auto sent = std::chrono::steady_clock::now();
+    const auto sent_ms = clock_();
     p.series.origin_fetches->Increment();
     std::string no_body;
     const bool answered = co_await forward(p, std::move(no_body), validators, answer);
-    const auto now = now_seconds();
-    // The response delay in whole seconds, measured, not as the difference of two rounded
-    // clock readings (which would make a 300 ms fetch count as a second of age).
-    const auto request_time = now - std::chrono::floor<http::Seconds>(std::chrono::steady_clock::now() - sent);
+    const auto received_ms = clock_();
+    const http::Time now{std::chrono::floor<http::Seconds>(std::chrono::milliseconds(received_ms))};
+    // The response delay in whole seconds, measured in milliseconds, not as the difference of
+    // two rounded clock readings (which would make a 300 ms fetch count as a second of age).
+    const auto delay = std::chrono::milliseconds(std::max<core::WallMillis>(0, received_ms - sent_ms));
+    const auto request_time = now - std::chrono::floor<http::Seconds>(delay);
     const unsigned status = answer.response.result_int();
     if (answered) answer.outcome.fwd_status = status;
 
@@ -376,7 +385,7 @@ net::awaitable<bool> Pipeline::forward(const Parsed& p, std::string body, const 
                                        Answer& answer) {
     const auto& upstream = cfg_.upstreams[p.route.upstream_index];
     const auto request = origin_request(p.request, std::move(body), p.client, upstream, validators);
-    auto fetched = co_await pool_.fetch(p.route.upstream_index, request);
+    auto fetched = co_await origin_.fetch(p.route.upstream_index, request);
     answer.upstream_seconds = fetched.seconds;
     if (fetched.over_budget) {
         metrics_.buffer_refusals(true).Increment();
@@ -446,6 +455,10 @@ bool Pipeline::put(const std::string& key, cache::Entry& entry, const std::optio
     if (!cache_.insert(key, bytes, expiry_ms)) return false;
     if (entry.vary.empty()) return true;
     return cache_.insert(variant_storage_key(key, entry.vary_epoch, entry.variant), bytes, expiry_ms);
+}
+
+http::Time Pipeline::now() const {
+    return http::Time{std::chrono::floor<http::Seconds>(std::chrono::milliseconds(clock_()))};
 }
 
 // ---- respond ----------------------------------------------------------------------------------

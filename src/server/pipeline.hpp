@@ -24,6 +24,7 @@
 #include "cachalot/cache/policy.hpp"
 #include "cachalot/cache/tiered_cache.hpp"
 #include "cachalot/config/config.hpp"
+#include "cachalot/core/clock.hpp"
 #include "cachalot/core/byte_budget.hpp"
 #include "cachalot/metrics/metrics.hpp"
 #include "cachalot/upstream/pool.hpp"
@@ -46,9 +47,10 @@ struct Answer {
 
 class Pipeline {
 public:
-    /// With neither tier in `cache`, nothing is cached.
-    Pipeline(const config::Config& cfg, upstream::Pool& pool, cache::TieredCache cache, cache::FetchLock fetch_lock,
-             const metrics::Metrics& metrics);
+    /// With neither tier in `cache`, nothing is cached. `clock` gives the time every decision
+    /// is made at (the system's in the daemon; a hand-moved one in tests).
+    Pipeline(const config::Config& cfg, upstream::Origin& origin, cache::TieredCache cache, cache::FetchLock fetch_lock,
+             const metrics::Metrics& metrics, core::WallClock clock = core::wall_now);
 
     /// Answers `request` (its body moves out). `client` describes where it came from.
     net::awaitable<Answer> handle(Request& request, const ClientInfo& client);
@@ -68,7 +70,7 @@ private:
     Stored judge(const Parsed& p, const cache::Entry& entry, http::Time now) const;
     Answer deliver(const Parsed& p, Stored stored, std::string body, cache::Outcome outcome) const;
     void revalidate_in_background(const Parsed& p, const Found& found);
-    net::awaitable<std::optional<Answer>> coalesce(const Parsed& p, const Found& found,
+    net::awaitable<std::optional<Answer>> coalesce(const Parsed& p, Found& found,
                                                    std::optional<cache::FetchLock::Write>& write);
     net::awaitable<Fetched> fetch(const Parsed& p, const Found& found);
     net::awaitable<bool> forward(const Parsed& p, std::string body, const Validators& validators, Answer& answer);
@@ -79,13 +81,15 @@ private:
     bool put(const std::string& key, cache::Entry& entry, const std::optional<Primary>& primary,
              std::int64_t expiry_ms);
     void respond(const Parsed& p, Answer& answer) const;
+    http::Time now() const;
 
     const config::Config& cfg_;
-    upstream::Pool& pool_;
+    upstream::Origin& origin_;
     cache::TieredCache cache_;
     cache::FetchLock fetch_lock_;
     const metrics::Metrics& metrics_;
     std::vector<cache::Policy> policies_;  // per route
+    core::WallClock clock_;
 };
 
 }  // namespace cachalot::server

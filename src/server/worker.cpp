@@ -29,7 +29,7 @@ std::unique_ptr<store::RedisStore> open_l2(const config::L2Cache& c, const net::
 }  // namespace
 
 Worker::Worker(const config::Config& cfg, const metrics::Metrics& metrics, const std::atomic<bool>& draining,
-               store::ShmStore* l1, cache::Coalescer& coalescer, core::ByteBudget& budget)
+               store::Tier* l1, cache::Coalescer& coalescer, core::ByteBudget& budget)
     : cfg_(cfg),
       metrics_(metrics),
       draining_(draining),

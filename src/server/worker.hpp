@@ -28,7 +28,7 @@ public:
     /// `l1` may be null (no L1). With cache.l2.address set, the worker opens its own Redis
     /// connections. `coalescer` is shared by every worker.
     Worker(const config::Config& cfg, const metrics::Metrics& metrics, const std::atomic<bool>& draining,
-           store::ShmStore* l1, cache::Coalescer& coalescer, core::ByteBudget& budget);
+           store::Tier* l1, cache::Coalescer& coalescer, core::ByteBudget& budget);
     ~Worker();
 
     net::io_context& context() { return *ioc_; }
@@ -48,7 +48,7 @@ public:
 
     /// Applies the other nodes' invalidations (from the L2) to `l1`; call on one worker only,
     /// before start().
-    void listen_for_invalidations(store::ShmStore* l1) { cache::TieredCache(l1, l2_.get()).listen_for_invalidations(); }
+    void listen_for_invalidations(store::Tier* l1) { cache::TieredCache(l1, l2_.get()).listen_for_invalidations(); }
 
     /// This worker's L2 store, or null.
     const store::RedisStore* l2() const { return l2_.get(); }

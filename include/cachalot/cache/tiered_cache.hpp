@@ -8,7 +8,7 @@
 
 #include "cachalot/cache/entry.hpp"
 #include "cachalot/store/redis_store.hpp"
-#include "cachalot/store/shm_store.hpp"
+#include "cachalot/store/store.hpp"
 
 #include <boost/asio/awaitable.hpp>
 
@@ -19,7 +19,8 @@ namespace cachalot::cache {
 
 class TieredCache {
 public:
-    TieredCache(store::ShmStore* l1, store::RedisStore* l2) : l1_(l1), l2_(l2) {}
+    /// `l1`: the shared-memory store in the daemon, any synchronous tier in tests.
+    TieredCache(store::Tier* l1, store::RedisStore* l2) : l1_(l1), l2_(l2) {}
 
     bool enabled() const { return l1_ || l2_; }
 
@@ -39,7 +40,7 @@ public:
     void listen_for_invalidations();
 
 private:
-    store::ShmStore* l1_;
+    store::Tier* l1_;
     store::RedisStore* l2_;
 };
 

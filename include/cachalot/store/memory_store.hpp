@@ -13,7 +13,7 @@
 
 namespace cachalot::store {
 
-class MemoryStore {
+class MemoryStore final : public Tier {
 public:
     struct Options {
         std::size_t capacity_bytes = 64 * 1024 * 1024;
@@ -25,9 +25,9 @@ public:
 
     explicit MemoryStore(Options options);
 
-    std::optional<std::string> find(Hash hash, std::string_view key);
-    bool put(Hash hash, std::string_view key, std::string_view value, WallMillis expiry);
-    bool erase(Hash hash, std::string_view key);
+    std::optional<std::string> find(Hash hash, std::string_view key) override;
+    bool put(Hash hash, std::string_view key, std::string_view value, WallMillis expiry) override;
+    bool erase(Hash hash, std::string_view key) override;
     StoreStats stats() const;
 
 private:

@@ -21,7 +21,7 @@
 
 namespace cachalot::store {
 
-class ShmStore {
+class ShmStore final : public Tier {
 public:
     struct Options {
         std::string path = "/dev/shm/cachalot-l1";
@@ -48,12 +48,12 @@ public:
     ShmStore& operator=(const ShmStore&) = delete;
 
     /// A copy of the value stored for `key`, if present and not expired.
-    std::optional<std::string> find(Hash hash, std::string_view key);
+    std::optional<std::string> find(Hash hash, std::string_view key) override;
     /// Stores `value` under `key` until `expiry` (replacing any previous value). False when the
     /// value is larger than max_object_size, or when the expiry has already passed.
-    bool put(Hash hash, std::string_view key, std::string_view value, WallMillis expiry);
+    bool put(Hash hash, std::string_view key, std::string_view value, WallMillis expiry) override;
     /// Removes `key`; true if it was there.
-    bool erase(Hash hash, std::string_view key);
+    bool erase(Hash hash, std::string_view key) override;
     StoreStats stats() const;
 
     OpenState open_state() const;

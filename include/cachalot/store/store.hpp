@@ -2,23 +2,35 @@
 // What every cache storage tier shares: keys arrive with their hash, values are opaque bytes
 // with an absolute wall-clock expiry. Stores never see HTTP types.
 
-#include <chrono>
+#include "cachalot/core/clock.hpp"
+
 #include <cstdint>
-#include <functional>
+#include <optional>
+#include <string>
 #include <string_view>
 
 namespace cachalot::store {
 
 using Hash = std::uint64_t;
-/// Milliseconds since the Unix epoch (wall clock): expiries must mean the same in every process.
-using WallMillis = std::int64_t;
-using WallClock = std::function<WallMillis()>;
+using core::WallClock;
+using core::WallMillis;
+using core::wall_now;
 
 /// The hash a store expects for `key` (XXH3-64). Stable across processes and restarts.
 Hash hash_key(std::string_view key);
 
-/// The system wall clock in milliseconds.
-WallMillis wall_now();
+/// A synchronous tier (the L1, and the reference store): never blocks on I/O.
+class Tier {
+public:
+    virtual ~Tier() = default;
+    /// A copy of the value stored for `key`, if present and not expired.
+    virtual std::optional<std::string> find(Hash hash, std::string_view key) = 0;
+    /// Stores `value` under `key` until `expiry`, replacing any previous value. False when the
+    /// tier refuses it (too large, already expired).
+    virtual bool put(Hash hash, std::string_view key, std::string_view value, WallMillis expiry) = 0;
+    /// Removes `key`; true if it was there.
+    virtual bool erase(Hash hash, std::string_view key) = 0;
+};
 
 /// Counters a store exposes for metrics. Totals since the store was created (for the shared-
 /// memory store: since the segment was built, across processes and restarts).

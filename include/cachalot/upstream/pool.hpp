@@ -30,7 +30,17 @@ struct FetchResult {
     bool timed_out() const { return !response && error == metrics::UpstreamError::Timeout; }
 };
 
-class Pool {
+/// Where the pipeline sends requests: the Pool in the daemon, a scripted origin in unit tests.
+class Origin {
+public:
+    virtual ~Origin() = default;
+    /// Sends `request` (already prepared for forwarding) to upstream `index`; the whole response.
+    virtual boost::asio::awaitable<FetchResult> fetch(std::size_t index, const Request& request) = 0;
+    /// The executor background work (revalidations) runs on: the caller's worker.
+    virtual boost::asio::any_io_executor executor() const = 0;
+};
+
+class Pool final : public Origin {
 public:
     /// Response bodies are charged to `budget` as they arrive.
     Pool(boost::asio::any_io_executor executor, const std::vector<config::Upstream>& upstreams,
@@ -43,10 +53,10 @@ public:
     /// response. A pooled connection found dead before any response byte arrived is replaced
     /// and the request sent once more, when the method is idempotent. A body that would pass
     /// the budget is not read: the result is over_budget and the connection is closed.
-    boost::asio::awaitable<FetchResult> fetch(std::size_t index, const Request& request);
+    boost::asio::awaitable<FetchResult> fetch(std::size_t index, const Request& request) override;
 
     /// The worker's executor this pool runs on.
-    boost::asio::any_io_executor executor() const;
+    boost::asio::any_io_executor executor() const override;
 
     /// Closes every idle connection (on shutdown).
     void close_idle();

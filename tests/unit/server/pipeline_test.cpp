@@ -1,0 +1,345 @@
+// The request pipeline without sockets or processes: an in-memory L1, a scripted origin and a
+// clock the test moves by hand. Freshness boundaries are crossed by whole seconds exactly, and
+// concurrency is staged (an origin answer is held until the test releases it), so nothing here
+// depends on timing.
+
+#include "cachalot/store/memory_store.hpp"
+#include "server/pipeline.hpp"
+
+#include <boost/asio.hpp>
+#include <catch2/catch.hpp>
+
+using namespace cachalot;
+using namespace cachalot::server;
+using namespace std::chrono_literals;
+
+namespace {
+
+// What the scripted origin answers: a response, or a failure of the exchange.
+struct Scripted {
+    unsigned status = 200;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string body;
+    bool unreachable = false;
+};
+
+class ScriptedOrigin final : public upstream::Origin {
+public:
+    explicit ScriptedOrigin(net::io_context& ioc) : ioc_(ioc), gate_(ioc) {}
+    std::function<Scripted(const Request&)> script = [](const Request&) { return Scripted{}; };
+    std::vector<Request> seen;
+    /// Holds every answer until release().
+    void hold() { held_ = true; }
+    void release() {
+        held_ = false;
+        gate_.cancel();
+    }
+
+    net::awaitable<upstream::FetchResult> fetch(std::size_t, const Request& request) override {
+        seen.push_back(request);
+        while (held_) {
+            gate_.expires_after(1h);
+            co_await gate_.async_wait(net::as_tuple(net::use_awaitable));
+        }
+        const auto s = script(request);
+        upstream::FetchResult result;
+        if (s.unreachable) {
+            result.error = metrics::UpstreamError::Connect;
+            co_return result;
+        }
+        Response res{static_cast<bhttp::status>(s.status), 11};
+        for (const auto& [n, v] : s.headers) res.insert(n, v);
+        res.body() = s.body;
+        res.prepare_payload();
+        result.response = std::move(res);
+        co_return result;
+    }
+    net::any_io_executor executor() const override { return ioc_.get_executor(); }
+
+private:
+    net::io_context& ioc_;
+    net::steady_timer gate_;
+    bool held_ = false;
+};
+
+config::Config make_config(std::function<void(config::RouteCache&)> tune) {
+    config::Config cfg;
+    config::Upstream up;
+    up.name = "origin";
+    up.host = "127.0.0.1";
+    cfg.upstreams.push_back(up);
+    config::Route route;
+    route.name = "api";
+    route.upstream = "origin";
+    if (tune) tune(route.cache);
+    cfg.routes.push_back(route);
+    return cfg;
+}
+
+struct Pipe {
+    explicit Pipe(std::function<void(config::RouteCache&)> tune = {})
+        : cfg(make_config(std::move(tune))),
+          l1(store::MemoryStore::Options{.now = [this] { return clock; }}),
+          origin(ioc),
+          pipeline(cfg, origin, cache::TieredCache(&l1, nullptr), cache::FetchLock(coalescer, nullptr, {}), metrics,
+                   [this] { return clock; }) {}
+
+    // A quarter second past a whole second: whole-second steps land far from every boundary.
+    core::WallMillis clock = 1'700'000'000'250;
+    void advance(std::chrono::seconds s) { clock += std::chrono::milliseconds(s).count(); }
+
+    // Starts a request; its answer appears in the returned slot once the loop has run.
+    std::shared_ptr<std::optional<Response>> start(bhttp::verb method, std::string target,
+                                                   std::vector<std::pair<std::string, std::string>> headers = {},
+                                                   std::string body = {}) {
+        auto out = std::make_shared<std::optional<Response>>();
+        auto request = std::make_shared<Request>(method, target, 11);
+        request->set(bhttp::field::host, "api.example");
+        for (const auto& [n, v] : headers) request->insert(n, v);
+        request->body() = std::move(body);
+        request->prepare_payload();
+        net::co_spawn(
+            ioc,
+            [this, request, out]() -> net::awaitable<void> {
+                const ClientInfo client{"192.0.2.7", *http::parse_authority("api.example")};
+                auto answer = co_await pipeline.handle(*request, client);
+                *out = std::move(answer.response);
+            },
+            net::detached);
+        return out;
+    }
+    // Runs a request, and whatever it started (background revalidations), to the end.
+    Response request(bhttp::verb method, std::string target,
+                     std::vector<std::pair<std::string, std::string>> headers = {}, std::string body = {}) {
+        auto out = start(method, std::move(target), std::move(headers), std::move(body));
+        run();
+        REQUIRE(*out);
+        return std::move(**out);
+    }
+    Response get(std::string target, std::vector<std::pair<std::string, std::string>> headers = {}) {
+        return request(bhttp::verb::get, std::move(target), std::move(headers));
+    }
+    void run() {
+        ioc.restart();
+        ioc.run();
+    }
+
+    config::Config cfg;
+    metrics::Metrics metrics{{"api"}, {"origin"}};
+    store::MemoryStore l1;
+    cache::Coalescer coalescer;
+    net::io_context ioc;
+    ScriptedOrigin origin;
+    Pipeline pipeline;
+};
+
+std::string status_of(const Response& r) { return std::string(r["Cache-Status"]); }
+
+}  // namespace
+
+TEST_CASE("pipeline: fresh until max-age, then revalidated with its ETag; a 304 refreshes it", "[pipeline]") {
+    Pipe p;
+    p.origin.script = [](const Request& r) {
+        if (r[bhttp::field::if_none_match] == "\"v1\"")
+            return Scripted{304, {{"Cache-Control", "max-age=60"}, {"ETag", "\"v1\""}, {"X-Seen", "2"}}, ""};
+        return Scripted{200, {{"Cache-Control", "max-age=60"}, {"ETag", "\"v1\""}, {"X-Seen", "1"}}, "one"};
+    };
+    auto first = p.get("/a");
+    CHECK(status_of(first) == "cachalot; fwd=uri-miss; fwd-status=200; stored; ttl=60");
+    p.advance(59s);
+    auto hit = p.get("/a");
+    CHECK(status_of(hit) == "cachalot; hit; ttl=1");
+    CHECK(hit[bhttp::field::age] == "59");
+    CHECK(p.origin.seen.size() == 1);
+
+    p.advance(1s);  // age 60 = max-age: stale
+    auto revalidated = p.get("/a");
+    REQUIRE(p.origin.seen.size() == 2);
+    CHECK(p.origin.seen[1][bhttp::field::if_none_match] == "\"v1\"");
+    CHECK(revalidated.result_int() == 200);
+    CHECK(revalidated.body() == "one");
+    CHECK(revalidated["X-Seen"] == "2");  // the 304's fields replace the stored ones
+    CHECK(status_of(revalidated) == "cachalot; fwd=stale; fwd-status=304; stored; ttl=60");
+    CHECK(status_of(p.get("/a")) == "cachalot; hit; ttl=60");
+}
+
+TEST_CASE("pipeline: the client's own conditional request is answered 304 from a fresh stored response",
+          "[pipeline]") {
+    Pipe p;
+    p.origin.script = [](const Request&) { return Scripted{200, {{"Cache-Control", "max-age=60"}, {"ETag", "\"e\""}}, "x"}; };
+    p.get("/c");
+    auto res = p.get("/c", {{"If-None-Match", "\"e\""}});
+    CHECK(res.result_int() == 304);
+    CHECK(res.body().empty());
+    CHECK(p.origin.seen.size() == 1);
+}
+
+TEST_CASE("pipeline: stale-while-revalidate serves the stale copy at once and refreshes it once in the background",
+          "[pipeline]") {
+    Pipe p([](config::RouteCache& c) { c.stale_while_revalidate = 30s; });
+    int version = 0;
+    p.origin.script = [&](const Request&) {
+        return Scripted{200, {{"Cache-Control", "max-age=10"}}, "v" + std::to_string(++version)};
+    };
+    p.get("/s");
+    p.advance(15s);
+    p.origin.hold();  // the background revalidation stays in flight while both are answered
+    auto a = p.start(bhttp::verb::get, "/s");
+    auto b = p.start(bhttp::verb::get, "/s");
+    p.ioc.restart();
+    p.ioc.poll();
+    REQUIRE(*a);
+    REQUIRE(*b);
+    for (auto* r : {&**a, &**b}) {
+        CHECK(r->body() == "v1");
+        CHECK(status_of(*r) == "cachalot; hit; ttl=-5; detail=stale-while-revalidate");
+    }
+    CHECK(p.origin.seen.size() == 2);  // one background revalidation for both
+    p.origin.release();
+    p.run();
+    auto fresh = p.get("/s");
+    CHECK(fresh.body() == "v2");
+    CHECK(status_of(fresh) == "cachalot; hit; ttl=10");
+    p.advance(50s);  // past the window: the client waits for the origin
+    CHECK(status_of(p.get("/s")) == "cachalot; fwd=stale; fwd-status=200; stored; ttl=10");
+}
+
+TEST_CASE("pipeline: a failed origin is answered by stale-if-error, then grace, then the error goes through",
+          "[pipeline]") {
+    Pipe p([](config::RouteCache& c) {
+        c.stale_if_error = 20s;
+        c.grace = 100s;
+    });
+    bool down = false, unreachable = false;
+    p.origin.script = [&](const Request&) {
+        if (unreachable) return Scripted{200, {}, "", true};
+        if (down) return Scripted{503, {}, "down"};
+        return Scripted{200, {{"Cache-Control", "max-age=10"}}, "good"};
+    };
+    p.get("/e");
+    down = true;
+    p.advance(15s);
+    auto sie = p.get("/e");
+    CHECK(sie.body() == "good");
+    CHECK(status_of(sie) == "cachalot; fwd=stale; fwd-status=503; detail=stale-if-error");
+    unreachable = true;
+    p.advance(50s);  // 55 s stale: past stale-if-error, within grace
+    auto grace = p.get("/e");
+    CHECK(grace.body() == "good");
+    CHECK(status_of(grace) == "cachalot; fwd=stale; detail=grace");
+    p.advance(100s);
+    auto gone = p.get("/e");
+    CHECK(gone.result_int() == 502);
+    CHECK(status_of(gone) == "cachalot; fwd=stale; detail=origin-unavailable");
+    down = unreachable = false;
+    CHECK(p.get("/e").body() == "good");
+}
+
+TEST_CASE("pipeline: concurrent misses of one key make one origin request; the others are collapsed",
+          "[pipeline]") {
+    Pipe p;
+    p.origin.script = [](const Request&) { return Scripted{200, {{"Cache-Control", "max-age=60"}}, "shared"}; };
+    p.origin.hold();
+    std::vector<std::shared_ptr<std::optional<Response>>> out;
+    for (int i = 0; i < 3; ++i) out.push_back(p.start(bhttp::verb::get, "/hot"));
+    p.ioc.restart();
+    p.ioc.poll();  // all three are in: one at the origin, two waiting on it
+    CHECK(p.origin.seen.size() == 1);
+    CHECK(p.coalescer.in_flight() == 1);
+    p.origin.release();
+    p.run();
+    int collapsed = 0;
+    for (auto& r : out) {
+        REQUIRE(*r);
+        CHECK((*r)->body() == "shared");
+        if (status_of(**r) == "cachalot; fwd=uri-miss; fwd-status=200; collapsed; ttl=60") ++collapsed;
+    }
+    CHECK(collapsed == 2);
+    CHECK(p.origin.seen.size() == 1);
+}
+
+TEST_CASE("pipeline: a collapsed request of another variant fetches on its own, and both variants stay stored",
+          "[pipeline]") {
+    Pipe p;
+    p.origin.script = [](const Request& r) {
+        return Scripted{200, {{"Cache-Control", "max-age=60"}, {"Vary", "Accept-Language"}},
+                        "lang:" + std::string(r["Accept-Language"])};
+    };
+    p.origin.hold();
+    auto de = p.start(bhttp::verb::get, "/v", {{"Accept-Language", "de"}});
+    auto en = p.start(bhttp::verb::get, "/v", {{"Accept-Language", "en"}});
+    p.ioc.restart();
+    p.ioc.poll();
+    p.origin.release();
+    p.run();
+    REQUIRE(*de);
+    REQUIRE(*en);
+    CHECK((*de)->body() == "lang:de");
+    CHECK((*en)->body() == "lang:en");
+    CHECK(p.origin.seen.size() == 2);
+    // Both variants are stored, each served to its own request.
+    CHECK(p.get("/v", {{"Accept-Language", "en"}}).body() == "lang:en");
+    CHECK(p.get("/v", {{"Accept-Language", "de"}}).body() == "lang:de");
+    CHECK(status_of(p.get("/v", {{"Accept-Language", "fr"}})) ==
+          "cachalot; fwd=vary-miss; fwd-status=200; stored; ttl=60");
+    CHECK(p.origin.seen.size() == 3);
+}
+
+TEST_CASE("pipeline: a successful unsafe request drops the stored response of its URI; a failed one does not",
+          "[pipeline]") {
+    Pipe p;
+    unsigned post_status = 500;
+    p.origin.script = [&](const Request& r) {
+        if (r.method() == bhttp::verb::post) return Scripted{post_status, {}, "posted"};
+        return Scripted{200, {{"Cache-Control", "max-age=60"}}, "item"};
+    };
+    p.get("/item");
+    auto failed = p.request(bhttp::verb::post, "/item", {}, "x");
+    CHECK(status_of(failed) == "cachalot; fwd=bypass");
+    CHECK(p.origin.seen.back().body() == "x");
+    CHECK(status_of(p.get("/item")) == "cachalot; hit; ttl=60");
+    post_status = 201;
+    p.request(bhttp::verb::post, "/item", {}, "x");
+    CHECK(status_of(p.get("/item")) == "cachalot; fwd=uri-miss; fwd-status=200; stored; ttl=60");
+}
+
+TEST_CASE("pipeline: only-if-cached with nothing stored gets 504 without asking the origin", "[pipeline]") {
+    Pipe p;
+    auto res = p.get("/none", {{"Cache-Control", "only-if-cached"}});
+    CHECK(res.result_int() == 504);
+    CHECK(status_of(res) == "cachalot; fwd=uri-miss; detail=only-if-cached");
+    CHECK(p.origin.seen.empty());
+}
+
+TEST_CASE("pipeline: a GET with a body is forwarded with it and never stored", "[pipeline]") {
+    Pipe p;
+    p.origin.script = [](const Request&) { return Scripted{200, {{"Cache-Control", "max-age=60"}}, "found"}; };
+    auto res = p.request(bhttp::verb::get, "/search", {}, "{\"q\":1}");
+    CHECK(status_of(res) == "cachalot; fwd=bypass; detail=request-body");
+    CHECK(p.origin.seen.back().body() == "{\"q\":1}");
+    CHECK(status_of(p.get("/search")) == "cachalot; fwd=uri-miss; fwd-status=200; stored; ttl=60");
+}
+
+TEST_CASE("pipeline: a HEAD is answered from a stored GET; a HEAD miss is not stored", "[pipeline]") {
+    Pipe p;
+    p.origin.script = [](const Request&) { return Scripted{200, {{"Cache-Control", "max-age=60"}}, "12345"}; };
+    auto head_miss = p.request(bhttp::verb::head, "/h");
+    CHECK(status_of(head_miss) == "cachalot; fwd=uri-miss; fwd-status=200; detail=head");
+    p.get("/h");
+    auto head_hit = p.request(bhttp::verb::head, "/h");
+    CHECK(status_of(head_hit) == "cachalot; hit; ttl=60");
+    CHECK(head_hit.body().empty());
+    CHECK(head_hit[bhttp::field::content_length] == "5");
+}
+
+TEST_CASE("pipeline: the origin request is a new message: forwarding fields added, the client's left alone",
+          "[pipeline]") {
+    Pipe p;
+    p.get("/f", {{"X-Forwarded-For", "203.0.113.1"}, {"X-HTTP-Method-Override", "DELETE"}});
+    REQUIRE(p.origin.seen.size() == 1);
+    const auto& sent = p.origin.seen[0];
+    CHECK(sent["X-Forwarded-For"] == "203.0.113.1, 192.0.2.7");
+    CHECK(sent["Via"] == "1.1 cachalot");
+    CHECK(sent.count("X-HTTP-Method-Override") == 0);  // the route's default strip list
+    CHECK(sent[bhttp::field::host] == "api.example");
+}
