@@ -10,8 +10,6 @@
 namespace cachalot::cache {
 namespace {
 
-namespace bhttp = boost::beast::http;
-
 Detail detail_of(http::NotStorable reason) {
     switch (reason) {
         case http::NotStorable::None: return Detail::None;

@@ -27,11 +27,11 @@ boost::asio::awaitable<std::optional<Entry>> TieredCache::lookup(const std::stri
         }
     }
     if (!l2_) co_return std::nullopt;
-    auto found = co_await l2_->find_with_expiry(hash, key);
+    auto found = co_await l2_->find_with_expiry(key);
     if (!found) co_return std::nullopt;
     auto entry = decode_entry(found->value);
     if (!entry) {
-        l2_->discard(hash, key);
+        l2_->discard(key);
         co_return std::nullopt;
     }
     if (l1_) l1_->put(hash, key, found->value, found->expiry);
@@ -41,7 +41,7 @@ boost::asio::awaitable<std::optional<Entry>> TieredCache::lookup(const std::stri
 bool TieredCache::insert(const std::string& key, const std::string& bytes, store::WallMillis expiry) {
     const auto hash = store::hash_key(key);
     bool stored = l1_ && l1_->put(hash, key, bytes, expiry);
-    if (l2_ && l2_->put_later(hash, key, bytes, expiry)) stored = true;
+    if (l2_ && l2_->put_later(key, bytes, expiry)) stored = true;
     return stored;
 }
 
@@ -49,7 +49,7 @@ void TieredCache::erase(const std::string& key) {
     const auto hash = store::hash_key(key);
     if (l1_) l1_->erase(hash, key);
     if (!l2_) return;
-    l2_->erase_later(hash, key);
+    l2_->erase_later(key);
     l2_->publish_later(kInvalidationChannel, node_id() + "\n" + key);  // "NODE\nKEY"
 }
 

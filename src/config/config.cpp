@@ -250,6 +250,24 @@ void read_route_cache(Reader& r, const YAML::Node& node, const std::string& key,
     }
 }
 
+// A required list of named entries (upstreams, routes): each read by `read_entry`, names unique.
+template <class T, class ReadEntry>
+void read_list(Reader& r, const YAML::Node& root, const char* name, const std::string& what, std::vector<T>& out,
+               ReadEntry read_entry) {
+    auto list = root[name];
+    if (!list.IsDefined() || list.IsNull()) return r.error(root, name, "at least one " + what + " is required");
+    if (!list.IsSequence()) return r.error(list, name, "expected a list");
+    std::set<std::string> seen;
+    for (std::size_t i = 0; i < list.size(); ++i) {
+        const auto key = std::string(name) + "[" + std::to_string(i) + "]";
+        T entry;
+        read_entry(list[i], key, entry);
+        if (!entry.name.empty() && !seen.insert(entry.name).second)
+            r.error(list[i]["name"], key + ".name", "duplicate " + what + " name '" + entry.name + "'");
+        out.push_back(std::move(entry));
+    }
+}
+
 void read_l2(Reader& r, const YAML::Node& node, L2Cache& l2) {
     const std::string key = "cache.l2";
     if (!node.IsDefined() || node.IsNull() ||
@@ -394,41 +412,19 @@ Config read_config(Reader& r, const YAML::Node& root) {
         }
     }
 
-    auto upstreams = root["upstreams"];
-    if (!upstreams.IsDefined() || upstreams.IsNull()) {
-        r.error(root, "upstreams", "at least one upstream is required");
-    } else if (!upstreams.IsSequence()) {
-        r.error(upstreams, "upstreams", "expected a list");
-    } else {
-        for (std::size_t i = 0; i < upstreams.size(); ++i) {
-            Upstream u;
-            read_upstream(r, upstreams[i], "upstreams[" + std::to_string(i) + "]", u);
-            c.upstreams.push_back(std::move(u));
-        }
-    }
-
-    auto routes = root["routes"];
-    if (!routes.IsDefined() || routes.IsNull()) {
-        r.error(root, "routes", "at least one route is required");
-    } else if (!routes.IsSequence()) {
-        r.error(routes, "routes", "expected a list");
-    } else {
-        for (std::size_t i = 0; i < routes.size(); ++i) {
-            Route route;
-            auto key = "routes[" + std::to_string(i) + "]";
-            read_route(r, routes[i], key, route);
-            // Cross-references are checked here, where the line is known.
-            if (!route.upstream.empty()) {
-                auto it = std::find_if(c.upstreams.begin(), c.upstreams.end(),
-                                       [&](const Upstream& u) { return u.name == route.upstream; });
-                if (it == c.upstreams.end())
-                    r.error(routes[i]["upstream"], key + ".upstream", "no upstream named '" + route.upstream + "'");
-                else
-                    route.upstream_index = static_cast<std::size_t>(it - c.upstreams.begin());
-            }
-            c.routes.push_back(std::move(route));
-        }
-    }
+    read_list(r, root, "upstreams", "upstream", c.upstreams,
+              [&](const YAML::Node& node, const std::string& key, Upstream& u) { read_upstream(r, node, key, u); });
+    read_list(r, root, "routes", "route", c.routes, [&](const YAML::Node& node, const std::string& key, Route& route) {
+        read_route(r, node, key, route);
+        // Cross-references are checked here, where the line is known.
+        if (route.upstream.empty()) return;
+        auto it = std::find_if(c.upstreams.begin(), c.upstreams.end(),
+                               [&](const Upstream& u) { return u.name == route.upstream; });
+        if (it == c.upstreams.end())
+            r.error(node["upstream"], key + ".upstream", "no upstream named '" + route.upstream + "'");
+        else
+            route.upstream_index = static_cast<std::size_t>(it - c.upstreams.begin());
+    });
 
     if (auto cache = root["cache"]; cache.IsDefined() && !cache.IsNull()) {
         if (r.expect_map(cache, "cache", {"l1", "l2", "coalesce_timeout", "ttl_jitter", "heuristic_max_ttl", "keep",
@@ -487,18 +483,8 @@ YAML::Node deepest(YAML::Node node, std::initializer_list<const char*> path) {
     return node;
 }
 
-// Problems that involve several entries at once.
-void check_unique_names(Reader& r, const YAML::Node& root, const Config& c) {
-    std::set<std::string> seen;
-    for (std::size_t i = 0; i < c.upstreams.size(); ++i)
-        if (!c.upstreams[i].name.empty() && !seen.insert(c.upstreams[i].name).second)
-            r.error(root["upstreams"][i]["name"], "upstreams[" + std::to_string(i) + "].name",
-                    "duplicate upstream name '" + c.upstreams[i].name + "'");
-    seen.clear();
-    for (std::size_t i = 0; i < c.routes.size(); ++i)
-        if (!c.routes[i].name.empty() && !seen.insert(c.routes[i].name).second)
-            r.error(root["routes"][i]["name"], "routes[" + std::to_string(i) + "].name",
-                    "duplicate route name '" + c.routes[i].name + "'");
+// The two listeners cannot share a port.
+void check_listen_ports(Reader& r, const YAML::Node& root, const Config& c) {
     if (c.listen.proxy.port == c.listen.admin.port && c.listen.proxy.port != 0)
         r.error(deepest(root, {"listen", "admin", "port"}), "listen.admin.port", "must differ from listen.proxy.port");
 }
@@ -526,7 +512,7 @@ ParseResult parse_config(const std::string& yaml_text) {
         try {
             r.check_duplicate_keys(root, "");
             Config c = read_config(r, root);
-            if (root.IsMap()) check_unique_names(r, root, c);
+            if (root.IsMap()) check_listen_ports(r, root, c);
             if (r.errors.empty()) result.config = std::move(c);
         } catch (const YAML::Exception& e) {
             // A document shape the reader did not foresee: an error, never a crash.

@@ -5,9 +5,10 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "cachalot/core/bhttp.hpp"
+
 namespace cachalot {
 namespace net = boost::asio;
 namespace beast = boost::beast;
-namespace bhttp = boost::beast::http;
 using tcp = boost::asio::ip::tcp;
 }  // namespace cachalot

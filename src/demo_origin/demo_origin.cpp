@@ -21,7 +21,7 @@
 
 namespace net = boost::asio;
 namespace beast = boost::beast;
-namespace http = boost::beast::http;
+namespace bhttp = boost::beast::http;
 using tcp = net::ip::tcp;
 
 namespace {
@@ -31,25 +31,25 @@ std::atomic<unsigned long> slow_served{0};
 constexpr std::chrono::milliseconds kSlowDelay{300};
 
 // How long to hold the answer back.
-std::chrono::milliseconds delay_for(const http::request<http::string_body>& req) {
+std::chrono::milliseconds delay_for(const bhttp::request<bhttp::string_body>& req) {
     auto path = req.target().substr(0, req.target().find('?'));
     return path == "/slow" || path == "/slow-swr" ? kSlowDelay : std::chrono::milliseconds(0);
 }
 
-http::response<http::string_body> answer(const http::request<http::string_body>& req) {
-    http::response<http::string_body> res{http::status::ok, req.version()};
-    res.set(http::field::server, "cachalot-demo-origin");
-    res.set(http::field::content_type, "application/json");
+bhttp::response<bhttp::string_body> answer(const bhttp::request<bhttp::string_body>& req) {
+    bhttp::response<bhttp::string_body> res{bhttp::status::ok, req.version()};
+    res.set(bhttp::field::server, "cachalot-demo-origin");
+    res.set(bhttp::field::content_type, "application/json");
     auto n = ++served;
     auto path = req.target().substr(0, req.target().find('?'));
     if (path == "/") {
-        res.set(http::field::cache_control, "public, max-age=60");
+        res.set(bhttp::field::cache_control, "public, max-age=60");
         res.body() = R"({"message":"hello from the demo origin","origin_requests":)" + std::to_string(n) + "}\n";
     } else if (path == "/time") {
-        res.set(http::field::cache_control, "max-age=5");
+        res.set(bhttp::field::cache_control, "max-age=5");
         res.body() = R"({"unix_time":)" + std::to_string(std::time(nullptr)) + "}\n";
     } else if (path == "/1k") {
-        res.set(http::field::cache_control, "public, max-age=3600");
+        res.set(bhttp::field::cache_control, "public, max-age=3600");
         std::string body = R"({"items":[)";
         while (body.size() < 990) body += R"("0123456789abcdef",)";
         body += R"("end"]})";
@@ -57,22 +57,22 @@ http::response<http::string_body> answer(const http::request<http::string_body>&
         res.body() = body + "\n";
     } else if (path == "/slow" || path == "/slow-swr") {
         ++slow_served;
-        res.set(http::field::cache_control,
+        res.set(bhttp::field::cache_control,
                 path == "/slow" ? "public, max-age=60" : "public, max-age=1, stale-while-revalidate=3600");
         res.body() = R"({"slow":true,"origin_requests":)" + std::to_string(n) + "}\n";
     } else if (path == "/stats") {
-        res.set(http::field::cache_control, "no-store");
+        res.set(bhttp::field::cache_control, "no-store");
         res.body() = R"({"served":)" + std::to_string(n) + R"(,"slow":)" + std::to_string(slow_served.load()) + "}\n";
     } else if (path == "/uncached") {
-        res.set(http::field::cache_control, "no-store");
+        res.set(bhttp::field::cache_control, "no-store");
         res.body() = R"({"origin_requests":)" + std::to_string(n) + "}\n";
     } else {
-        res.result(http::status::not_found);
+        res.result(bhttp::status::not_found);
         res.body() = R"({"error":"not found"})" "\n";
     }
     res.keep_alive(req.keep_alive());
     res.prepare_payload();
-    if (req.method() == http::verb::head) res.body().clear();
+    if (req.method() == bhttp::verb::head) res.body().clear();
     return res;
 }
 
@@ -80,16 +80,16 @@ net::awaitable<void> session(tcp::socket socket) {
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer;
     for (;;) {
-        http::request<http::string_body> req;
+        bhttp::request<bhttp::string_body> req;
         stream.expires_after(std::chrono::seconds(60));
-        auto [ec, n] = co_await http::async_read(stream, buffer, req, net::as_tuple(net::use_awaitable));
+        auto [ec, n] = co_await bhttp::async_read(stream, buffer, req, net::as_tuple(net::use_awaitable));
         if (ec) break;
         if (auto delay = delay_for(req); delay.count() > 0) {
             net::steady_timer pause(stream.get_executor(), delay);
             co_await pause.async_wait(net::as_tuple(net::use_awaitable));
         }
         auto res = answer(req);
-        auto [wec, wn] = co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
+        auto [wec, wn] = co_await bhttp::async_write(stream, res, net::as_tuple(net::use_awaitable));
         if (wec || !res.keep_alive()) break;
     }
 }

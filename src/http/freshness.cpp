@@ -5,11 +5,10 @@
 namespace cachalot::http {
 namespace {
 
-namespace bh = boost::beast::http;
 
 // The value of a field that must appear once; nothing when absent or repeated (§4.2.1 lets a
 // cache treat duplicates as stale, which is what "no usable value" leads to here).
-std::optional<std::string_view> single(const Fields& fields, bh::field name) {
+std::optional<std::string_view> single(const Fields& fields, bhttp::field name) {
     std::optional<std::string_view> value;
     for (const auto& f : fields) {
         if (f.name() != name) continue;
@@ -34,11 +33,11 @@ Freshness freshness_lifetime(unsigned status, const Fields& response, const Cach
     if (cc.s_maxage) return {*cc.s_maxage, FreshnessSource::SMaxAge};
     if (cc.max_age) return {*cc.max_age, FreshnessSource::MaxAge};
 
-    auto date_field = single(response, bh::field::date);
+    auto date_field = single(response, bhttp::field::date);
     std::optional<Time> date = date_field ? parse_http_date(*date_field, response_time) : std::nullopt;
     const Time date_value = date.value_or(response_time);
 
-    if (auto expires = single(response, bh::field::expires)) {
+    if (auto expires = single(response, bhttp::field::expires)) {
         // An invalid Expires (such as "0") means already expired (§5.3).
         auto at = parse_http_date(*expires, response_time);
         if (!at) return {Seconds{0}, FreshnessSource::Expires};
@@ -46,7 +45,7 @@ Freshness freshness_lifetime(unsigned status, const Fields& response, const Cach
     }
 
     if (heuristic_limit > Seconds{0} && heuristically_cacheable(status)) {
-        if (auto lm_field = single(response, bh::field::last_modified)) {
+        if (auto lm_field = single(response, bhttp::field::last_modified)) {
             if (auto lm = parse_http_date(*lm_field, response_time); lm && *lm < date_value) {
                 auto lifetime = std::min(heuristic_limit, (date_value - *lm) / 10);
                 return {lifetime, FreshnessSource::Heuristic};
@@ -58,9 +57,9 @@ Freshness freshness_lifetime(unsigned status, const Fields& response, const Cach
 
 Seconds current_age(const Fields& response, Time request_time, Time response_time, Time now) {
     Seconds age_value{0};
-    if (auto age = single(response, bh::field::age); age && !age->empty())
+    if (auto age = single(response, bhttp::field::age); age && !age->empty())
         age_value = parse_delta_seconds(*age).value_or(Seconds{0});
-    auto date_field = single(response, bh::field::date);
+    auto date_field = single(response, bhttp::field::date);
     auto date = date_field ? parse_http_date(*date_field, response_time) : std::nullopt;
     const Seconds apparent_age = std::max(Seconds{0}, response_time - date.value_or(response_time));
     const Seconds response_delay = std::max(Seconds{0}, response_time - request_time);
@@ -82,11 +81,11 @@ NotStorable storability(std::string_view method, unsigned status, const Fields& 
     if (response_cc.malformed) return NotStorable::MalformedCacheControl;
     // private="field" allows storing without those fields; storing nothing is the safe reading.
     if (response_cc.private_ || !response_cc.private_fields.empty()) return NotStorable::Private;
-    if (request.count(bh::field::authorization) > 0 && !response_cc.public_ && !response_cc.must_revalidate &&
+    if (request.count(bhttp::field::authorization) > 0 && !response_cc.public_ && !response_cc.must_revalidate &&
         !response_cc.s_maxage)
         return NotStorable::Authorization;
     const bool explicit_freshness = response_cc.public_ || response_cc.max_age || response_cc.s_maxage ||
-                                    response.count(bh::field::expires) > 0;
+                                    response.count(bhttp::field::expires) > 0;
     if (!explicit_freshness && !heuristically_cacheable(status)) return NotStorable::NoFreshness;
     return NotStorable::None;
 }

@@ -5,7 +5,6 @@
 #include <vector>
 
 namespace cachalot::http {
-namespace field = boost::beast::http;
 
 namespace {
 
@@ -69,9 +68,9 @@ void strip_hop_by_hop(Fields& fields) {
     for (const auto& name : named) fields.erase(name);
 
     static constexpr std::array fixed{
-        field::field::connection,         field::field::keep_alive,         field::field::te,
-        field::field::trailer,            field::field::transfer_encoding,  field::field::upgrade,
-        field::field::proxy_connection,   field::field::proxy_authenticate, field::field::proxy_authorization,
+        bhttp::field::connection,         bhttp::field::keep_alive,         bhttp::field::te,
+        bhttp::field::trailer,            bhttp::field::transfer_encoding,  bhttp::field::upgrade,
+        bhttp::field::proxy_connection,   bhttp::field::proxy_authenticate, bhttp::field::proxy_authorization,
     };
     for (auto f : fixed) fields.erase(f);
 }
@@ -111,7 +110,7 @@ void add_via(Fields& fields, std::string_view pseudonym) {
     if (!via.empty()) via += ", ";
     via += "1.1 ";
     via += pseudonym;
-    fields.set(field::field::via, via);
+    fields.set(bhttp::field::via, via);
 }
 
 std::optional<std::string> ambiguous_framing(const Fields& fields) {
@@ -128,7 +127,7 @@ std::optional<std::string> ambiguous_framing(const Fields& fields) {
         });
     });
     if (bad_length) return "invalid or conflicting Content-Length";
-    auto te_count = fields.count(field::field::transfer_encoding);
+    auto te_count = fields.count(bhttp::field::transfer_encoding);
     if (te_count > 0) {
         if (length_fields > 0) return "both Content-Length and Transfer-Encoding";
         // Only plain "chunked" is accepted: other codings would have to be decoded here, and a

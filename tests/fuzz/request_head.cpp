@@ -12,7 +12,6 @@
 #include <cstdlib>
 
 using namespace cachalot;
-namespace bhttp = boost::beast::http;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     http::RequestParser parser;

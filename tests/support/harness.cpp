@@ -1,5 +1,7 @@
 #include "support/harness.hpp"
 
+#include "cachalot/core/bhttp.hpp"
+
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 
@@ -23,7 +25,6 @@ namespace cachalot::test {
 
 namespace net = boost::asio;
 namespace beast = boost::beast;
-namespace http = boost::beast::http;
 using tcp = net::ip::tcp;
 
 std::uint16_t free_port() {
@@ -115,9 +116,9 @@ void TestOrigin::serve(std::shared_ptr<tcp::socket> socket, std::size_t id) {
     beast::flat_buffer buffer;
     beast::error_code ec;
     for (std::size_t n = 1;; ++n) {
-        http::request_parser<http::string_body> parser;
+        bhttp::request_parser<bhttp::string_body> parser;
         parser.body_limit(1ull << 30);
-        http::read(*socket, buffer, parser, ec);
+        bhttp::read(*socket, buffer, parser, ec);
         if (ec) break;
         auto& req = parser.get();
         OriginRequest seen{std::string(req.method_string()), std::string(req.target()), req.base(), req.body(), id, n};
@@ -133,7 +134,7 @@ void TestOrigin::serve(std::shared_ptr<tcp::socket> socket, std::size_t id) {
             net::write(*socket, net::buffer(*reply.raw), ec);
             break;
         }
-        http::response<http::string_body> res{static_cast<http::status>(reply.status), 11};
+        bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(reply.status), 11};
         res.keep_alive(reply.keep_alive && req.keep_alive());
         bool framed = false;
         for (auto& [name, value] : reply.headers) {
@@ -142,10 +143,10 @@ void TestOrigin::serve(std::shared_ptr<tcp::socket> socket, std::size_t id) {
         }
         res.body() = reply.body;
         if (!framed) res.prepare_payload();
-        if (req.method() == http::verb::head) res.body().clear();
-        http::serializer<false, http::string_body> sr{res};
-        if (req.method() == http::verb::head) sr.split(true), http::write_header(*socket, sr, ec);
-        else http::write(*socket, sr, ec);
+        if (req.method() == bhttp::verb::head) res.body().clear();
+        bhttp::serializer<false, bhttp::string_body> sr{res};
+        if (req.method() == bhttp::verb::head) sr.split(true), bhttp::write_header(*socket, sr, ec);
+        else bhttp::write(*socket, sr, ec);
         if (!ec && !reply.then_send.empty()) {
             std::this_thread::sleep_for(10ms);
             net::write(*socket, net::buffer(reply.then_send), ec);
@@ -434,16 +435,16 @@ Client::~Client() = default;
 
 Response Client::request(const std::string& method, const std::string& target, const Headers& headers,
                          const std::string& body) {
-    http::request<http::string_body> req;
+    bhttp::request<bhttp::string_body> req;
     req.method_string(method);
     req.target(target);
     req.version(11);
     for (auto& [name, value] : headers) req.insert(name, value);
-    if (req.count(http::field::host) == 0) req.set(http::field::host, "localhost");
+    if (req.count(bhttp::field::host) == 0) req.set(bhttp::field::host, "localhost");
     req.body() = body;
     if (!body.empty() || method == "POST" || method == "PUT") req.prepare_payload();
     auto ec = run_for(ioc_, socket_, timeout_,
-                      [&](auto handler) { http::async_write(socket_, req, std::move(handler)); });
+                      [&](auto handler) { bhttp::async_write(socket_, req, std::move(handler)); });
     if (ec) throw beast::system_error(ec);
     return read_response(method == "HEAD");
 }
@@ -455,11 +456,11 @@ void Client::send_raw(const std::string& bytes) {
 }
 
 Response Client::read_response(bool head) {
-    http::response_parser<http::string_body> parser;
+    bhttp::response_parser<bhttp::string_body> parser;
     parser.body_limit(1ull << 30);
     parser.skip(head);
     auto ec = run_for(ioc_, socket_, timeout_,
-                      [&](auto handler) { http::async_read(socket_, buffer_, parser, std::move(handler)); });
+                      [&](auto handler) { bhttp::async_read(socket_, buffer_, parser, std::move(handler)); });
     if (ec) throw beast::system_error(ec);
     return parser.release();
 }

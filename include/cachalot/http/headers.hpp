@@ -2,6 +2,8 @@
 // Pure header logic for proxying: hop-by-hop removal, forwarding headers, request framing checks.
 // No I/O: functions over a header block.
 
+#include "cachalot/core/bhttp.hpp"
+
 #include <boost/beast/http/fields.hpp>
 
 #include <optional>

@@ -57,24 +57,24 @@ public:
     RedisStore& operator=(const RedisStore&) = delete;
 
     /// The value stored under `key`, or nothing (absent, expired, garbage, Redis failing).
-    boost::asio::awaitable<std::optional<std::string>> find(Hash hash, std::string_view key);
+    boost::asio::awaitable<std::optional<std::string>> find(std::string_view key);
     /// With the absolute expiry the value was stored with.
     struct Found {
         std::string value;
         WallMillis expiry = 0;
     };
-    boost::asio::awaitable<std::optional<Found>> find_with_expiry(Hash hash, std::string_view key);
+    boost::asio::awaitable<std::optional<Found>> find_with_expiry(std::string_view key);
 
     /// Stores and waits for Redis' answer: false when refused (too large, expired) or failed.
-    boost::asio::awaitable<bool> put(Hash hash, std::string_view key, std::string_view value, WallMillis expiry);
+    boost::asio::awaitable<bool> put(std::string_view key, std::string_view value, WallMillis expiry);
     /// Queues the write and returns at once; false when it was dropped (queue full, breaker
     /// open, too large). Writes leave in order, pipelined.
-    bool put_later(Hash hash, std::string_view key, std::string_view value, WallMillis expiry);
+    bool put_later(std::string_view key, std::string_view value, WallMillis expiry);
 
-    boost::asio::awaitable<bool> erase(Hash hash, std::string_view key);
-    void erase_later(Hash hash, std::string_view key);
+    boost::asio::awaitable<bool> erase(std::string_view key);
+    void erase_later(std::string_view key);
     /// Deletes a value the caller found to be garbage, and counts it.
-    void discard(Hash hash, std::string_view key);
+    void discard(std::string_view key);
 
     /// SET NX PX: true when this caller now holds `name` for `ttl`. False when another holder
     /// has it, and when Redis is failing (the caller then proceeds without the lock).

@@ -201,7 +201,7 @@ RedisStore::RedisStore(net::any_io_executor executor, RedisOptions options)
 
 RedisStore::~RedisStore() { impl_->close(); }
 
-net::awaitable<std::optional<RedisStore::Found>> RedisStore::find_with_expiry(Hash, std::string_view key) {
+net::awaitable<std::optional<RedisStore::Found>> RedisStore::find_with_expiry(std::string_view key) {
     auto self = impl_;
     auto& c = self->counters;
     if (!self->allow()) {
@@ -218,7 +218,7 @@ net::awaitable<std::optional<RedisStore::Found>> RedisStore::find_with_expiry(Ha
     const auto opened = redis::envelope_open(reply.str);
     if (!opened) {
         ++c.misses;
-        discard(0, key);
+        discard(key);
         co_return std::nullopt;
     }
     const auto expiry = opened->expiry;
@@ -233,13 +233,13 @@ net::awaitable<std::optional<RedisStore::Found>> RedisStore::find_with_expiry(Ha
     co_return Found{std::move(reply.str), expiry};
 }
 
-net::awaitable<std::optional<std::string>> RedisStore::find(Hash hash, std::string_view key) {
-    auto found = co_await find_with_expiry(hash, key);
+net::awaitable<std::optional<std::string>> RedisStore::find(std::string_view key) {
+    auto found = co_await find_with_expiry(key);
     if (!found) co_return std::nullopt;
     co_return std::move(found->value);
 }
 
-net::awaitable<bool> RedisStore::put(Hash, std::string_view key, std::string_view value, WallMillis expiry) {
+net::awaitable<bool> RedisStore::put(std::string_view key, std::string_view value, WallMillis expiry) {
     auto self = impl_;
     if (value.size() > self->opt.max_object_size) {
         ++self->counters.refused_too_large;
@@ -257,7 +257,7 @@ net::awaitable<bool> RedisStore::put(Hash, std::string_view key, std::string_vie
     co_return true;
 }
 
-bool RedisStore::put_later(Hash, std::string_view key, std::string_view value, WallMillis expiry) {
+bool RedisStore::put_later(std::string_view key, std::string_view value, WallMillis expiry) {
     if (value.size() > impl_->opt.max_object_size) {
         ++impl_->counters.refused_too_large;
         return false;
@@ -266,7 +266,7 @@ bool RedisStore::put_later(Hash, std::string_view key, std::string_view value, W
     return impl_->enqueue({Impl::WriteKind::Set, std::string(key), redis::envelope_wrap(value, expiry), expiry});
 }
 
-net::awaitable<bool> RedisStore::erase(Hash, std::string_view key) {
+net::awaitable<bool> RedisStore::erase(std::string_view key) {
     auto self = impl_;
     if (!self->allow()) co_return false;
     const auto rkey = self->redis_key(key);
@@ -275,12 +275,12 @@ net::awaitable<bool> RedisStore::erase(Hash, std::string_view key) {
     co_return reply.kind == redis::Reply::Kind::Integer && reply.integer > 0;
 }
 
-void RedisStore::erase_later(Hash, std::string_view key) { impl_->enqueue({Impl::WriteKind::Del, std::string(key), {}, 0}); }
+void RedisStore::erase_later(std::string_view key) { impl_->enqueue({Impl::WriteKind::Del, std::string(key), {}, 0}); }
 
-void RedisStore::discard(Hash hash, std::string_view key) {
+void RedisStore::discard(std::string_view key) {
     ++impl_->counters.corrupt_dropped;
     spdlog::warn("redis L2: dropped an invalid value under '{}'", std::string(key.substr(0, 200)));
-    erase_later(hash, key);
+    erase_later(key);
 }
 
 net::awaitable<std::optional<bool>> RedisStore::try_lock(std::string_view name, std::string_view token,

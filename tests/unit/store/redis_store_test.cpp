@@ -67,7 +67,7 @@ TEST_CASE("Redis down: lookups are misses, the breaker opens, and closes when Re
     const auto errors = c.errors.load();
     CHECK_FALSE(f.store.find(hash_key("k"), "k"));
     CHECK(c.errors == errors);
-    CHECK_FALSE(f.store.async().put_later(hash_key("k"), "k", "v", f.later()));
+    CHECK_FALSE(f.store.async().put_later("k", "v", f.later()));
     CHECK(c.write_drops == 1);
 
     f.redis.start();  // empty again
@@ -91,10 +91,10 @@ TEST_CASE("a Redis that stops answering costs a timeout, counted, and a miss", "
 TEST_CASE("queued L2 writes land in order, and a full queue drops instead of blocking", "[redis]") {
     Fixture f([](RedisOptions& o) { o.write_queue = 3; });
     auto& s = f.store.async();
-    CHECK(s.put_later(hash_key("a"), "a", "1", f.later()));
-    CHECK(s.put_later(hash_key("a"), "a", "2", f.later()));
-    CHECK(s.put_later(hash_key("b"), "b", "x", f.later()));
-    CHECK_FALSE(s.put_later(hash_key("c"), "c", "y", f.later()));
+    CHECK(s.put_later("a", "1", f.later()));
+    CHECK(s.put_later("a", "2", f.later()));
+    CHECK(s.put_later("b", "x", f.later()));
+    CHECK_FALSE(s.put_later("c", "y", f.later()));
     CHECK(s.counters().write_drops == 1);
     CHECK(s.counters().queue_depth == 3);
     CHECK(f.store.stats().items == 2);  // runs the loop until the queue has drained

@@ -31,14 +31,14 @@ public:
         return std::move(*out);
     }
 
-    std::optional<std::string> find(Hash h, std::string_view key) { return run(store_.find(h, key)); }
+    std::optional<std::string> find(Hash h, std::string_view key) { return run(store_.find(key)); }
     bool put(Hash h, std::string_view key, std::string_view value, WallMillis expiry) {
-        return run(store_.put(h, key, value, expiry));
+        return run(store_.put(key, value, expiry));
     }
-    bool erase(Hash h, std::string_view key) { return run(store_.erase(h, key)); }
+    bool erase(Hash h, std::string_view key) { return run(store_.erase(key)); }
     /// The store's counters, and the items Redis holds once every queued write has landed.
     StoreStats stats() {
-        run(store_.erase(0, "\x01" "barrier"));  // one connection: answered after the queued writes
+        run(store_.erase("\x01" "barrier"));  // one connection: answered after the queued writes
         auto s = store_.stats();
         s.items = dbsize_();
         return s;
