@@ -103,7 +103,9 @@ int main(int argc, char** argv) {
         const auto& l1_cfg = cfg->cache.l1;
         std::optional<cachalot::store::ShmStore> l1;
         if (l1_cfg.size > 0) {
-            l1.emplace(cachalot::store::ShmStore::Options{l1_cfg.path, l1_cfg.size, l1_cfg.max_object_size});
+            cachalot::store::ShmStore::Options options;
+            static_cast<cachalot::config::L1Cache&>(options) = l1_cfg;
+            l1.emplace(options);
             spdlog::info("L1 {}: {} ({})", l1_cfg.path, cachalot::store::to_string(l1->open_state()), l1->describe());
             metrics.add_source([&l1] { return l1_samples(l1->stats()); });
         } else {

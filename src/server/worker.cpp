@@ -10,18 +10,7 @@ std::unique_ptr<store::RedisStore> open_l2(const config::L2Cache& c, const net::
                                            const metrics::Metrics& metrics) {
     if (c.address.empty()) return nullptr;
     store::RedisOptions o;
-    o.address = c.address;
-    o.username = c.username;
-    o.password = c.password;
-    o.db = c.db;
-    o.key_prefix = c.key_prefix;
-    o.pool_size = c.pool_size;
-    o.connect_timeout = c.connect_timeout;
-    o.command_timeout = c.command_timeout;
-    o.failure_threshold = c.failure_threshold;
-    o.breaker_backoff = c.breaker_backoff;
-    o.write_queue = c.write_queue;
-    o.max_object_size = c.max_object_size;
+    static_cast<config::L2Cache&>(o) = c;
     o.observe_latency = [&h = metrics.l2_latency()](double s) { h.Observe(s); };
     return std::make_unique<store::RedisStore>(ex, std::move(o));
 }

@@ -9,6 +9,7 @@
 // lookups skip Redis and writes are dropped; then one request probes, and the breaker closes
 // when Redis answers.
 
+#include "cachalot/config/config.hpp"
 #include "cachalot/store/store.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -23,19 +24,8 @@
 
 namespace cachalot::store {
 
-struct RedisOptions {
-    std::string address;  // "host:port" or "unix:/path"
-    std::string username;
-    std::string password;
-    unsigned db = 0;
-    std::string key_prefix = "cachalot:";
-    unsigned pool_size = 2;
-    std::chrono::milliseconds connect_timeout{500};
-    std::chrono::milliseconds command_timeout{100};
-    unsigned failure_threshold = 5;
-    std::chrono::milliseconds breaker_backoff{5'000};
-    std::size_t write_queue = 1024;
-    std::size_t max_object_size = 1024 * 1024;
+/// The configuration's cache.l2 (config::L2Cache), and what only a running process supplies.
+struct RedisOptions : config::L2Cache {
     WallClock clock = wall_now;
     /// Called with the duration of every command that got an answer, in seconds.
     std::function<void(double)> observe_latency;

@@ -13,6 +13,7 @@
 //  - every offset is bounds-checked and every item carries a checksum: a crashed writer or
 //    garbage in the file costs entries, never a crash or a wrong value.
 
+#include "cachalot/config/config.hpp"
 #include "cachalot/store/store.hpp"
 
 #include <memory>
@@ -23,10 +24,8 @@ namespace cachalot::store {
 
 class ShmStore final : public Tier {
 public:
-    struct Options {
-        std::string path = "/dev/shm/cachalot-l1";
-        std::size_t size = 256 * 1024 * 1024;       // the whole file; never grows past it
-        std::size_t max_object_size = 1024 * 1024;  // larger values are refused (and counted)
+    /// The configuration's cache.l1 (path, size, max_object_size), and the clock.
+    struct Options : config::L1Cache {
         WallClock now = wall_now;
     };
 
