@@ -1,4 +1,4 @@
-// A client connection: read a request (with limits and timeouts), hand it to the proxy handler,
+// A client connection (Worker::run_session): read a request (with limits and timeouts), hand it to the pipeline,
 // write the response, repeat while keep-alive lasts. Pipelined requests queue in the buffer and
 // are answered in order.
 
