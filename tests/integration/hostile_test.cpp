@@ -206,7 +206,7 @@ TEST_CASE("a GET with a body is forwarded with it, and its response is neither s
     CHECK(origin.request_count() == 2);
 }
 
-TEST_CASE("an unknown method answered 2xx does not invalidate; a known unsafe one does") {
+TEST_CASE("an unknown method answered 2xx does not invalidate, a known unsafe one does") {
     TestOrigin origin([](const OriginRequest& r) {
         return Reply{.headers = {{"Cache-Control", "max-age=60"}}, .body = r.method};
     });

@@ -1,46 +1,18 @@
-// Serving stale through the real binary: stale-while-revalidate (one background revalidation,
-// the client never waits for it), stale-if-error (origin 5xx, unreachable or too slow), grace,
-// and TTL jitter.
+// Serving stale through the real binary: stale-if-error (origin 5xx, unreachable or too slow),
+// grace, and TTL jitter. Stale-while-revalidate is tested with a hand-moved clock in
+// tests/unit/server/pipeline_test.cpp.
 
 #include "support/harness.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <atomic>
-#include <condition_variable>
-#include <mutex>
 #include <set>
 #include <thread>
 
 using namespace cachalot::test;
 
 namespace {
-
-// Holds the origin's answers until the test opens it (a test never relies on timing to prove
-// that a client did not wait for the origin).
-class Gate {
-public:
-    void close() {
-        std::lock_guard l(m_);
-        open_ = false;
-    }
-    void open() {
-        {
-            std::lock_guard l(m_);
-            open_ = true;
-        }
-        cv_.notify_all();
-    }
-    void wait() {
-        std::unique_lock l(m_);
-        cv_.wait_for(l, 20s, [&] { return open_; });
-    }
-
-private:
-    std::mutex m_;
-    std::condition_variable cv_;
-    bool open_ = true;
-};
 
 bool has(const Response& r, const std::string& text) {
     return std::string(r["Cache-Status"]).find(text) != std::string::npos;
@@ -50,73 +22,6 @@ bool has(const Response& r, const std::string& text) {
 void let_it_go_stale() { std::this_thread::sleep_for(2100ms); }
 
 }  // namespace
-
-TEST_CASE("stale-while-revalidate serves the stale response at once and revalidates once in the background",
-          "[stale]") {
-    Gate gate;
-    std::atomic<int> counter{0};
-    TestOrigin origin([&](const OriginRequest& r) {
-        const int n = ++counter;
-        if (n > 1) gate.wait();
-        Reply reply{.headers = {{"Cache-Control", "max-age=1, stale-while-revalidate=60"}, {"ETag", "\"v1\""}},
-                    .body = "response " + std::to_string(n)};
-        if (r.header("If-None-Match") == "\"v1\"") {
-            reply.status = 304;  // still current, and now fresh for a minute
-            reply.headers = {{"Cache-Control", "max-age=60"}, {"ETag", "\"v1\""}};
-            reply.body.clear();
-        }
-        return reply;
-    });
-    Daemon cachalot(proxy_config(origin.port(), "", "", 2));
-    CHECK(fetch(cachalot.port(), "/swr").body() == "response 1");
-    let_it_go_stale();
-
-    gate.close();  // the revalidation will hang at the origin until the gate opens
-    for (int i = 0; i < 10; ++i) {
-        auto res = fetch(cachalot.port(), "/swr");
-        CHECK(res.result_int() == 200);
-        CHECK(res.body() == "response 1");
-        CHECK(has(res, "detail=stale-while-revalidate"));
-    }
-    // Ten stale answers while the origin is held: exactly one revalidation is under way.
-    CHECK(origin.request_count() == 2);
-    CHECK(origin.last_request().header("If-None-Match") == "\"v1\"");  // conditional: validators were stored
-    gate.open();
-    CHECK(await_metric(cachalot.admin_port(), "cachalot_cache_requests_total{result=\"revalidated\",route=\"default\"}",
-                       1) == 1);
-    auto after = fetch(cachalot.port(), "/swr");
-    CHECK(after.body() == "response 1");  // the 304 kept the stored body, now fresh again
-    CHECK(has(after, "cachalot; hit"));
-    CHECK_FALSE(has(after, "stale"));
-    CHECK(origin.request_count() == 2);
-    auto metrics = fetch(cachalot.admin_port(), "/metrics").body();
-    CHECK(metric_value(metrics, "cachalot_background_revalidations_total{route=\"default\"}") == 1);
-    CHECK(metric_value(metrics, "cachalot_stale_served_total{reason=\"stale-while-revalidate\",route=\"default\"}") ==
-          10);
-}
-
-TEST_CASE("a route's stale_while_revalidate applies to responses that set none", "[stale]") {
-    std::atomic<int> counter{0};
-    TestOrigin origin([&](const OriginRequest&) {
-        return Reply{.headers = {{"Cache-Control", "max-age=1"}}, .body = "response " + std::to_string(++counter)};
-    });
-    SECTION("with the route default") {
-        Daemon cachalot(with_route_cache(proxy_config(origin.port()), "{stale_while_revalidate: 30s}"));
-        fetch(cachalot.port(), "/x");
-        let_it_go_stale();
-        auto res = fetch(cachalot.port(), "/x");
-        CHECK(res.body() == "response 1");
-        CHECK(has(res, "detail=stale-while-revalidate"));
-    }
-    SECTION("without it, a stale response waits for the origin") {
-        Daemon cachalot(proxy_config(origin.port()));
-        fetch(cachalot.port(), "/x");
-        let_it_go_stale();
-        auto res = fetch(cachalot.port(), "/x");
-        CHECK(res.body() == "response 2");
-        CHECK(has(res, "fwd=stale"));
-    }
-}
 
 TEST_CASE("stale-if-error serves the stored response when the origin fails, within its window only", "[stale]") {
     std::atomic<int> mode{0};  // 0: fine, 1: 503, 2: too slow

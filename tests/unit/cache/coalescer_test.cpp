@@ -85,7 +85,7 @@ TEST_CASE("coalescer: a waiter gives up after its wait timeout, empty-handed", "
     CHECK_FALSE(waiter.shared);
 }
 
-TEST_CASE("coalescer: different keys do not wait on each other; try_acquire never waits", "[coalescer]") {
+TEST_CASE("coalescer: different keys do not wait on each other, try_acquire never waits", "[coalescer]") {
     net::io_context ioc;
     Coalescer c;
     Outcome a, b;

@@ -75,7 +75,7 @@ TEST_CASE("fetch lock: every wait ends in a named state", "[fetch_lock]") {
     CHECK(second_waits_for([](auto&) {}, 50ms) == FetchLock::End::GaveUp);
 }
 
-TEST_CASE("fetch lock: try_acquire never waits; a key is free again once its fetch is published",
+TEST_CASE("fetch lock: try_acquire never waits, a key is free again once its fetch is published",
           "[fetch_lock]") {
     cache::Coalescer coalescer;
     FetchLock lock(coalescer, nullptr, {});

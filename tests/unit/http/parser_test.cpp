@@ -22,7 +22,7 @@ TEST_CASE("a chunked body's trailer fields never join the header section") {
     CHECK(req.count(bhttp::field::authorization) == 0);
 }
 
-TEST_CASE("a response's trailer fields are dropped too; its header fields are kept") {
+TEST_CASE("a response's trailer fields are dropped too, its header fields are kept") {
     const std::string raw =
         "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nTransfer-Encoding: chunked\r\n\r\n"
         "2\r\nok\r\n0\r\nSet-Cookie: s=evil\r\nCache-Control: no-store\r\n\r\n";

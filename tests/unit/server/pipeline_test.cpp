@@ -5,6 +5,7 @@
 
 #include "cachalot/store/memory_store.hpp"
 #include "server/pipeline.hpp"
+#include "support/harness.hpp"
 
 #include <boost/asio.hpp>
 #include <catch2/catch.hpp>
@@ -137,7 +138,7 @@ std::string status_of(const Response& r) { return std::string(r["Cache-Status"])
 
 }  // namespace
 
-TEST_CASE("pipeline: fresh until max-age, then revalidated with its ETag; a 304 refreshes it", "[pipeline]") {
+TEST_CASE("pipeline: fresh until max-age, then revalidated with its ETag, a 304 refreshes it", "[pipeline]") {
     Pipe p;
     p.origin.script = [](const Request& r) {
         if (r[bhttp::field::if_none_match] == "\"v1\"")
@@ -174,34 +175,70 @@ TEST_CASE("pipeline: the client's own conditional request is answered 304 from a
     CHECK(p.origin.seen.size() == 1);
 }
 
-TEST_CASE("pipeline: stale-while-revalidate serves the stale copy at once and refreshes it once in the background",
+TEST_CASE("pipeline: stale-while-revalidate serves the stale copy at once and revalidates it once in the background",
           "[pipeline]") {
-    Pipe p([](config::RouteCache& c) { c.stale_while_revalidate = 30s; });
-    int version = 0;
-    p.origin.script = [&](const Request&) {
-        return Scripted{200, {{"Cache-Control", "max-age=10"}}, "v" + std::to_string(++version)};
+    Pipe p;
+    int n = 0;
+    p.origin.script = [&](const Request& r) {
+        ++n;
+        if (r[bhttp::field::if_none_match] == "\"v1\"")  // still current, and now fresh for a minute
+            return Scripted{304, {{"Cache-Control", "max-age=60"}, {"ETag", "\"v1\""}}, ""};
+        return Scripted{200, {{"Cache-Control", "max-age=10, stale-while-revalidate=60"}, {"ETag", "\"v1\""}},
+                        "response " + std::to_string(n)};
     };
-    p.get("/s");
+    p.get("/swr");
     p.advance(15s);
-    p.origin.hold();  // the background revalidation stays in flight while both are answered
-    auto a = p.start(bhttp::verb::get, "/s");
-    auto b = p.start(bhttp::verb::get, "/s");
+    p.origin.hold();  // the revalidation stays at the origin while ten clients are answered
+    std::vector<std::shared_ptr<std::optional<Response>>> stale;
+    for (int i = 0; i < 10; ++i) stale.push_back(p.start(bhttp::verb::get, "/swr"));
     p.ioc.restart();
     p.ioc.poll();
-    REQUIRE(*a);
-    REQUIRE(*b);
-    for (auto* r : {&**a, &**b}) {
-        CHECK(r->body() == "v1");
-        CHECK(status_of(*r) == "cachalot; hit; ttl=-5; detail=stale-while-revalidate");
+    for (auto& r : stale) {
+        REQUIRE(*r);
+        CHECK((*r)->result_int() == 200);
+        CHECK((*r)->body() == "response 1");
+        CHECK(status_of(**r) == "cachalot; hit; ttl=-5; detail=stale-while-revalidate");
     }
-    CHECK(p.origin.seen.size() == 2);  // one background revalidation for both
+    REQUIRE(p.origin.seen.size() == 2);  // exactly one revalidation under way
+    CHECK(p.origin.seen[1][bhttp::field::if_none_match] == "\"v1\"");  // conditional: validators were stored
     p.origin.release();
     p.run();
-    auto fresh = p.get("/s");
-    CHECK(fresh.body() == "v2");
-    CHECK(status_of(fresh) == "cachalot; hit; ttl=10");
-    p.advance(50s);  // past the window: the client waits for the origin
-    CHECK(status_of(p.get("/s")) == "cachalot; fwd=stale; fwd-status=200; stored; ttl=10");
+    auto after = p.get("/swr");
+    CHECK(after.body() == "response 1");  // the 304 kept the stored body, now fresh again
+    CHECK(status_of(after) == "cachalot; hit; ttl=60");
+    CHECK(p.origin.seen.size() == 2);
+    const auto metrics = p.metrics.serialize();
+    CHECK(test::metric_value(metrics, "cachalot_background_revalidations_total{route=\"api\"}") == 1);
+    CHECK(test::metric_value(metrics, "cachalot_stale_served_total{reason=\"stale-while-revalidate\",route=\"api\"}") ==
+          10);
+    CHECK(test::metric_value(metrics, "cachalot_cache_requests_total{result=\"revalidated\",route=\"api\"}") == 1);
+}
+
+TEST_CASE("pipeline: a route's stale_while_revalidate applies to responses that set none, and without it a stale "
+          "response waits for the origin",
+          "[pipeline]") {
+    for (const bool route_swr : {true, false}) {
+        INFO("route stale_while_revalidate " << route_swr);
+        Pipe p([&](config::RouteCache& c) {
+            if (route_swr) c.stale_while_revalidate = 30s;
+        });
+        int n = 0;
+        p.origin.script = [&](const Request&) {
+            return Scripted{200, {{"Cache-Control", "max-age=10"}}, "response " + std::to_string(++n)};
+        };
+        p.get("/x");
+        p.advance(15s);
+        auto res = p.get("/x");
+        if (route_swr) {
+            CHECK(res.body() == "response 1");
+            CHECK(status_of(res) == "cachalot; hit; ttl=-5; detail=stale-while-revalidate");
+            p.advance(45s);  // the background refresh (stored at +15 s) is now 35 s stale: past the window
+            CHECK(status_of(p.get("/x")) == "cachalot; fwd=stale; fwd-status=200; stored; ttl=10");
+        } else {
+            CHECK(res.body() == "response 2");
+            CHECK(status_of(res) == "cachalot; fwd=stale; fwd-status=200; stored; ttl=10");
+        }
+    }
 }
 
 TEST_CASE("pipeline: a failed origin is answered by stale-if-error, then grace, then the error goes through",
@@ -235,7 +272,7 @@ TEST_CASE("pipeline: a failed origin is answered by stale-if-error, then grace, 
     CHECK(p.get("/e").body() == "good");
 }
 
-TEST_CASE("pipeline: concurrent misses of one key make one origin request; the others are collapsed",
+TEST_CASE("pipeline: concurrent misses of one key make one origin request, the others are collapsed",
           "[pipeline]") {
     Pipe p;
     p.origin.script = [](const Request&) { return Scripted{200, {{"Cache-Control", "max-age=60"}}, "shared"}; };
@@ -285,7 +322,7 @@ TEST_CASE("pipeline: a collapsed request of another variant fetches on its own, 
     CHECK(p.origin.seen.size() == 3);
 }
 
-TEST_CASE("pipeline: a successful unsafe request drops the stored response of its URI; a failed one does not",
+TEST_CASE("pipeline: a successful unsafe request drops the stored response of its URI, a failed one does not",
           "[pipeline]") {
     Pipe p;
     unsigned post_status = 500;
@@ -320,7 +357,7 @@ TEST_CASE("pipeline: a GET with a body is forwarded with it and never stored", "
     CHECK(status_of(p.get("/search")) == "cachalot; fwd=uri-miss; fwd-status=200; stored; ttl=60");
 }
 
-TEST_CASE("pipeline: a HEAD is answered from a stored GET; a HEAD miss is not stored", "[pipeline]") {
+TEST_CASE("pipeline: a HEAD is answered from a stored GET, a HEAD miss is not stored", "[pipeline]") {
     Pipe p;
     p.origin.script = [](const Request&) { return Scripted{200, {{"Cache-Control", "max-age=60"}}, "12345"}; };
     auto head_miss = p.request(bhttp::verb::head, "/h");
