@@ -22,6 +22,7 @@ struct Scripted {
     std::vector<std::pair<std::string, std::string>> headers;
     std::string body;
     bool unreachable = false;
+    bool timed_out = false;
 };
 
 class ScriptedOrigin final : public upstream::Origin {
@@ -44,8 +45,8 @@ public:
         }
         const auto s = script(request);
         upstream::FetchResult result;
-        if (s.unreachable) {
-            result.error = metrics::UpstreamError::Connect;
+        if (s.unreachable || s.timed_out) {
+            result.error = s.timed_out ? metrics::UpstreamError::Timeout : metrics::UpstreamError::Connect;
             co_return result;
         }
         Response res{static_cast<bhttp::status>(s.status), 11};
@@ -270,6 +271,94 @@ TEST_CASE("pipeline: a failed origin is answered by stale-if-error, then grace, 
     CHECK(status_of(gone) == "cachalot; fwd=stale; detail=origin-unavailable");
     down = unreachable = false;
     CHECK(p.get("/e").body() == "good");
+}
+
+TEST_CASE("pipeline: stale-if-error answers a 503, a timeout and an unreachable origin, within its window only",
+          "[pipeline]") {
+    Pipe p;
+    enum { Fine, Error, Slow, Down } mode = Fine;
+    p.origin.script = [&](const Request&) {
+        if (mode == Error) return Scripted{503, {}, "down"};
+        if (mode == Slow) return Scripted{200, {}, "", false, true};
+        if (mode == Down) return Scripted{200, {}, "", true};
+        return Scripted{200, {{"Cache-Control", "max-age=10, stale-if-error=30"}}, "response 1"};
+    };
+    p.get("/sie");
+    p.advance(15s);
+    mode = Error;
+    auto on_503 = p.get("/sie");
+    CHECK(on_503.result_int() == 200);
+    CHECK(on_503.body() == "response 1");
+    CHECK(status_of(on_503) == "cachalot; fwd=stale; fwd-status=503; detail=stale-if-error");
+    mode = Slow;
+    auto on_timeout = p.get("/sie");
+    CHECK(on_timeout.body() == "response 1");
+    CHECK(status_of(on_timeout) == "cachalot; fwd=stale; detail=stale-if-error");
+    mode = Down;
+    CHECK(p.get("/sie").body() == "response 1");
+    p.advance(30s);  // 35 s stale: past the window
+    auto after = p.get("/sie");
+    CHECK(after.result_int() == 502);
+    CHECK(status_of(after) == "cachalot; fwd=stale; detail=origin-unavailable");
+    mode = Slow;
+    CHECK(p.get("/sie").result_int() == 504);
+    CHECK(test::metric_value(p.metrics.serialize(),
+                             "cachalot_stale_served_total{reason=\"stale-if-error\",route=\"api\"}") == 3);
+}
+
+TEST_CASE("pipeline: stale-if-error from the request, and from the route, when the response says nothing",
+          "[pipeline]") {
+    for (const bool route_window : {false, true}) {
+        INFO("route stale_if_error " << route_window);
+        Pipe p([&](config::RouteCache& c) {
+            if (route_window) c.stale_if_error = 60s;
+        });
+        bool down = false;
+        p.origin.script = [&](const Request&) {
+            if (down) return Scripted{500, {}, "broken"};
+            return Scripted{200, {{"Cache-Control", "max-age=10"}}, "response 1"};
+        };
+        p.get("/r");
+        p.advance(15s);
+        down = true;
+        if (route_window) {
+            auto res = p.get("/r");
+            CHECK(res.result_int() == 200);
+            CHECK(res.body() == "response 1");
+        } else {
+            CHECK(p.get("/r").result_int() == 500);  // no window anywhere: the error goes through
+            CHECK(p.get("/r", {{"Cache-Control", "stale-if-error=60"}}).body() == "response 1");
+        }
+    }
+}
+
+TEST_CASE("pipeline: grace serves a stored response while the origin is down, whatever its directives",
+          "[pipeline]") {
+    for (const bool grace : {true, false}) {
+        INFO("grace " << grace);
+        Pipe p([&](config::RouteCache& c) {
+            if (grace) c.grace = 60s;
+            else c.stale_if_error = 60s;
+        });
+        bool down = false;
+        p.origin.script = [&](const Request&) {
+            if (down) return Scripted{200, {}, "", true};
+            return Scripted{200, {{"Cache-Control", "max-age=10, must-revalidate"}}, "response 1"};
+        };
+        p.get("/g");
+        p.advance(15s);
+        down = true;
+        auto res = p.get("/g");
+        if (grace) {
+            CHECK(res.result_int() == 200);
+            CHECK(res.body() == "response 1");
+            CHECK(status_of(res) == "cachalot; fwd=stale; detail=grace");
+            CHECK(test::metric_value(p.metrics.serialize(),
+                                     "cachalot_stale_served_total{reason=\"grace\",route=\"api\"}") == 1);
+        } else {
+            CHECK(res.result_int() == 502);  // must-revalidate forbids stale-if-error
+        }
+    }
 }
 
 TEST_CASE("pipeline: concurrent misses of one key make one origin request, the others are collapsed",
