@@ -165,6 +165,28 @@ TEST_CASE("pipeline: fresh until max-age, then revalidated with its ETag, a 304 
     CHECK(status_of(p.get("/a")) == "cachalot; hit; ttl=60");
 }
 
+TEST_CASE("pipeline: request max-age and min-fresh narrow what a hit may be, and an expired response is fetched "
+          "again",
+          "[pipeline]") {
+    Pipe p;
+    int n = 0;
+    p.origin.script = [&](const Request&) {
+        return Scripted{200, {{"Cache-Control", "max-age=60"}}, "response " + std::to_string(++n)};
+    };
+    p.get("/m");
+    CHECK(p.get("/m", {{"Cache-Control", "min-fresh=30"}}).body() == "response 1");
+    auto too_short = p.get("/m", {{"Cache-Control", "min-fresh=120"}});
+    CHECK(too_short.body() == "response 2");
+    CHECK(status_of(too_short) == "cachalot; fwd=request; fwd-status=200; stored; ttl=60");
+    p.advance(2s);
+    CHECK(p.get("/m", {{"Cache-Control", "max-age=1"}}).body() == "response 3");  // 2 s old: too old for it
+    CHECK(p.get("/m", {{"Cache-Control", "max-age=1"}}).body() == "response 3");  // just stored: young enough
+    p.advance(60s);
+    auto expired = p.get("/m");
+    CHECK(expired.body() == "response 4");
+    CHECK(status_of(expired) == "cachalot; fwd=stale; fwd-status=200; stored; ttl=60");
+}
+
 TEST_CASE("pipeline: the client's own conditional request is answered 304 from a fresh stored response",
           "[pipeline]") {
     Pipe p;
