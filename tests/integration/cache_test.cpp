@@ -501,22 +501,6 @@ TEST_CASE("debug_cache_status adds the cache key to Cache-Status") {
     CHECK_THAT(std::string(fetch(quiet.port(), "/max-age")["Cache-Status"]), !Catch::Contains("key="));
 }
 
-TEST_CASE("request max-stale is served a stale response but must-revalidate forbids it") {
-    TestOrigin origin([](const OriginRequest& r) {
-        std::string cc = r.target == "/strict" ? "max-age=1, must-revalidate" : "max-age=1";
-        return Reply{.headers = {{"Cache-Control", cc}}, .body = "v"};
-    });
-    Daemon cachalot(proxy_config(origin.port()));
-    fetch(cachalot.port(), "/lenient");
-    fetch(cachalot.port(), "/strict");
-    std::this_thread::sleep_for(2100ms);
-    auto lenient = fetch(cachalot.port(), "/lenient", "GET", {{"Cache-Control", "max-stale=60"}});
-    CHECK_THAT(std::string(lenient["Cache-Status"]), Catch::StartsWith("cachalot; hit; ttl=-"));
-    auto strict = fetch(cachalot.port(), "/strict", "GET", {{"Cache-Control", "max-stale=60"}});
-    CHECK_THAT(std::string(strict["Cache-Status"]), Catch::StartsWith("cachalot; fwd=stale"));
-    CHECK(origin.request_count() == 3);
-}
-
 TEST_CASE("request no-store: the response is forwarded and not stored") {
     TestOrigin origin(by_path());
     Daemon cachalot(proxy_config(origin.port()));

@@ -187,6 +187,21 @@ TEST_CASE("pipeline: request max-age and min-fresh narrow what a hit may be, and
     CHECK(status_of(expired) == "cachalot; fwd=stale; fwd-status=200; stored; ttl=60");
 }
 
+TEST_CASE("pipeline: request max-stale is served a stale response but must-revalidate forbids it", "[pipeline]") {
+    Pipe p;
+    p.origin.script = [](const Request& r) {
+        const char* cc = r.target() == "/strict" ? "max-age=10, must-revalidate" : "max-age=10";
+        return Scripted{200, {{"Cache-Control", cc}}, "v"};
+    };
+    p.get("/lenient");
+    p.get("/strict");
+    p.advance(15s);
+    CHECK(status_of(p.get("/lenient", {{"Cache-Control", "max-stale=60"}})) == "cachalot; hit; ttl=-5");
+    CHECK(status_of(p.get("/strict", {{"Cache-Control", "max-stale=60"}})) ==
+          "cachalot; fwd=stale; fwd-status=200; stored; ttl=10");
+    CHECK(p.origin.seen.size() == 3);
+}
+
 TEST_CASE("pipeline: the client's own conditional request is answered 304 from a fresh stored response",
           "[pipeline]") {
     Pipe p;
