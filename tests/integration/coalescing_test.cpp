@@ -109,14 +109,17 @@ TEST_CASE("a client that disconnects while its fetch is in flight does not cance
     TestOrigin origin([&](const OriginRequest&) {
         return Reply{.headers = {{"Cache-Control", "max-age=60"}},
                      .body = "response " + std::to_string(++counter),
-                     .delay = 400ms};
+                     .delay = 1s};  // the others join while it is in flight
     });
     Daemon cachalot(proxy_config(origin.port(), "", "", 2));
     {
-        // The first request becomes the fetcher; its client leaves at once.
+        // The first request becomes the fetcher; its client leaves once the fetch is at the origin.
         Client leaver(cachalot.port());
         leaver.send_raw("GET /cold HTTP/1.1\r\nHost: x\r\n\r\n");
-        std::this_thread::sleep_for(100ms);
+        const auto deadline = std::chrono::steady_clock::now() + 20s;
+        while (origin.request_count() == 0 && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(5ms);
+        REQUIRE(origin.request_count() == 1);
     }
     auto results = concurrent_gets(cachalot.port(), 8, [](int) { return Headers{{"Host", "x"}}; });
     for (const auto& r : results) {
