@@ -85,25 +85,6 @@ TEST_CASE("waiters on a response that is not stored go to the origin on their ow
     CHECK(origin.request_count() == 10);
 }
 
-TEST_CASE("waiters asking for another variant than the one fetched go to the origin on their own", "[coalescing]") {
-    TestOrigin origin([](const OriginRequest& r) {
-        return Reply{.headers = {{"Cache-Control", "max-age=60"}, {"Vary", "Accept-Language"}},
-                     .body = "lang " + r.header("Accept-Language"),
-                     .delay = 300ms};
-    });
-    Daemon cachalot(proxy_config(origin.port()));
-    auto results = concurrent_gets(cachalot.port(), 6, [](int i) {
-        return Headers{{"Accept-Language", i % 2 ? "fr" : "de"}};
-    });
-    for (int i = 0; i < 6; ++i) {
-        CHECK(results[i].status == 200);
-        CHECK(results[i].body == (i % 2 ? "lang fr" : "lang de"));
-    }
-    // One fetch per variant at least; never one response for both.
-    CHECK(origin.request_count() >= 2);
-    CHECK(origin.request_count() < 6 + 1);
-}
-
 TEST_CASE("a client that disconnects while its fetch is in flight does not cancel the others", "[coalescing]") {
     std::atomic<int> counter{0};
     TestOrigin origin([&](const OriginRequest&) {
@@ -127,17 +108,4 @@ TEST_CASE("a client that disconnects while its fetch is in flight does not cance
         CHECK(r.body == "response 1");
     }
     CHECK(origin.request_count() == 1);
-}
-
-TEST_CASE("a waiter goes to the origin on its own after coalesce_timeout", "[coalescing]") {
-    std::atomic<int> counter{0};
-    TestOrigin origin([&](const OriginRequest&) {
-        return Reply{.headers = {{"Cache-Control", "max-age=60"}},
-                     .body = "response " + std::to_string(++counter),
-                     .delay = 1500ms};
-    });
-    Daemon cachalot(proxy_config(origin.port(), "  coalesce_timeout: 200ms\n"));
-    auto results = concurrent_gets(cachalot.port(), 3);
-    for (const auto& r : results) CHECK(r.status == 200);
-    CHECK(origin.request_count() == 3);
 }

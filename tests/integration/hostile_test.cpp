@@ -231,7 +231,9 @@ TEST_CASE("bytes an origin sends after its response never become another request
     Daemon cachalot(proxy_config(origin.port()));
     CHECK(fetch(cachalot.port(), "/first").body() == "ok");
     // The unsolicited bytes are in cachalot's socket buffer once the origin has written them.
-    for (int i = 0; i < 500 && origin.unsolicited_writes() == 0; ++i) std::this_thread::sleep_for(1ms);
+    for (auto deadline = std::chrono::steady_clock::now() + 10s;
+         origin.unsolicited_writes() == 0 && std::chrono::steady_clock::now() < deadline;)
+        std::this_thread::sleep_for(1ms);
     REQUIRE(origin.unsolicited_writes() == 1);
     auto victim = fetch(cachalot.port(), "/victim");
     CHECK(victim.body() == "fresh");

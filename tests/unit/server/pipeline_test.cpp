@@ -10,6 +10,8 @@
 #include <boost/asio.hpp>
 #include <catch2/catch.hpp>
 
+#include <set>
+
 using namespace cachalot;
 using namespace cachalot::server;
 using namespace std::chrono_literals;
@@ -79,11 +81,11 @@ config::Config make_config(std::function<void(config::RouteCache&)> tune) {
 }
 
 struct Pipe {
-    explicit Pipe(std::function<void(config::RouteCache&)> tune = {})
+    explicit Pipe(std::function<void(config::RouteCache&)> tune = {}, cache::FetchLock::Options lock = {})
         : cfg(make_config(std::move(tune))),
           l1(store::MemoryStore::Options{.now = [this] { return clock; }}),
           origin(ioc),
-          pipeline(cfg, origin, cache::TieredCache(&l1, nullptr), cache::FetchLock(coalescer, nullptr, {}), metrics,
+          pipeline(cfg, origin, cache::TieredCache(&l1, nullptr), cache::FetchLock(coalescer, nullptr, lock), metrics,
                    [this] { return clock; }) {}
 
     // A quarter second past a whole second: whole-second steps land far from every boundary.
@@ -163,6 +165,8 @@ TEST_CASE("pipeline: fresh until max-age, then revalidated with its ETag, a 304 
     CHECK(revalidated["X-Seen"] == "2");  // the 304's fields replace the stored ones
     CHECK(status_of(revalidated) == "cachalot; fwd=stale; fwd-status=304; stored; ttl=60");
     CHECK(status_of(p.get("/a")) == "cachalot; hit; ttl=60");
+    CHECK(test::metric_value(p.metrics.serialize(), "cachalot_cache_requests_total{result=\"revalidated\",route=\"api\"}") ==
+          1);
 }
 
 TEST_CASE("pipeline: request max-age and min-fresh narrow what a hit may be, and an expired response is fetched "
@@ -505,4 +509,215 @@ TEST_CASE("pipeline: the origin request is a new message: forwarding fields adde
     CHECK(sent["Via"] == "1.1 cachalot");
     CHECK(sent.count("X-HTTP-Method-Override") == 0);  // the route's default strip list
     CHECK(sent[bhttp::field::host] == "api.example");
+}
+
+TEST_CASE("pipeline: a stale response with only Last-Modified is revalidated with If-Modified-Since", "[pipeline]") {
+    Pipe p;
+    const std::string last_modified = "Tue, 14 Nov 2023 21:00:00 GMT";
+    p.origin.script = [&](const Request& r) {
+        if (r[bhttp::field::if_modified_since] == last_modified)
+            return Scripted{304, {{"Cache-Control", "max-age=60"}, {"X-Refreshed", "2"}}, ""};
+        return Scripted{200, {{"Cache-Control", "max-age=10"}, {"Last-Modified", last_modified}}, "body 1"};
+    };
+    p.get("/r");
+    p.advance(15s);
+    auto revalidated = p.get("/r");
+    REQUIRE(p.origin.seen.size() == 2);
+    CHECK(p.origin.seen[1][bhttp::field::if_modified_since] == last_modified);
+    CHECK(p.origin.seen[1].count(bhttp::field::if_none_match) == 0);
+    CHECK(revalidated.body() == "body 1");
+    CHECK(revalidated["X-Refreshed"] == "2");
+    CHECK(status_of(revalidated) == "cachalot; fwd=stale; fwd-status=304; stored; ttl=60");
+}
+
+TEST_CASE("pipeline: a 200 answer to a revalidation replaces the stored response", "[pipeline]") {
+    Pipe p;
+    int n = 0;
+    p.origin.script = [&](const Request&) {
+        return Scripted{200, {{"Cache-Control", "max-age=10"}, {"ETag", "\"v" + std::to_string(++n) + "\""}},
+                        "body " + std::to_string(n)};
+    };
+    p.get("/r");
+    p.advance(15s);
+    auto replaced = p.get("/r");
+    CHECK(p.origin.seen[1][bhttp::field::if_none_match] == "\"v1\"");
+    CHECK(replaced.body() == "body 2");
+    CHECK(status_of(replaced) == "cachalot; fwd=stale; fwd-status=200; stored; ttl=10");
+    auto hit = p.get("/r");
+    CHECK(hit.body() == "body 2");
+    CHECK(hit[bhttp::field::etag] == "\"v2\"");
+    CHECK(p.origin.seen.size() == 2);
+}
+
+TEST_CASE("pipeline: route status_ttl caches negative answers the origin gave no freshness", "[pipeline]") {
+    Pipe p([](config::RouteCache& c) { c.status_ttl = {{404, 30s}}; });
+    p.origin.script = [](const Request&) { return Scripted{404, {}, "nothing"}; };
+    CHECK(status_of(p.get("/gone")) == "cachalot; fwd=uri-miss; fwd-status=404; stored; ttl=30");
+    p.advance(29s);
+    auto hit = p.get("/gone");
+    CHECK(hit.result_int() == 404);
+    CHECK(status_of(hit) == "cachalot; hit; ttl=1");
+    CHECK(p.origin.seen.size() == 1);
+}
+
+TEST_CASE("pipeline: route default_ttl applies when the origin says nothing, and never over the origin's own",
+          "[pipeline]") {
+    Pipe p([](config::RouteCache& c) { c.default_ttl = 90s; });
+    p.origin.script = [](const Request& r) {
+        if (r.target() == "/max-age") return Scripted{200, {{"Cache-Control", "max-age=60"}}, "x"};
+        return Scripted{200, {}, "x"};
+    };
+    CHECK(status_of(p.get("/other")) == "cachalot; fwd=uri-miss; fwd-status=200; stored; ttl=90");
+    CHECK(status_of(p.get("/max-age")) == "cachalot; fwd=uri-miss; fwd-status=200; stored; ttl=60");
+}
+
+TEST_CASE("pipeline: route override_origin replaces the origin's freshness, never its no-store, and max_ttl caps "
+          "every lifetime",
+          "[pipeline]") {
+    auto script = [](const Request& r) {
+        if (r.target() == "/no-store") return Scripted{200, {{"Cache-Control", "max-age=60, no-store"}}, "x"};
+        return Scripted{200, {{"Cache-Control", "max-age=60"}}, "x"};
+    };
+    Pipe overriding([](config::RouteCache& c) {
+        c.default_ttl = 90s;
+        c.override_origin = true;
+    });
+    overriding.origin.script = script;
+    CHECK(status_of(overriding.get("/max-age")) == "cachalot; fwd=uri-miss; fwd-status=200; stored; ttl=90");
+    CHECK(status_of(overriding.get("/no-store")) == "cachalot; fwd=uri-miss; fwd-status=200; detail=no-store");
+    Pipe capped([](config::RouteCache& c) { c.max_ttl = 10s; });
+    capped.origin.script = script;
+    CHECK(status_of(capped.get("/max-age")) == "cachalot; fwd=uri-miss; fwd-status=200; stored; ttl=10");
+    capped.advance(11s);
+    CHECK(status_of(capped.get("/max-age")) == "cachalot; fwd=stale; fwd-status=200; stored; ttl=10");
+}
+
+TEST_CASE("pipeline: Vary keeps several variants of one URL, each served only to matching requests", "[pipeline]") {
+    Pipe p;
+    p.origin.script = [](const Request& r) {
+        return Scripted{200, {{"Cache-Control", "max-age=60"}, {"Vary", "Accept-Language"}},
+                        "lang " + std::string(r["Accept-Language"])};
+    };
+    auto get = [&](const char* lang) { return p.get("/vary", {{"Accept-Language", lang}}); };
+    CHECK(get("en").body() == "lang en");
+    auto fr = get("fr");
+    CHECK(fr.body() == "lang fr");
+    CHECK(status_of(fr) == "cachalot; fwd=vary-miss; fwd-status=200; stored; ttl=60");
+    auto en_again = get("en");
+    CHECK(en_again.body() == "lang en");
+    CHECK(status_of(en_again) == "cachalot; hit; ttl=60");
+    CHECK(get("fr").body() == "lang fr");
+    CHECK(p.origin.seen.size() == 2);
+    CHECK(get("de").body() == "lang de");
+    CHECK(p.origin.seen.size() == 3);
+}
+
+TEST_CASE("pipeline: Vary compares the nominated fields after normalization", "[pipeline]") {
+    Pipe p;
+    p.origin.script = [](const Request&) {
+        return Scripted{200, {{"Cache-Control", "max-age=60"}, {"Vary", "Accept-Encoding, X-Flags"}}, "v"};
+    };
+    p.get("/", {{"Accept-Encoding", "gzip, br"}, {"X-Flags", "a,b"}});
+    auto same = p.get("/", {{"Accept-Encoding", "br;q=1, gzip, deflate"}, {"X-Flags", "b, a"}});
+    CHECK(status_of(same) == "cachalot; hit; ttl=60");
+    CHECK(p.origin.seen.size() == 1);
+}
+
+TEST_CASE("pipeline: Vary: * is never stored", "[pipeline]") {
+    Pipe p;
+    p.origin.script = [](const Request&) {
+        return Scripted{200, {{"Cache-Control", "max-age=60"}, {"Vary", "*"}}, "v"};
+    };
+    CHECK(status_of(p.get("/")) == "cachalot; fwd=uri-miss; fwd-status=200; detail=vary-star");
+    p.get("/");
+    CHECK(p.origin.seen.size() == 2);
+}
+
+TEST_CASE("pipeline: an unsafe request invalidates every Vary variant of its URI", "[pipeline]") {
+    Pipe p;
+    p.origin.script = [](const Request& r) {
+        if (r.method() == bhttp::verb::put) return Scripted{200, {}, "put"};
+        return Scripted{200, {{"Cache-Control", "max-age=60"}, {"Vary", "Accept-Language"}},
+                        "lang " + std::string(r["Accept-Language"])};
+    };
+    p.get("/vary", {{"Accept-Language", "en"}});
+    p.get("/vary", {{"Accept-Language", "fr"}});
+    CHECK(p.request(bhttp::verb::put, "/vary", {}, "x").result_int() == 200);
+    p.get("/vary", {{"Accept-Language", "en"}});  // stored again, under a new epoch
+    auto fr = p.get("/vary", {{"Accept-Language", "fr"}});
+    CHECK(status_of(fr) == "cachalot; fwd=vary-miss; fwd-status=200; stored; ttl=60");
+    CHECK(p.origin.seen.size() == 5);
+}
+
+TEST_CASE("pipeline: requests collapsed on a response that is not stored go to the origin on their own",
+          "[pipeline]") {
+    Pipe p;
+    int n = 0;
+    p.origin.script = [&](const Request&) {
+        return Scripted{200, {{"Cache-Control", "private, max-age=60"}}, "for you alone " + std::to_string(++n)};
+    };
+    p.origin.hold();
+    std::vector<std::shared_ptr<std::optional<Response>>> out;
+    for (int i = 0; i < 3; ++i) out.push_back(p.start(bhttp::verb::get, "/mine"));
+    p.ioc.restart();
+    p.ioc.poll();
+    CHECK(p.origin.seen.size() == 1);  // the others wait on the first
+    p.origin.release();
+    p.run();
+    std::set<std::string> bodies;
+    for (auto& r : out) {
+        REQUIRE(*r);
+        CHECK((*r)->result_int() == 200);
+        CHECK_THAT(status_of(**r), Catch::EndsWith("detail=private"));
+        bodies.insert((*r)->body());
+    }
+    CHECK(bodies.size() == 3);  // nobody got someone else's private response
+    CHECK(p.origin.seen.size() == 3);
+}
+
+TEST_CASE("pipeline: a waiter goes to the origin on its own after coalesce_timeout", "[pipeline]") {
+    cache::FetchLock::Options lock;
+    lock.wait_timeout = 200ms;
+    Pipe p({}, lock);
+    p.origin.script = [](const Request&) { return Scripted{200, {{"Cache-Control", "max-age=60"}}, "x"}; };
+    p.origin.hold();
+    std::vector<std::shared_ptr<std::optional<Response>>> out;
+    for (int i = 0; i < 3; ++i) out.push_back(p.start(bhttp::verb::get, "/slow"));
+    p.ioc.restart();
+    p.ioc.poll();
+    CHECK(p.origin.seen.size() == 1);
+    // The first answer is held: the waiters' own timers are what sends them to the origin.
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (p.origin.seen.size() < 3 && std::chrono::steady_clock::now() < deadline) p.ioc.run_one_for(100ms);
+    CHECK(p.origin.seen.size() == 3);
+    p.origin.release();
+    p.run();
+    for (auto& r : out) {
+        REQUIRE(*r);
+        CHECK((*r)->result_int() == 200);
+    }
+}
+
+TEST_CASE("pipeline: Age includes the Age the origin sent and the time the origin took to answer", "[pipeline]") {
+    Pipe p;
+    p.origin.script = [&](const Request&) {
+        p.clock += 1'200;  // the origin takes 1.2 s
+        return Scripted{200, {{"Cache-Control", "max-age=600"}, {"Age", "100"}}, "slow"};
+    };
+    p.get("/slow");
+    auto hit = p.get("/slow");
+    CHECK(status_of(hit) == "cachalot; hit; ttl=499");
+    CHECK(hit[bhttp::field::age] == "101");  // 100 from upstream + 1 s of response delay
+}
+
+TEST_CASE("pipeline: a response that took most of a second to arrive is not aged a whole second", "[pipeline]") {
+    // Asked at x.250 s, answered at (x+1).150 s: 900 ms. Taking the difference of the two
+    // readings rounded to seconds would make it a second old, and with max-age=1 stale on arrival.
+    Pipe p;
+    p.origin.script = [&](const Request&) {
+        p.clock += 900;
+        return Scripted{200, {{"Cache-Control", "max-age=1"}}, "slow"};
+    };
+    CHECK(status_of(p.get("/slow")) == "cachalot; fwd=uri-miss; fwd-status=200; stored; ttl=1");
+    CHECK(status_of(p.get("/slow")) == "cachalot; hit; ttl=1");
 }
