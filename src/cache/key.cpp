@@ -121,15 +121,15 @@ std::string normalized_accept_encoding(std::string_view value) {
     return out;
 }
 
-std::string primary_key(std::string_view method, std::string_view scheme, const http::Authority& authority,
-                        std::string_view target, const http::Fields& request, const config::RouteKey& rules) {
-    std::string key = (method == "GET" || method == "HEAD") ? "GET" : std::string(method);
-    key += ' ';
-    key += scheme;
-    key += "://";
-    key += authority.to_string();
+std::string normalized_path(std::string_view path) { return normalize_percent(path); }
+
+std::string normalized_url(std::string_view scheme, const http::Authority& authority, std::string_view target,
+                           const config::RouteKey& rules) {
+    std::string url(scheme);
+    url += "://";
+    url += authority.to_string();
     auto q = target.find('?');
-    key += normalize_percent(target.substr(0, q));
+    url += normalize_percent(target.substr(0, q));
     if (q != std::string_view::npos) {
         std::vector<std::string> params;
         split(target.substr(q + 1), '&', [&](std::string_view param) {
@@ -140,10 +140,18 @@ std::string primary_key(std::string_view method, std::string_view scheme, const 
         });
         if (rules.sort_query) std::stable_sort(params.begin(), params.end());
         for (std::size_t i = 0; i < params.size(); ++i) {
-            key += i == 0 ? '?' : '&';
-            key += params[i];
+            url += i == 0 ? '?' : '&';
+            url += params[i];
         }
     }
+    return url;
+}
+
+std::string primary_key(std::string_view method, std::string_view url, const http::Fields& request,
+                        const config::RouteKey& rules) {
+    std::string key = (method == "GET" || method == "HEAD") ? "GET" : std::string(method);
+    key += ' ';
+    key += url;
 
     for (const auto& name : rules.headers) {
         key += "\nh:";

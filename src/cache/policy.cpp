@@ -37,6 +37,14 @@ http::Seconds seconds(D d) {
 
 }  // namespace
 
+Judged stale_since(Judged judged, std::chrono::milliseconds since, http::Time now) {
+    // Whole seconds since the purge, rounded up: the lifetime errs shorter.
+    const auto elapsed = now.time_since_epoch() - std::chrono::floor<http::Seconds>(since);
+    const auto age_at_purge = std::max(http::Seconds{0}, judged.age - std::max(http::Seconds{0}, elapsed));
+    judged.lifetime = std::min(judged.lifetime, age_at_purge);
+    return judged;
+}
+
 Fwd RequestDirectives::fwd_when_stale() const {
     return cc.no_cache || pragma_no_cache || cc.max_age || cc.min_fresh ? Fwd::Request : Fwd::Stale;
 }

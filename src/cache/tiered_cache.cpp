@@ -53,6 +53,15 @@ void TieredCache::erase(const std::string& key) {
     l2_->publish_later(kInvalidationChannel, node_id() + "\n" + key);  // "NODE\nKEY"
 }
 
+PurgeVerdict TieredCache::purge_verdict(const Entry& entry, std::string_view url) const {
+    if (!purges_) return {};
+    return cache::purge_verdict(*purges_, entry, url);
+}
+
+void TieredCache::purge(std::string_view scope, PurgeMode mode, store::WallMillis at) {
+    if (purges_) cache::purge(*purges_, scope, mode, at);
+}
+
 void TieredCache::listen_for_invalidations() {
     if (!l1_ || !l2_) return;
     l2_->subscribe(std::string(kInvalidationChannel), [l1 = l1_](std::string_view message) {

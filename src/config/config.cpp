@@ -305,13 +305,19 @@ void read_l2(Reader& r, const YAML::Node& node, L2Cache& l2) {
         if (d.count() <= 0) r.error(node[name], key + "." + name, "must be greater than 0");
 }
 
+// A field name: a token (RFC 9110 §5.1).
+bool http_token(std::string_view name) {
+    static constexpr std::string_view kTchar = "!#$%&'*+-.^_`|~";
+    return !name.empty() && std::all_of(name.begin(), name.end(), [](unsigned char c) {
+        return std::isalnum(c) || kTchar.find(char(c)) != std::string_view::npos;
+    });
+}
+
 // A field name a route may strip or set: a token, and none of the fields that frame or define the
 // request or that Cachalot writes itself.
 std::optional<std::string> field_name_problem(std::string_view name) {
-    static constexpr std::string_view kTchar = "!#$%&'*+-.^_`|~";
     if (name.empty()) return "is empty";
-    for (unsigned char c : name)
-        if (!std::isalnum(c) && kTchar.find(char(c)) == std::string_view::npos) return "is not a valid field name";
+    if (!http_token(name)) return "is not a valid field name";
     static constexpr std::array<std::string_view, 15> kManaged{
         "host", "content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade",
         "expect", "via", "forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "proxy-connection"};
@@ -382,13 +388,25 @@ void read_route(Reader& r, const YAML::Node& node, const std::string& key, Route
 Config read_config(Reader& r, const YAML::Node& root) {
     Config c;
     if (!r.expect_map(root, "",
-                      {"listen", "workers", "client", "drain_timeout", "upstreams", "routes", "cache", "logging"}))
+                      {"listen", "admin", "workers", "client", "drain_timeout", "upstreams", "routes", "cache",
+                       "logging"}))
         return c;
 
     if (auto listen = root["listen"]; listen.IsDefined() && !listen.IsNull()) {
         if (r.expect_map(listen, "listen", {"proxy", "admin"})) {
             r.read_endpoint(listen, "listen", "proxy", c.listen.proxy);
             r.read_endpoint(listen, "listen", "admin", c.listen.admin);
+        }
+    }
+    if (auto admin = root["admin"]; admin.IsDefined() && !admin.IsNull()) {
+        if (r.expect_map(admin, "admin", {"token_file", "max_body_bytes"})) {
+            r.read_string(admin, "admin", "token_file", c.admin.token_file);
+            if (admin["token_file"].IsDefined()) {
+                c.admin.token_file_line = static_cast<int>(admin["token_file"].Mark().line) + 1;
+                if (c.admin.token_file.empty() || c.admin.token_file.front() != '/')
+                    r.error(admin["token_file"], "admin.token_file", "must be an absolute path");
+            }
+            r.read_size(admin, "admin", "max_body_bytes", c.admin.max_body_bytes);
         }
     }
     r.read_uint(root, "", "workers", c.workers, 0, 1024);
@@ -428,7 +446,7 @@ Config read_config(Reader& r, const YAML::Node& root) {
 
     if (auto cache = root["cache"]; cache.IsDefined() && !cache.IsNull()) {
         if (r.expect_map(cache, "cache", {"l1", "l2", "coalesce_timeout", "ttl_jitter", "heuristic_max_ttl", "keep",
-                                          "targeted_field", "strip_targeted_fields", "debug_cache_status"})) {
+                                          "targeted_field", "strip_targeted_fields", "debug_cache_status", "tags"})) {
             r.read_duration(cache, "cache", "coalesce_timeout", c.cache.coalesce_timeout);
             r.read_uint(cache, "cache", "ttl_jitter", c.cache.ttl_jitter, 0, 50);
             read_l2(r, cache["l2"], c.cache.l2);
@@ -437,6 +455,18 @@ Config read_config(Reader& r, const YAML::Node& root) {
             r.read_string(cache, "cache", "targeted_field", c.cache.targeted_field);
             r.read_bool(cache, "cache", "strip_targeted_fields", c.cache.strip_targeted_fields);
             r.read_bool(cache, "cache", "debug_cache_status", c.cache.debug_cache_status);
+            if (auto tags = cache["tags"];
+                tags.IsDefined() && !tags.IsNull() &&
+                r.expect_map(tags, "cache.tags", {"header", "strip", "max_count", "max_bytes"})) {
+                r.read_string(tags, "cache.tags", "header", c.cache.tags.header);
+                if (!http_token(c.cache.tags.header))
+                    r.error(tags["header"], "cache.tags.header", "must be a header field name");
+                r.read_bool(tags, "cache.tags", "strip", c.cache.tags.strip);
+                r.read_uint(tags, "cache.tags", "max_count", c.cache.tags.max_count, 1, 1024);
+                r.read_size(tags, "cache.tags", "max_bytes", c.cache.tags.max_bytes);
+                if (c.cache.tags.max_bytes == 0 || c.cache.tags.max_bytes > 65536)
+                    r.error(tags["max_bytes"], "cache.tags.max_bytes", "must be between 1 and 64KiB");
+            }
             if (auto l1 = cache["l1"]; l1.IsDefined() && !l1.IsNull() &&
                                        r.expect_map(l1, "cache.l1", {"path", "size", "max_object_size"})) {
                 r.read_string(l1, "cache.l1", "path", c.cache.l1.path);
@@ -483,10 +513,17 @@ YAML::Node deepest(YAML::Node node, std::initializer_list<const char*> path) {
     return node;
 }
 
-// The two listeners cannot share a port.
-void check_listen_ports(Reader& r, const YAML::Node& root, const Config& c) {
+bool loopback(const std::string& address) {
+    return address.rfind("127.", 0) == 0 || address == "::1" || address == "localhost";
+}
+
+// The two listeners cannot share a port, and an admin listener others can reach needs a token.
+void check_listeners(Reader& r, const YAML::Node& root, const Config& c) {
     if (c.listen.proxy.port == c.listen.admin.port && c.listen.proxy.port != 0)
         r.error(deepest(root, {"listen", "admin", "port"}), "listen.admin.port", "must differ from listen.proxy.port");
+    if (!loopback(c.listen.admin.address) && c.admin.token_file.empty())
+        r.error(deepest(root, {"listen", "admin", "address"}), "listen.admin.address",
+                "is not a loopback address: set admin.token_file, so that only the token's holders can purge");
 }
 
 }  // namespace
@@ -512,7 +549,7 @@ ParseResult parse_config(const std::string& yaml_text) {
         try {
             r.check_duplicate_keys(root, "");
             Config c = read_config(r, root);
-            if (root.IsMap()) check_listen_ports(r, root, c);
+            if (root.IsMap()) check_listeners(r, root, c);
             if (r.errors.empty()) result.config = std::move(c);
         } catch (const YAML::Exception& e) {
             // A document shape the reader did not foresee: an error, never a crash.
@@ -524,6 +561,25 @@ ParseResult parse_config(const std::string& yaml_text) {
     result.errors = std::move(r.errors);
     return result;
 }
+
+namespace {
+
+// admin.token_file: a small regular file holding the token (a trailing newline is not part of it).
+void read_token(Config& c, std::vector<ConfigError>& errors) {
+    auto& a = c.admin;
+    auto refuse = [&](const std::string& why) { errors.push_back({a.token_file_line, "admin.token_file", why}); };
+    struct stat st {};
+    if (::stat(a.token_file.c_str(), &st) != 0) return refuse(a.token_file + ": " + std::strerror(errno));
+    if (!S_ISREG(st.st_mode) || st.st_size > 4096) return refuse(a.token_file + ": not a regular file of at most 4 KiB");
+    std::ifstream in(a.token_file, std::ios::binary);
+    std::getline(in, a.token);
+    if (!a.token.empty() && a.token.back() == '\r') a.token.pop_back();
+    if (a.token.size() < 16) return refuse(a.token_file + ": the token must be at least 16 characters");
+    for (unsigned char ch : a.token)
+        if (ch <= 0x20 || ch >= 0x7f) return refuse(a.token_file + ": the token must be visible ASCII");
+}
+
+}  // namespace
 
 ParseResult load_config(const std::string& path) {
     auto refuse = [](std::string message) {
@@ -541,7 +597,10 @@ ParseResult load_config(const std::string& path) {
     if (!in) return refuse("cannot open the file");
     std::ostringstream text;
     text << in.rdbuf();
-    return parse_config(text.str());
+    auto result = parse_config(text.str());
+    if (result.ok() && !result.config->admin.token_file.empty()) read_token(*result.config, result.errors);
+    if (!result.errors.empty()) result.config.reset();
+    return result;
 }
 
 std::string format_errors(const std::string& file, const std::vector<ConfigError>& errors) {

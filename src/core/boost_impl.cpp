@@ -1,4 +1,5 @@
-// Asio and Beast in separate-compilation mode: their implementation is compiled here, once,
-// instead of in every translation unit that includes them.
+// Asio, Beast and Boost.JSON in separate-compilation mode: their implementation is compiled
+// here, once, instead of in every translation unit that includes them.
 #include <boost/asio/impl/src.hpp>
 #include <boost/beast/src.hpp>
+#include <boost/json/src.hpp>

@@ -18,6 +18,7 @@ void RouteSeries::record(const cache::Outcome& o) const {
     else if (cache::is_not_stored_reason(o.detail)) not_stored[detail]->Increment();
     if (cache::is_stale_reason(o.detail)) stale_served[detail]->Increment();
     else if (o.collapsed) coalesced->Increment();
+    if (o.purged != cache::Purged::None) purged[static_cast<std::size_t>(o.purged)]->Increment();
 }
 
 void RouteSeries::record(unsigned status, double seconds) const {
@@ -60,6 +61,11 @@ Metrics::Metrics(const std::vector<std::string>& routes, const std::vector<std::
                            .Name("cachalot_background_revalidations_total")
                            .Help("Background revalidations started for stale-while-revalidate")
                            .Register(*registry_);
+    auto& purged = prometheus::BuildCounter()
+                       .Name("cachalot_purged_lookups_total")
+                       .Help("Stored responses found purged: gone (a hard purge; not served) or stale (a soft "
+                             "purge; revalidated, or served within its stale windows)")
+                       .Register(*registry_);
     auto route_names = routes;
     route_names.push_back("none");
     static constexpr std::array classes{"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
@@ -80,6 +86,8 @@ Metrics::Metrics(const std::vector<std::string>& routes, const std::vector<std::
         s.origin_fetches = &fetches.Add({{"route", name}});
         s.coalesced = &coalesced.Add({{"route", name}});
         s.background_revalidations = &background.Add({{"route", name}});
+        for (std::size_t i = 1; i < cache::kPurgedNames.size(); ++i)
+            s.purged[i] = &purged.Add({{"route", name}, {"verdict", std::string(cache::kPurgedNames[i])}});
         routes_.push_back(s);
     }
 
@@ -128,6 +136,20 @@ Metrics::Metrics(const std::vector<std::string>& routes, const std::vector<std::
                                 .Help("Client connections closed at accept: client.max_connections were open")
                                 .Register(*registry_)
                                 .Add({});
+    auto& purges = prometheus::BuildCounter()
+                       .Name("cachalot_purges_total")
+                       .Help("Purges applied on this node (from the admin API, PURGE, Cache-Group-Invalidation or "
+                             "another node), by kind and mode")
+                       .Register(*registry_);
+    for (std::size_t k = 0; k < cache::kPurgeKindNames.size(); ++k)
+        for (std::size_t m = 0; m < cache::kPurgeModeNames.size(); ++m)
+            purges_[k][m] = &purges.Add(
+                {{"kind", std::string(cache::kPurgeKindNames[k])}, {"mode", std::string(cache::kPurgeModeNames[m])}});
+    tags_cut_ = &prometheus::BuildCounter()
+                     .Name("cachalot_tags_cut_total")
+                     .Help("Tags a response named past cache.tags.max_count or max_bytes, or malformed: not stored")
+                     .Register(*registry_)
+                     .Add({});
     rejected_ = &prometheus::BuildCounter()
                      .Name("cachalot_rejected_requests_total")
                      .Help("Requests refused before routing (malformed, too large, timed out), by status")

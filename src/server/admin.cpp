@@ -1,16 +1,81 @@
 #include "server/admin.hpp"
 
+#include "cachalot/http/headers.hpp"
+#include "server/purge_api.hpp"
+
+#include <spdlog/spdlog.h>
+
 namespace cachalot::server {
 namespace {
 
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
-bhttp::response<bhttp::string_body> answer(const bhttp::request<bhttp::string_body>& req, const AdminState& state) {
-    bhttp::response<bhttp::string_body> res{bhttp::status::ok, req.version()};
+using AdminRequest = bhttp::request<bhttp::string_body>;
+using AdminResponse = bhttp::response<bhttp::string_body>;
+
+// Compares in a time that does not depend on where the strings differ (only on their length).
+bool same_secret(std::string_view given, std::string_view secret) {
+    if (given.size() != secret.size()) return false;
+    unsigned char diff = 0;
+    for (std::size_t i = 0; i < given.size(); ++i) diff |= static_cast<unsigned char>(given[i] ^ secret[i]);
+    return diff == 0;
+}
+
+bool authorized(const AdminRequest& req, const config::Admin& admin) {
+    if (admin.token.empty()) return true;
+    const auto value = req[bhttp::field::authorization];
+    constexpr std::string_view scheme = "Bearer ";
+    if (value.size() <= scheme.size() || !http::iequals(value.substr(0, scheme.size()), scheme)) return false;
+    return same_secret(value.substr(scheme.size()), admin.token);
+}
+
+void json_error(AdminResponse& res, bhttp::status status, std::string_view message) {
+    res.result(status);
+    res.set(bhttp::field::content_type, "application/json");
+    res.body() = R"({"error":")";
+    for (char c : message) {
+        if (c == '"' || c == '\\') res.body() += '\\';
+        res.body() += c;
+    }
+    res.body() += "\"}\n";
+}
+
+void purge(const AdminRequest& req, const AdminState& state, const std::string& peer, AdminResponse& res) {
+    if (!authorized(req, state.cfg.admin)) {
+        res.set(bhttp::field::www_authenticate, "Bearer");
+        json_error(res, bhttp::status::unauthorized, "a valid admin token is required (Authorization: Bearer ...)");
+        spdlog::warn("purge refused from {}: no valid token", peer);
+        return;
+    }
+    auto parsed = parse_purge(req.body(), state.cfg);
+    if (auto* refusal = std::get_if<std::string>(&parsed)) {
+        json_error(res, bhttp::status::bad_request, *refusal);
+        spdlog::warn("purge refused from {}: {}", peer, *refusal);
+        return;
+    }
+    const auto& order = std::get<PurgeOrder>(parsed);
+    const auto at = state.clock();
+    apply_purge(order, state.purges, at, state.metrics);
+    spdlog::info("purge from {}: {} {} {}", peer, cache::to_string(order.kind), cache::to_string(order.mode),
+                 order.what);
+    res.set(bhttp::field::content_type, "application/json");
+    res.body() = purge_answer(order, at);
+}
+
+AdminResponse answer(const AdminRequest& req, const AdminState& state, const std::string& peer) {
+    AdminResponse res{bhttp::status::ok, req.version()};
     res.set(bhttp::field::content_type, "text/plain; charset=utf-8");
     res.set(bhttp::field::cache_control, "no-store");
     auto path = req.target().substr(0, req.target().find('?'));
-    if (req.method() != bhttp::verb::get && req.method() != bhttp::verb::head) {
+    const bool read = req.method() == bhttp::verb::get || req.method() == bhttp::verb::head;
+    if (path == "/purge") {
+        if (req.method() == bhttp::verb::post) {
+            purge(req, state, peer, res);
+        } else {
+            res.set(bhttp::field::allow, "POST");
+            json_error(res, bhttp::status::method_not_allowed, "use POST");
+        }
+    } else if (!read) {
         res.result(bhttp::status::method_not_allowed);
         res.set(bhttp::field::allow, "GET, HEAD");
         res.body() = "method not allowed\n";
@@ -35,16 +100,30 @@ bhttp::response<bhttp::string_body> answer(const bhttp::request<bhttp::string_bo
 }  // namespace
 
 net::awaitable<void> run_admin_session(tcp::socket socket, const AdminState& state) {
+    beast::error_code peer_ec;
+    const auto remote = socket.remote_endpoint(peer_ec);
+    const std::string peer = peer_ec ? "?" : remote.address().to_string();
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer;
     for (;;) {
         bhttp::request_parser<bhttp::string_body> parser;
         parser.header_limit(16 * 1024);
-        parser.body_limit(0);
+        parser.body_limit(state.cfg.admin.max_body_bytes);
         stream.expires_after(state.timeout);
         auto [ec, n] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
+        if (ec == bhttp::error::body_limit) {
+            AdminResponse res{bhttp::status::payload_too_large, parser.get().version()};
+            json_error(res, bhttp::status::payload_too_large,
+                       "the body is larger than admin.max_body_bytes (" +
+                           std::to_string(state.cfg.admin.max_body_bytes) + ")");
+            res.keep_alive(false);
+            res.prepare_payload();
+            stream.expires_after(state.timeout);
+            co_await bhttp::async_write(stream, res, use_tuple);
+            break;
+        }
         if (ec) break;
-        auto res = answer(parser.get(), state);
+        auto res = answer(parser.get(), state, peer);
         res.keep_alive(parser.get().keep_alive());
         stream.expires_after(state.timeout);
         auto [wec, wn] = co_await bhttp::async_write(stream, res, use_tuple);

@@ -1,7 +1,11 @@
 #pragma once
-// The admin listener's endpoints: /metrics (Prometheus text), /healthz, /readyz.
+// The admin listener's endpoints: /metrics (Prometheus text), /healthz, /readyz, and
+// POST /purge (server/purge_api.hpp), which needs admin.token when one is configured.
 
+#include "cachalot/config/config.hpp"
+#include "cachalot/core/clock.hpp"
 #include "cachalot/metrics/metrics.hpp"
+#include "cachalot/store/purge_table.hpp"
 #include "core/net.hpp"
 
 #include <atomic>
@@ -9,9 +13,12 @@
 namespace cachalot::server {
 
 struct AdminState {
+    const config::Config& cfg;
     const metrics::Metrics& metrics;
     const std::atomic<bool>& ready;  // listeners up and config loaded, not draining
     std::chrono::milliseconds timeout;  // per request, read and write
+    store::PurgeTable& purges;
+    core::WallClock clock = core::wall_now;
 };
 
 net::awaitable<void> run_admin_session(tcp::socket socket, const AdminState& state);

@@ -49,6 +49,7 @@ struct Pipeline::Parsed {
     unsigned version;
     bool use_cache;   // a GET or HEAD without a body, on a caching route, with a cache tier
     bool with_body;   // a GET or HEAD with a body: its answer depends on bytes the key does not hold
+    std::string url;  // scheme://authority/path?query, normalized by the route's key rules (purges name it)
     std::string key;  // the primary key, when the cache is used
     cache::RequestDirectives directives;
 };
@@ -63,6 +64,7 @@ struct Pipeline::Found {
     std::optional<Primary> primary;
     std::optional<cache::Entry> stored;    // the stored response for this request, fresh or not
     cache::Fwd fwd = cache::Fwd::UriMiss;  // why the origin is asked, if it is
+    cache::Purged purged = cache::Purged::None;  // what a purge did to the stored response found
 };
 
 /// A stored response judged at some time, ready to deliver.
@@ -73,6 +75,7 @@ struct Pipeline::Stored {
 
 /// What a fetch leaves behind besides the client's answer.
 struct Pipeline::Fetched {
+    core::WallMillis sent_ms = 0;  // when the request left for the origin: what is stored is as of then
     Answer answer;
     std::shared_ptr<const cache::Entry> stored;  // what was stored (for the waiters)
     bool origin_failed = false;
@@ -120,10 +123,10 @@ std::optional<Pipeline::Parsed> Pipeline::receive(Request& request, const Client
     const bool get_or_head = method == bhttp::verb::get || method == bhttp::verb::head;
     Parsed p{request,  client,           *index, route, policies_[*index], metrics_.route(*index), method,
              request.version(), cache_.enabled() && route.cache.enabled && get_or_head && !with_body,
-             get_or_head && with_body, {}, {}};
+             get_or_head && with_body, {}, {}, {}};
     if (p.use_cache) {
-        p.key = cache::primary_key(request.method_string(), "http", client.authority, request.target(),
-                                   request.base(), route.cache.key);
+        p.url = cache::normalized_url("http", client.authority, request.target(), route.cache.key);
+        p.key = cache::primary_key(request.method_string(), p.url, request.base(), route.cache.key);
         p.directives = cache::request_directives(request.base());
     }
     return p;
@@ -146,10 +149,13 @@ net::awaitable<Answer> Pipeline::bypass(const Parsed& p, std::string body) {
 }
 
 // A successful unsafe request changes the resource: what is stored for its URI, and for a
-// same-origin Location or Content-Location, is dropped (RFC 9111 §4.4).
+// same-origin Location or Content-Location, is dropped (RFC 9111 §4.4); so are the groups its
+// response names in Cache-Group-Invalidation, which are this origin's own (RFC 9875).
 void Pipeline::invalidate(const Parsed& p, const Response& response) {
+    const auto& rules = p.route.cache.key;
     auto drop = [&](std::string_view target) {
-        cache_.erase(cache::primary_key("GET", "http", p.client.authority, target, p.request.base(), p.route.cache.key));
+        const auto url = cache::normalized_url("http", p.client.authority, target, rules);
+        cache_.erase(cache::primary_key("GET", url, p.request.base(), rules));
     };
     drop(p.request.target());
     for (auto field : {bhttp::field::location, bhttp::field::content_location}) {
@@ -157,12 +163,29 @@ void Pipeline::invalidate(const Parsed& p, const Response& response) {
         if (!target || target->form == http::RequestTarget::Form::Asterisk) continue;
         if (!target->authority || *target->authority == p.client.authority) drop(target->origin_form);
     }
+    const std::string origin = "http://" + p.client.authority.to_string();
+    for (const auto& f : response.base()) {
+        if (!http::iequals(f.name_string(), "Cache-Group-Invalidation")) continue;
+        const auto groups = cache::parse_group_list(f.value());
+        if (!groups) continue;
+        for (const auto& group : *groups) {
+            cache_.purge(cache::purge_scope(cache::PurgeKind::Group, origin, group), cache::PurgeMode::Hard, clock_());
+            metrics_.purges(cache::PurgeKind::Group, cache::PurgeMode::Hard).Increment();
+        }
+    }
 }
 
 // ---- lookup -----------------------------------------------------------------------------------
 
 net::awaitable<Answer> Pipeline::use_cache(const Parsed& p) {
     Found found = co_await lookup(p);
+    Answer answer = co_await answer_with(p, found);
+    answer.outcome.purged = found.purged;
+    co_return answer;
+}
+
+// The stored response found, or the origin's through one fetch per key.
+net::awaitable<Answer> Pipeline::answer_with(const Parsed& p, Found& found) {
     if (found.stored) {
         auto stored = judge(p, *found.stored, now());
         const auto use = p.policy.usability(p.directives, stored.judged);
@@ -199,7 +222,7 @@ net::awaitable<Pipeline::Found> Pipeline::lookup(const Parsed& p, bool l2_only) 
     found.primary = Primary{primary->vary, primary->vary_epoch};
     if (primary->vary.empty()) {
         found.stored = std::move(primary);
-        co_return found;
+        co_return purged(p, std::move(found));
     }
     // The primary entry names the Vary fields; the request's values pick the variant.
     if (primary->vary != std::vector<std::string>{"*"}) {
@@ -212,7 +235,22 @@ net::awaitable<Pipeline::Found> Pipeline::lookup(const Parsed& p, bool l2_only) 
         }
     }
     if (!found.stored) found.fwd = cache::Fwd::VaryMiss;
-    co_return found;
+    co_return purged(p, std::move(found));
+}
+
+// A hard purge makes the stored response a miss; a soft one makes it stale (judge() says how).
+Pipeline::Found Pipeline::purged(const Parsed& p, Found found) const {
+    if (!found.stored) return found;
+    switch (cache_.purge_verdict(*found.stored, p.url).state) {
+        case cache::PurgeVerdict::State::Kept: break;
+        case cache::PurgeVerdict::State::Gone:
+            found.stored.reset();
+            found.fwd = cache::Fwd::UriMiss;
+            found.purged = cache::Purged::Gone;
+            break;
+        case cache::PurgeVerdict::State::Stale: found.purged = cache::Purged::Stale; break;
+    }
+    return found;
 }
 
 Pipeline::Stored Pipeline::judge(const Parsed& p, const cache::Entry& entry, http::Time now) const {
@@ -220,6 +258,8 @@ Pipeline::Stored Pipeline::judge(const Parsed& p, const cache::Entry& entry, htt
     Stored stored{Response{static_cast<bhttp::status>(entry.status), p.version}, {}};
     for (const auto& [name, value] : entry.headers) stored.response.insert(name, value);
     stored.judged = p.policy.judge(entry, stored.response.base(), now);
+    if (const auto verdict = cache_.purge_verdict(entry, p.url); verdict.state == cache::PurgeVerdict::State::Stale)
+        stored.judged = cache::stale_since(stored.judged, std::chrono::milliseconds(verdict.stale_since), now);
     return stored;
 }
 
@@ -355,6 +395,7 @@ net::awaitable<Pipeline::Fetched> Pipeline::fetch(const Parsed& p, const Found& 
     if (answered) answer.outcome.fwd_status = status;
 
     Fetched fetched;
+    fetched.sent_ms = sent_ms;
     fetched.origin_failed = !answered || status == 500 || status == 502 || status == 503 || status == 504;
     if (fetched.origin_failed && found.stored) {
         auto stored = judge(p, *found.stored, now);
@@ -415,6 +456,8 @@ void Pipeline::store(const Parsed& p, const Found& found, Answer answer, http::T
     answer.outcome.detail = decision.refused;
     if (decision.refused == cache::Detail::None) {
         auto entry = p.policy.entry_for(decision, status, res.base(), res.body(), p.request.base(), request_time, now);
+        entry.fetched_ms = fetched.sent_ms;
+        tag(entry, res.base());
         if (put(p.key, entry, found.primary, decision.expiry_ms)) {
             answer.outcome.stored = true;
             answer.outcome.ttl = decision.judged.remaining().count();
@@ -431,7 +474,9 @@ void Pipeline::store(const Parsed& p, const Found& found, Answer answer, http::T
 void Pipeline::refresh(const Parsed& p, const Found& found, Answer answer, http::Time request_time, http::Time now,
                        Fetched& fetched) {
     auto merged = p.policy.refreshed(*found.stored, answer.response.base(), request_time, now);
+    merged.fetched_ms = fetched.sent_ms;  // current as of this revalidation: earlier purges no longer cover it
     auto stored = judge(p, merged, now);
+    tag(merged, stored.response.base());
     answer.outcome.result = cache::Result::Revalidated;
     if (stored.judged.remaining() > http::Seconds{0} && !stored.judged.cc.no_store &&
         put(p.key, merged, found.primary, p.policy.expiry_ms(stored.judged, now))) {
@@ -441,6 +486,14 @@ void Pipeline::refresh(const Parsed& p, const Found& found, Answer answer, http:
     }
     fetched.answer = deliver(p, std::move(stored), std::move(merged.body), std::move(answer.outcome));
     fetched.answer.upstream_seconds = answer.upstream_seconds;
+}
+
+// The purge tags `fields` name, bounded; what the bounds cut is counted.
+void Pipeline::tag(cache::Entry& entry, const http::Fields& fields) const {
+    entry.tags.clear();
+    entry.groups.clear();
+    if (const auto cut = cache::response_tags(fields, cfg_.cache.tags, entry.tags, entry.groups))
+        metrics_.tags_cut().Increment(static_cast<double>(cut));
 }
 
 // Stores `entry` under `key` and, with Vary, under its variant key. Variants stored together
@@ -470,6 +523,11 @@ void Pipeline::respond(const Parsed& p, Answer& answer) const {
     if (cfg_.cache.strip_targeted_fields) {
         answer.response.erase("CDN-Cache-Control");
         if (!cfg_.cache.targeted_field.empty()) answer.response.erase(cfg_.cache.targeted_field);
+    }
+    if (cfg_.cache.tags.strip) {
+        answer.response.erase(cfg_.cache.tags.header);
+        answer.response.erase("Cache-Tag");
+        answer.response.erase("Cache-Groups");
     }
     p.series.record(answer.outcome);
 }

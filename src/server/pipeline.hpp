@@ -8,15 +8,16 @@
 //             again: route, method, cache key, request directives, whether the cache is used
 //   bypass    not for the cache: forwarded as it is; a successful unsafe method invalidates
 //             what is stored for its URI (RFC 9111 §4.4)
-//   lookup    L1, then L2; the primary entry names the Vary fields, the request picks the variant
+//   lookup    L1, then L2; the primary entry names the Vary fields, the request picks the variant;
+//             a hard-purged entry is a miss, a soft-purged one stale (cache/purge.hpp)
 //   deliver   a stored response the policy lets answer: fresh, allowed stale, or stale within
 //             stale-while-revalidate (then one background revalidation starts)
 //   coalesce  one fetch per key (this node; all nodes with cache.l2.lock): the others are
 //             answered from what it stored, or by stale-if-error when the origin failed it
 //   fetch     to the origin, conditional when a stored response has validators; a failed origin
 //             is answered by stale-if-error or grace
-//   store     what the policy accepts goes to L1 now and to L2 through its queue; a 304 refreshes
-//             the stored response
+//   store     what the policy accepts goes to L1 now and to L2 through its queue, with its purge
+//             tags and the time it was asked for; a 304 refreshes the stored response
 //   respond   Cache-Status rendered and the outcome recorded in the metrics, once per request
 
 #include "cachalot/cache/fetch_lock.hpp"
@@ -66,7 +67,9 @@ private:
     net::awaitable<Answer> bypass(const Parsed& p, std::string body);
     void invalidate(const Parsed& p, const Response& response);
     net::awaitable<Answer> use_cache(const Parsed& p);
+    net::awaitable<Answer> answer_with(const Parsed& p, Found& found);
     net::awaitable<Found> lookup(const Parsed& p, bool l2_only = false);
+    Found purged(const Parsed& p, Found found) const;
     Stored judge(const Parsed& p, const cache::Entry& entry, http::Time now) const;
     Answer deliver(const Parsed& p, Stored stored, std::string body, cache::Outcome outcome) const;
     void revalidate_in_background(const Parsed& p, const Found& found);
@@ -78,6 +81,7 @@ private:
                Fetched& fetched);
     void refresh(const Parsed& p, const Found& found, Answer answer, http::Time request_time, http::Time now,
                  Fetched& fetched);
+    void tag(cache::Entry& entry, const http::Fields& fields) const;
     bool put(const std::string& key, cache::Entry& entry, const std::optional<Primary>& primary,
              std::int64_t expiry_ms);
     void respond(const Parsed& p, Answer& answer) const;

@@ -34,30 +34,33 @@ struct Server::Impl {
     std::atomic<bool> draining{false};
     std::atomic<bool> ready{false};
     cache::Coalescer coalescer;  // one per node: shared by the workers, outlives them
+    store::MemoryPurgeTable memory_purges;  // the purge table when there is no L1 file to hold it
+    store::PurgeTable purges;
     core::ByteBudget budget;     // client.max_buffered_bytes, for every worker together
     // Declared before ioc so that they outlive it: an abandoned accept holds a worker's socket.
     std::vector<std::unique_ptr<Worker>> workers;
     net::io_context ioc{1};  // accepting, admin and signals; requests run on the workers
     tcp::acceptor proxy_acceptor;
     tcp::acceptor admin_acceptor;
-    AdminState admin{metrics, ready, std::chrono::milliseconds(10'000)};
+    AdminState admin{cfg, metrics, ready, std::chrono::milliseconds(10'000), purges, core::wall_now};
     int exit_code = 0;
 
     Impl(const config::Config& c, metrics::Metrics& m, store::ShmStore* l1)
         : cfg(c),
           metrics(m),
+          purges(l1 ? l1->purges() : memory_purges.table()),
           budget(c.client.max_buffered_bytes),
           proxy_acceptor(bind_acceptor(ioc, c.listen.proxy, "proxy")),
           admin_acceptor(bind_acceptor(ioc, c.listen.admin, "admin")) {
         for (unsigned i = 0; i < cfg.worker_count(); ++i)
-            workers.push_back(std::make_unique<Worker>(cfg, metrics, draining, l1, coalescer, budget));
+            workers.push_back(std::make_unique<Worker>(cfg, metrics, draining, l1, purges, coalescer, budget));
         m.add_source([this] {
             return std::vector<metrics::Sample>{{"cachalot_buffered_bytes",
                                                  "Body bytes held in memory for clients (client.max_buffered_bytes caps it)",
                                                  false, double(budget.used())}};
         });
         if (!cfg.cache.l2.address.empty()) m.add_source([this] { return l2_samples(); });
-        workers.front()->listen_for_invalidations(l1);  // the L1 is shared: one listener is enough
+        workers.front()->listen_for_invalidations(l1, purges);  // the L1 is shared: one listener is enough
     }
 
     // The L2 counters of every worker, summed.

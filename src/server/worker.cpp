@@ -18,7 +18,7 @@ std::unique_ptr<store::RedisStore> open_l2(const config::L2Cache& c, const net::
 }  // namespace
 
 Worker::Worker(const config::Config& cfg, const metrics::Metrics& metrics, const std::atomic<bool>& draining,
-               store::Tier* l1, cache::Coalescer& coalescer, core::ByteBudget& budget)
+               store::Tier* l1, store::PurgeTable& purges, cache::Coalescer& coalescer, core::ByteBudget& budget)
     : cfg_(cfg),
       metrics_(metrics),
       draining_(draining),
@@ -27,7 +27,7 @@ Worker::Worker(const config::Config& cfg, const metrics::Metrics& metrics, const
       work_(ioc_->get_executor()),
       pool_(ioc_->get_executor(), cfg.upstreams, metrics, budget),
       l2_(open_l2(cfg.cache.l2, ioc_->get_executor(), metrics)),
-      pipeline_(cfg, pool_, cache::TieredCache(l1, l2_.get()),
+      pipeline_(cfg, pool_, cache::TieredCache(l1, l2_.get(), &purges),
                 cache::FetchLock(coalescer, l2_.get(),
                                  {cfg.cache.coalesce_timeout, cfg.cache.l2.lock, cfg.cache.l2.lock_ttl,
                                   cfg.cache.l2.lock_poll}),

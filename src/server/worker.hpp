@@ -1,8 +1,8 @@
 #pragma once
 // A worker: one thread, one io_context, its own origin connection pool, Redis connections and
 // client connections. Shared with the other workers: the coalescer (one fetch per key for the
-// node), the L1 file and the byte budget; each is built for concurrent use. Everything else is
-// the worker's own.
+// node), the L1 file, the purge table and the byte budget; each is built for concurrent use.
+// Everything else is the worker's own.
 
 #include "cachalot/config/config.hpp"
 #include "cachalot/metrics/metrics.hpp"
@@ -26,9 +26,9 @@ struct SessionHandle {
 class Worker {
 public:
     /// `l1` may be null (no L1). With cache.l2.address set, the worker opens its own Redis
-    /// connections. `coalescer` is shared by every worker.
+    /// connections. `coalescer` and `purges` are shared by every worker.
     Worker(const config::Config& cfg, const metrics::Metrics& metrics, const std::atomic<bool>& draining,
-           store::Tier* l1, cache::Coalescer& coalescer, core::ByteBudget& budget);
+           store::Tier* l1, store::PurgeTable& purges, cache::Coalescer& coalescer, core::ByteBudget& budget);
     ~Worker();
 
     net::io_context& context() { return *ioc_; }
@@ -48,7 +48,9 @@ public:
 
     /// Applies the other nodes' invalidations (from the L2) to `l1`; call on one worker only,
     /// before start().
-    void listen_for_invalidations(store::Tier* l1) { cache::TieredCache(l1, l2_.get()).listen_for_invalidations(); }
+    void listen_for_invalidations(store::Tier* l1, store::PurgeTable& purges) {
+        cache::TieredCache(l1, l2_.get(), &purges).listen_for_invalidations();
+    }
 
     /// This worker's L2 store, or null.
     const store::RedisStore* l2() const { return l2_.get(); }

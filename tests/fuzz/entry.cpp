@@ -13,7 +13,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (!again || again->status != entry->status || again->headers != entry->headers || again->body != entry->body ||
         again->vary != entry->vary || again->variant != entry->variant || again->vary_epoch != entry->vary_epoch ||
         again->request_time != entry->request_time || again->response_time != entry->response_time ||
-        again->lifetime_jitter != entry->lifetime_jitter)
+        again->lifetime_jitter != entry->lifetime_jitter || again->fetched_ms != entry->fetched_ms ||
+        again->tags != entry->tags || again->groups != entry->groups)
         std::abort();
     return 0;
 }

@@ -39,7 +39,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     http::strip_hop_by_hop(req.base());
     config::RouteKey rules{true, {"utm_*"}, {"Accept-Language"}, {"session"}};
-    const auto key = cache::primary_key(req.method_string(), "http", *authority, target->origin_form, req.base(), rules);
+    const auto key = cache::primary_key(req.method_string(), cache::normalized_url("http", *authority, target->origin_form, rules), req.base(), rules);
     // Up to the first header rule, the key is the method, the authority and the target: no
     // line break or control byte from the client can get there.
     const auto url_part = key.substr(0, key.find("\nh:"));

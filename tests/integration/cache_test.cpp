@@ -215,10 +215,8 @@ TEST_CASE("an origin failure is never stored") {
 
 TEST_CASE("stored responses survive a restart: the L1 is warm") {
     TestOrigin origin(by_path());
-    const std::string l1 = "/dev/shm/cachalot-test-warm-" + std::to_string(getpid());
-    std::filesystem::remove(l1);
-    auto config = proxy_config(origin.port());
-    config.replace(config.find("{l1_path}"), 9, l1);
+    const SharedL1 l1("warm");
+    const auto config = l1.use_in(proxy_config(origin.port()));
     {
         Daemon first(config);
         fetch(first.port(), "/max-age");
@@ -230,7 +228,6 @@ TEST_CASE("stored responses survive a restart: the L1 is warm") {
         CHECK_THAT(std::string(hit["Cache-Status"]), Catch::StartsWith("cachalot; hit"));
     }
     CHECK(origin.request_count() == 1);
-    std::filesystem::remove(l1);
 }
 
 TEST_CASE("cache metrics count hits, misses, revalidations, bypasses and store outcomes by route") {

@@ -183,10 +183,9 @@ TEST_CASE("the drain gives up after drain_timeout and still exits 0") {
 
 TEST_CASE("the L1 opens at startup, shows in /metrics, and is reused warm after a restart") {
     TestOrigin origin;
-    const std::string l1 = "/dev/shm/cachalot-test-restart-" + std::to_string(getpid());
-    std::filesystem::remove(l1);
-    auto config = proxy_config(origin.port());
-    config.replace(config.find("{l1_path}"), 9, l1);
+    const SharedL1 shared("restart");
+    const auto& l1 = shared.path();
+    const auto config = shared.use_in(proxy_config(origin.port()));
     {
         Daemon first(config);
         CHECK_THAT(first.output(), Catch::Contains("L1 " + l1 + ": created"));
@@ -201,7 +200,6 @@ TEST_CASE("the L1 opens at startup, shows in /metrics, and is reused warm after 
         Daemon second(config);
         CHECK_THAT(second.output(), Catch::Contains("L1 " + l1 + ": reused-clean"));
     }
-    std::filesystem::remove(l1);
 }
 
 TEST_CASE("an L1 that cannot be opened is a clear startup error") {

@@ -188,6 +188,18 @@ std::string with_route_cache(std::string config, const std::string& flow_map) {
     return config;
 }
 
+SharedL1::SharedL1(const std::string& name)
+    : path_("/dev/shm/cachalot-test-" + name + "-" + std::to_string(getpid())) {
+    std::filesystem::remove(path_);
+}
+
+SharedL1::~SharedL1() { std::filesystem::remove(path_); }
+
+std::string SharedL1::use_in(std::string config) const {
+    config.replace(config.find("{l1_path}"), 9, path_);
+    return config;
+}
+
 std::string without_l1(std::string config) {
     const std::string l1 = "size: 8MiB, max_object_size: 256KiB";
     config.replace(config.find(l1), l1.size(), "size: 0");

@@ -113,6 +113,21 @@ std::string proxy_config(std::uint16_t origin_port, const std::string& extra = "
 /// `config` (from proxy_config) with `cache: <flow_map>` on its route, e.g. "{grace: 30s}".
 std::string with_route_cache(std::string config, const std::string& flow_map);
 
+/// An L1 file that outlives one Daemon, for restarts and for processes sharing it: removed when
+/// made and when it goes.
+class SharedL1 {
+public:
+    explicit SharedL1(const std::string& name);
+    ~SharedL1();
+    SharedL1(const SharedL1&) = delete;
+    const std::string& path() const { return path_; }
+    /// `config` (from proxy_config) with its L1 in this file.
+    std::string use_in(std::string config) const;
+
+private:
+    std::string path_;
+};
+
 /// `config` (from proxy_config) with the L1 turned off (cache.l1.size: 0).
 std::string without_l1(std::string config);
 

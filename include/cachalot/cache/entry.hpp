@@ -22,9 +22,14 @@ struct Entry {
     std::string variant;             // the secondary key this entry answers (empty without Vary)
     std::string vary_epoch;          // names the set of variants stored together; a new one after an invalidation
     std::int64_t lifetime_jitter = 0;  // seconds added to the freshness lifetime (cache.ttl_jitter)
+    /// Unix ms when the request that fetched (or last revalidated) it left for the origin: purges
+    /// at or after this time cover it (cache/purge.hpp).
+    std::int64_t fetched_ms = 0;
+    std::vector<std::string> tags;    // purge tags the response named (bounded by cache.tags)
+    std::vector<std::string> groups;  // of those, the Cache-Groups members (purged per origin)
 };
 
-inline constexpr std::uint16_t kEntryVersion = 3;
+inline constexpr std::uint16_t kEntryVersion = 4;
 
 std::string encode_entry(const Entry& entry);
 

@@ -14,13 +14,21 @@
 
 namespace cachalot::cache {
 
+/// scheme://authority/path?query of an origin-form `target`, with percent-encodings
+/// upper-cased and unreserved ones decoded, the query filtered and (optionally) sorted by the
+/// route's key rules. The authority is normalized by http::parse_authority: a key is never
+/// built from an unvalidated host. Purges by URL name this.
+std::string normalized_url(std::string_view scheme, const http::Authority& authority, std::string_view target,
+                           const config::RouteKey& rules);
+
+/// A path with its percent-encodings normalized as in normalized_url (for purges by prefix).
+std::string normalized_path(std::string_view path);
+
 /// The primary key of a request: "GET" for GET and HEAD (a HEAD is answered from a stored
-/// GET), the method itself otherwise; then scheme://authority path?query of an origin-form
-/// `target`, with percent-encodings upper-cased and unreserved ones decoded, the query
-/// filtered and (optionally) sorted; then the route's headers and cookies (config::RouteKey). The authority is
-/// normalized by http::parse_authority: a key is never built from an unvalidated host.
-std::string primary_key(std::string_view method, std::string_view scheme, const http::Authority& authority,
-                        std::string_view target, const http::Fields& request, const config::RouteKey& rules);
+/// GET), the method itself otherwise; then its normalized_url; then the route's headers and
+/// cookies (config::RouteKey).
+std::string primary_key(std::string_view method, std::string_view url, const http::Fields& request,
+                        const config::RouteKey& rules);
 
 /// The response's Vary names: lower-case, sorted, without duplicates. {"*"} for Vary: *
 /// (such a response is never served from cache).

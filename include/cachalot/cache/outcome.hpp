@@ -82,6 +82,18 @@ constexpr std::string_view to_string(Result r) { return kResultNames[static_cast
 constexpr std::string_view to_string(Fwd f) { return kFwdNames[static_cast<std::size_t>(f)]; }
 constexpr std::string_view to_string(Detail d) { return kDetailNames[static_cast<std::size_t>(d)]; }
 
+/// What a purge covers and how: cachalot_purges_total{kind,mode} (cache/purge.hpp).
+enum class PurgeKind : std::uint8_t { Url, Prefix, Tag, Group, All };
+inline constexpr std::array<std::string_view, 5> kPurgeKindNames{"url", "prefix", "tag", "group", "all"};
+enum class PurgeMode : std::uint8_t { Hard, Soft };
+inline constexpr std::array<std::string_view, 2> kPurgeModeNames{"hard", "soft"};
+constexpr std::string_view to_string(PurgeKind k) { return kPurgeKindNames[static_cast<std::size_t>(k)]; }
+constexpr std::string_view to_string(PurgeMode m) { return kPurgeModeNames[static_cast<std::size_t>(m)]; }
+
+/// What a purge did to the stored response a lookup found: cachalot_purged_lookups_total{verdict}.
+enum class Purged : std::uint8_t { None, Gone, Stale };
+inline constexpr std::array<std::string_view, 3> kPurgedNames{"", "gone", "stale"};
+
 /// One request's answer, as the cache made it.
 struct Outcome {
     Result result = Result::Miss;
@@ -92,6 +104,7 @@ struct Outcome {
     std::optional<std::int64_t> ttl;  // seconds of freshness left, when a stored response answered
     Detail detail = Detail::None;
     std::string key;  // the primary key, shown only with cache.debug_cache_status
+    Purged purged = Purged::None;  // the stored response found had been purged (metrics only)
 };
 
 /// This cache's Cache-Status entry, parameters in a fixed order:

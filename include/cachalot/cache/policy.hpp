@@ -40,6 +40,11 @@ struct Judged {
     http::Seconds staleness() const { return age - lifetime; }
 };
 
+/// A judged response that a soft purge made stale at `since` (Unix ms): its freshness ends
+/// there if it had not already, so that its stale windows (stale-while-revalidate,
+/// stale-if-error, grace) count from the purge. Never lengthens the lifetime.
+Judged stale_since(Judged judged, std::chrono::milliseconds since, http::Time now);
+
 /// What may be stored of a fetched response, and until when.
 struct StoreDecision {
     Detail refused = Detail::None;  // None: store it

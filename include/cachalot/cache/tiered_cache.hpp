@@ -5,8 +5,12 @@
 //
 // Invalidations reach every node: erase() drops the key here and in Redis, and publishes it on
 // the L2's "invalidate" channel; every other node's listener drops it from its own L1.
+//
+// Purges (cache/purge.hpp) are times in the purge table, which lives in the L1 file: purge()
+// writes one, and every lookup's entry is judged against them.
 
 #include "cachalot/cache/entry.hpp"
+#include "cachalot/cache/purge.hpp"
 #include "cachalot/store/redis_store.hpp"
 #include "cachalot/store/store.hpp"
 
@@ -19,8 +23,10 @@ namespace cachalot::cache {
 
 class TieredCache {
 public:
-    /// `l1`: the shared-memory store in the daemon, any synchronous tier in tests.
-    TieredCache(store::Tier* l1, store::RedisStore* l2) : l1_(l1), l2_(l2) {}
+    /// `l1`: the shared-memory store in the daemon, any synchronous tier in tests. `purges`:
+    /// the L1 file's purge table, or one in memory; it outlives this.
+    TieredCache(store::Tier* l1, store::RedisStore* l2, store::PurgeTable* purges)
+        : l1_(l1), l2_(l2), purges_(purges) {}
 
     bool enabled() const { return l1_ || l2_; }
 
@@ -35,6 +41,13 @@ public:
     /// Drops `key` from every tier here and from the other nodes' L1 (through the L2).
     void erase(const std::string& key);
 
+    /// What the purges say of `entry`, stored for `url` (normalized).
+    PurgeVerdict purge_verdict(const Entry& entry, std::string_view url) const;
+
+    /// Purges `scope` (purge_scope()) at `at`: every entry of it fetched at or before then is
+    /// gone (hard) or stale (soft), on this host.
+    void purge(std::string_view scope, PurgeMode mode, store::WallMillis at);
+
     /// Subscribes to the other nodes' invalidations and applies them to L1. Once per process
     /// (every worker shares the L1), before the workers start.
     void listen_for_invalidations();
@@ -42,6 +55,7 @@ public:
 private:
     store::Tier* l1_;
     store::RedisStore* l2_;
+    store::PurgeTable* purges_;
 };
 
 }  // namespace cachalot::cache

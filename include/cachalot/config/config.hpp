@@ -20,8 +20,20 @@ struct Endpoint {
 
 struct Listeners {
     Endpoint proxy{"0.0.0.0", 8080};
-    /// Admin endpoints (/metrics, /healthz, /readyz) stay on loopback unless configured otherwise.
+    /// Admin endpoints (/metrics, /healthz, /readyz, /purge) stay on loopback unless configured
+    /// otherwise.
     Endpoint admin{"127.0.0.1", 9090};
+};
+
+/// Who may use the admin endpoints that change state (/purge).
+struct Admin {
+    /// A file holding the token (a Kubernetes Secret or systemd credential, say): when set, those
+    /// endpoints need "Authorization: Bearer <token>". Required when the admin listener is not
+    /// on loopback. load_config reads it into `token`.
+    std::string token_file;
+    int token_file_line = 0;  // where it was set, for messages
+    std::string token;
+    std::size_t max_body_bytes = 64 * 1024;  // larger admin request bodies → 413
 };
 
 /// Limits and timeouts applied to every client connection.
@@ -140,9 +152,20 @@ struct L2Cache {
     Duration lock_poll{20};  // how often a waiting node looks for the holder's entry in L2
 };
 
+/// Purge tags that responses name (purged with POST /purge {"tag": …} on the admin listener).
+struct Tags {
+    /// The field naming a response's tags, space-separated (Fastly's habit). Cache-Tag
+    /// (comma-separated) and Cache-Groups (RFC 9875) are always read too.
+    std::string header = "Surrogate-Key";
+    bool strip = true;              // remove those fields from responses sent to clients
+    std::size_t max_count = 64;     // tags kept per response; more are cut and counted
+    std::size_t max_bytes = 4096;   // bytes of tags kept per response, all together
+};
+
 struct Cache {
     L1Cache l1;
     L2Cache l2;
+    Tags tags;
     /// How long a request waits for another request's fetch of the same key before going to
     /// the origin on its own.
     Duration coalesce_timeout{5'000};
@@ -174,6 +197,7 @@ struct Logging {
 
 struct Config {
     Listeners listen;
+    Admin admin;
     unsigned workers = 0;  // 0 = one per core
     ClientLimits client;
     Duration drain_timeout{30'000};  // on SIGTERM/SIGINT, how long in-flight requests may finish
@@ -202,7 +226,8 @@ struct ParseResult {
 /// Parses and validates YAML text. No file I/O.
 ParseResult parse_config(const std::string& yaml_text);
 
-/// Reads and parses a file; a read failure is reported as an error at line 0.
+/// Reads and parses a file, and admin.token_file; a read failure is reported as an error at line
+/// 0 (the config) or at the key's line (the token file).
 ParseResult load_config(const std::string& path);
 
 /// "FILE:LINE: KEY: message", one per line.

@@ -33,6 +33,7 @@ struct RouteSeries {
     prometheus::Counter* origin_fetches = nullptr;           // requests the cache sent to the origin
     prometheus::Counter* coalesced = nullptr;                // requests served by another request's fetch
     prometheus::Counter* background_revalidations = nullptr; // fetches started by stale-while-revalidate
+    std::array<prometheus::Counter*, cache::kPurgedNames.size()> purged{};  // purged stored responses found
     void record(unsigned status, double seconds) const;
     /// Counts how the cache answered: its result, what became of a fetched response, a stale
     /// response served, a request served by another's fetch.
@@ -74,6 +75,11 @@ public:
     prometheus::Counter& connections_refused() const { return *connections_refused_; }
     /// Round-trip time of L2 (Redis) commands that were answered.
     prometheus::Histogram& l2_latency() const { return *l2_latency_; }
+    prometheus::Counter& purges(cache::PurgeKind kind, cache::PurgeMode mode) const {
+        return *purges_[static_cast<std::size_t>(kind)][static_cast<std::size_t>(mode)];
+    }
+    /// Tags a response named beyond cache.tags.max_count / max_bytes, or malformed.
+    prometheus::Counter& tags_cut() const { return *tags_cut_; }
 
     /// Adds values read at every scrape. Call before the server starts.
     void add_source(SampleSource source) { sources_.push_back(std::move(source)); }
@@ -90,6 +96,8 @@ private:
     std::array<prometheus::Counter*, 2> buffer_refusals_{};
     prometheus::Counter* connections_refused_ = nullptr;
     prometheus::Histogram* l2_latency_ = nullptr;
+    std::array<std::array<prometheus::Counter*, cache::kPurgeModeNames.size()>, cache::kPurgeKindNames.size()> purges_{};
+    prometheus::Counter* tags_cut_ = nullptr;
     std::vector<SampleSource> sources_;
 };
 

@@ -14,6 +14,7 @@
 //    garbage in the file costs entries, never a crash or a wrong value.
 
 #include "cachalot/config/config.hpp"
+#include "cachalot/store/purge_table.hpp"
 #include "cachalot/store/store.hpp"
 
 #include <memory>
@@ -54,6 +55,9 @@ public:
     /// Removes `key`; true if it was there.
     bool erase(Hash hash, std::string_view key) override;
     StoreStats stats() const;
+
+    /// The purge table in this file: every process that opens it sees the same purges.
+    PurgeTable purges() const;
 
     OpenState open_state() const;
     /// Bytes an item costs beyond its key and value, at most (header, index slot, alignment).

@@ -2,17 +2,21 @@
 // The shared-memory file's layout. Everything here lives in the mapping: offsets, never
 // pointers; fixed-width fields; changing any of it means bumping kSchemaVersion.
 //
-//   [Superblock 4 KiB][ShardHeader × shards][per shard: SegmentInfo × segments]
+//   [Superblock 4 KiB][purge table 1 MiB][ShardHeader × shards][per shard: SegmentInfo × segments]
 //   [per shard: index buckets][per shard: ghost table][per shard: segments (data)]
 //
 // Index: per shard, buckets of 8 slots (one cache line). A slot is 16 bits of hash tag, 2 bits
 // of hit count (S3-FIFO's frequency, bumped by readers with a compare-and-swap) and 46 bits of
 // item offset (+1, so 0 is empty). The full hash and key live in the item header and are
 // compared on lookup.
+// Purge table: store::PurgeSlot × PurgeTable::kSlots, changed only by atomic max-merges (see
+// include/cachalot/store/purge_table.hpp); it survives rebuilds of the entries.
 // Readers take no lock: a shard's version is odd while a writer changes it, and a reader that
 // sees it odd or changed retries, then falls back to the lock (a seqlock).
 // Segments: fixed size, items appended back to back; each segment is on one list: free,
 // small FIFO or main FIFO (head = oldest).
+
+#include "cachalot/store/purge_table.hpp"
 
 #include <pthread.h>
 
@@ -24,7 +28,7 @@ namespace cachalot::store::shm {
 
 inline constexpr std::uint64_t kMagic = 0x544f4c4148434143ull;  // "CACHALOT"
 inline constexpr std::uint64_t kBuildingMagic = 0x444c495542414843ull;  // "CHABUILD": a build in progress
-inline constexpr std::uint32_t kSchemaVersion = 2;
+inline constexpr std::uint32_t kSchemaVersion = 3;
 inline constexpr std::uint32_t kItemMagic = 0xC0FFEE11u;
 inline constexpr std::uint32_t kNone = 0xffffffffu;
 inline constexpr std::size_t kSlotsPerBucket = 8;
@@ -32,6 +36,10 @@ inline constexpr std::size_t kDataBytesPerSlot = 256;  // index sized for items 
 inline constexpr std::size_t kGhostBytesPerEntry = 512;
 inline constexpr std::size_t kMaxKeySize = 8 * 1024;
 inline constexpr std::uint8_t kMaxFreq = 3;
+
+// Where the purge table and the shard headers start.
+inline constexpr std::size_t kPurgeTableAt = 4096;
+inline constexpr std::size_t kShardHeadersAt = kPurgeTableAt + PurgeTable::kSlots * sizeof(PurgeSlot);
 
 struct Superblock {
     std::uint64_t magic;
@@ -48,6 +56,7 @@ struct Superblock {
     std::atomic<std::uint32_t> clean_shutdown;
     std::uint32_t reserved;
     std::atomic<std::uint64_t> generation;  // bumped at every build
+    std::atomic<std::int64_t> purge_latest;  // the latest purge in the purge table (PurgeTable::latest)
 };
 
 struct alignas(64) ShardCounters {

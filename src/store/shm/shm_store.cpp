@@ -74,8 +74,11 @@ struct Geometry {
     std::size_t ghost = 0;     // per shard
     std::size_t shard_headers_at = 0, segment_infos_at = 0, index_at = 0, ghost_at = 0, data_at = 0, end = 0;
 
+    static constexpr std::size_t kPurgeAt = kPurgeTableAt;
+    static constexpr std::size_t kPurgeBytes = kShardHeadersAt - kPurgeTableAt;
+
     void place() {
-        shard_headers_at = 4096;
+        shard_headers_at = kShardHeadersAt;
         segment_infos_at = shard_headers_at + shards * sizeof(ShardHeader);
         index_at = align_up(segment_infos_at + shards * segments * sizeof(SegmentInfo), 64);
         ghost_at = index_at + shards * buckets * kSlotsPerBucket * sizeof(std::uint64_t);
@@ -89,19 +92,21 @@ struct Geometry {
         g.max_object_size = max_object_size;
         g.segment_size = std::max<std::size_t>(
             256 * 1024, std::bit_ceil(max_object_size + sizeof(ItemHeader) + kMaxKeySize + 8));
-        const std::size_t avail = size > 8192 ? size - 8192 : 0;
+        const std::size_t fixed = 8192 + kPurgeBytes;
+        const std::size_t avail = size > fixed ? size - fixed : 0;
         g.shards = 64;
         while (g.shards > 1 && avail / g.shards < 16 * g.segment_size) g.shards /= 2;
         const std::size_t per_segment = g.segment_size + sizeof(SegmentInfo) +
                                         g.segment_size / kDataBytesPerSlot * sizeof(std::uint64_t) +
                                         g.segment_size / kGhostBytesPerEntry * sizeof(std::uint32_t);
-        g.segments = (avail / g.shards - sizeof(ShardHeader)) / per_segment;
+        const std::size_t per_shard = avail / g.shards;
+        g.segments = per_shard > sizeof(ShardHeader) ? (per_shard - sizeof(ShardHeader)) / per_segment : 0;
         for (;; --g.segments) {
             if (g.segments < 4)
                 throw std::runtime_error("a shared-memory cache of " + std::to_string(size) +
                                          " bytes cannot hold objects of " + std::to_string(max_object_size) +
                                          " bytes: it needs at least " +
-                                         std::to_string(8 * g.segment_size + 64 * 1024) + " bytes");
+                                         std::to_string(8 * g.segment_size + 64 * 1024 + kPurgeBytes) + " bytes");
             g.buckets = std::max<std::size_t>(1, g.segments * g.segment_size / kDataBytesPerSlot / kSlotsPerBucket);
             g.ghost = std::max<std::size_t>(1, g.segments * g.segment_size / kGhostBytesPerEntry);
             g.place();
@@ -123,6 +128,7 @@ struct ShmStore::Impl {
     // ---- addressing -----------------------------------------------------------------------
 
     Superblock& sb() const { return *reinterpret_cast<Superblock*>(base); }
+    PurgeSlot* purge_slots() const { return reinterpret_cast<PurgeSlot*>(base + Geometry::kPurgeAt); }
     ShardHeader& shard(std::size_t i) const {
         return reinterpret_cast<ShardHeader*>(base + g.shard_headers_at)[i];
     }
@@ -646,6 +652,8 @@ struct ShmStore::Impl {
         auto& s = sb();
         s.magic = kBuildingMagic;  // not a valid file until the end, but recognisably ours
         std::atomic_thread_fence(std::memory_order_seq_cst);
+        std::memset(static_cast<void*>(purge_slots()), 0, Geometry::kPurgeBytes);
+        sb().purge_latest.store(0);
         for (std::size_t i = 0; i < g.shards; ++i) {
             auto& sh = shard(i);
             std::memset(static_cast<void*>(&sh), 0, sizeof(ShardHeader));
@@ -714,6 +722,26 @@ struct ShmStore::Impl {
         }
         c.items = items;
         c.bytes_used = bytes;
+    }
+
+    // Purge times are only ever raised, so garbage from the future would stick: a time more
+    // than a day ahead is brought back to now, which purges (never spares) what that slot covers.
+    void sanitize_purges(std::int64_t now) {
+        const std::int64_t limit = now + 86'400'000;
+        auto* slots = purge_slots();
+        std::int64_t latest = 0;
+        for (std::size_t i = 0; i < PurgeTable::kSlots; ++i) {
+            PurgeTable one(slots + i, &sb().purge_latest);
+            auto m = one.read(0);
+            if (m.hard > limit || m.hard < 0) slots[i].hard.store(static_cast<std::uint64_t>(now));
+            if (m.soft > limit) {
+                slots[i].soft.store(0);
+                one.merge(0, {0, now, 0});
+            }
+            m = one.read(0);
+            latest = std::max({latest, m.hard, m.soft});
+        }
+        sb().purge_latest.store(latest);
     }
 
     void map(std::size_t length) {
@@ -802,6 +830,7 @@ struct ShmStore::Impl {
                 const bool clean = sb().clean_shutdown.load() == 1;
                 state = clean ? OpenState::ReusedClean : OpenState::Recovered;
                 const auto now = opt.now();
+                sanitize_purges(now);
                 for (std::size_t i = 0; i < g.shards; ++i) {
                     auto& sh = shard(i);
                     init_mutex(&sh.mutex);  // alone: no one can hold it
@@ -876,6 +905,8 @@ StoreStats ShmStore::stats() const {
 }
 
 ShmStore::OpenState ShmStore::open_state() const { return impl_->state; }
+
+PurgeTable ShmStore::purges() const { return PurgeTable(impl_->purge_slots(), &impl_->sb().purge_latest); }
 
 std::size_t ShmStore::item_overhead() { return sizeof(ItemHeader) + 7 + sizeof(std::uint64_t); }
 

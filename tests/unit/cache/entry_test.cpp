@@ -18,6 +18,9 @@ Entry sample() {
     e.vary = {"accept-encoding", "accept-language"};
     e.variant = "gzip\nen";
     e.vary_epoch = "1f2e";
+    e.fetched_ms = 1'790'000'000'250;
+    e.tags = {"user:42", "item:7"};
+    e.groups = {"item:7"};
     return e;
 }
 
@@ -30,6 +33,9 @@ void check_equal(const Entry& a, const Entry& b) {
     CHECK(a.vary == b.vary);
     CHECK(a.variant == b.variant);
     CHECK(a.vary_epoch == b.vary_epoch);
+    CHECK(a.fetched_ms == b.fetched_ms);
+    CHECK(a.tags == b.tags);
+    CHECK(a.groups == b.groups);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 using namespace cachalot;
 using KeyRules = config::RouteKey;
+using cache::normalized_url;
 using cache::primary_key;
 
 namespace {
@@ -18,7 +19,7 @@ std::string key(std::string_view method, std::string_view host, std::string_view
                 const http::Fields& request = {}) {
     auto authority = http::parse_authority(host);
     REQUIRE(authority);
-    return primary_key(method, "http", *authority, target, request, rules);
+    return primary_key(method, normalized_url("http", *authority, target, rules), request, rules);
 }
 
 }  // namespace
@@ -68,8 +69,8 @@ TEST_CASE("primary key: HEAD shares GET's key, other methods have their own") {
     CHECK(key("HEAD", "h", "/x") == key("GET", "h", "/x"));
     CHECK(key("OPTIONS", "h", "/x") != key("GET", "h", "/x"));
     const auto h = *http::parse_authority("h:443", "https");
-    CHECK(primary_key("GET", "https", h, "/x", {}, {}) == "GET https://h/x");
-    CHECK(primary_key("GET", "https", h, "/x", {}, {}) != primary_key("GET", "http", h, "/x", {}, {}));
+    CHECK(primary_key("GET", normalized_url("https", h, "/x", {}), {}, {}) == "GET https://h/x");
+    CHECK(primary_key("GET", normalized_url("https", h, "/x", {}), {}, {}) != primary_key("GET", normalized_url("http", h, "/x", {}), {}, {}));
 }
 
 TEST_CASE("primary key: route rules filter and keep the query order") {

@@ -87,6 +87,7 @@ TEST_CASE("every key of a full config is read") {
 listen:
   proxy: {address: 127.0.0.1, port: 8000}
   admin: {address: 0.0.0.0, port: 8001}
+admin: {token_file: /run/secrets/cachalot-admin, max_body_bytes: 16KiB}
 workers: 3
 client:
   max_header_bytes: 8KiB
@@ -148,6 +149,7 @@ cache:
   ttl_jitter: 10
   heuristic_max_ttl: 30m
   keep: 5m
+  tags: {header: X-Tags, strip: false, max_count: 8, max_bytes: 1KiB}
 logging: {level: debug, access_log: false, format: json}
 )");
     INFO(format_errors("test.yaml", r.errors));
@@ -155,6 +157,9 @@ logging: {level: debug, access_log: false, format: json}
     const auto& c = *r.config;
     CHECK(c.listen.proxy.port == 8000);
     CHECK(c.listen.admin.address == "0.0.0.0");
+    CHECK(c.admin.token_file == "/run/secrets/cachalot-admin");
+    CHECK(c.admin.max_body_bytes == 16 * 1024);
+    CHECK(c.cache.tags.header == "X-Tags");
     CHECK(c.workers == 3);
     CHECK(c.client.max_header_bytes == 8192);
     CHECK(c.client.max_body_bytes == 2 * 1024 * 1024);
@@ -494,4 +499,44 @@ TEST_CASE("a config whose listen.admin is not a mapping is an error, not a crash
     auto r = parse_config(std::string(kMinimal) + "listen:\n  proxy: {port: 9090}\n  admin: 9090\n");
     REQUIRE_FALSE(r.ok());
     CHECK_FALSE(r.errors.empty());
+}
+
+TEST_CASE("an admin listener off loopback needs admin.token_file, whose token is read and checked") {
+    auto e = only_error(std::string(kMinimal) + "listen:\n  admin: {address: 0.0.0.0, port: 9090}\n");
+    CHECK(e.line == 10);
+    CHECK(e.key == "listen.admin.address");
+    CHECK_THAT(e.message, Catch::Contains("set admin.token_file"));
+    const auto dir = cachalot::test::temp_dir();
+    const auto config = dir + "/c.yaml";
+    const auto token = dir + "/token";
+    std::ofstream(config) << kMinimal << "listen:\n  admin: {address: 0.0.0.0, port: 9090}\nadmin:\n  token_file: "
+                          << token << "\n";
+    auto missing = load_config(config);
+    REQUIRE(missing.errors.size() == 1);
+    CHECK(missing.errors[0].line == 12);
+    CHECK(missing.errors[0].key == "admin.token_file");
+    std::ofstream(token) << "short\n";
+    CHECK_THAT(load_config(config).errors.at(0).message, Catch::Contains("at least 16 characters"));
+    std::ofstream(token) << "0123456789abcdef\n";
+    auto good = load_config(config);
+    REQUIRE(good.ok());
+    CHECK(good.config->admin.token == "0123456789abcdef");
+}
+
+TEST_CASE("cache.tags: its keys, defaults and bounds") {
+    auto defaults = parse_config(kMinimal);
+    REQUIRE(defaults.ok());
+    CHECK(defaults.config->cache.tags.header == "Surrogate-Key");
+    CHECK(defaults.config->cache.tags.strip);
+    CHECK(defaults.config->cache.tags.max_count == 64);
+    CHECK(defaults.config->cache.tags.max_bytes == 4096);
+    auto set = parse_config(std::string(kMinimal) +
+                            "cache:\n  tags: {header: X-Tags, strip: false, max_count: 8, max_bytes: 1KiB}\n");
+    REQUIRE(set.ok());
+    CHECK(set.config->cache.tags.header == "X-Tags");
+    CHECK_FALSE(set.config->cache.tags.strip);
+    CHECK(set.config->cache.tags.max_count == 8);
+    CHECK(set.config->cache.tags.max_bytes == 1024);
+    CHECK(only_error(std::string(kMinimal) + "cache:\n  tags: {header: \"X Tags\"}\n").key == "cache.tags.header");
+    CHECK(only_error(std::string(kMinimal) + "cache:\n  tags: {max_bytes: 1MiB}\n").key == "cache.tags.max_bytes");
 }

@@ -85,7 +85,8 @@ struct Pipe {
         : cfg(make_config(std::move(tune))),
           l1(store::MemoryStore::Options{.now = [this] { return clock; }}),
           origin(ioc),
-          pipeline(cfg, origin, cache::TieredCache(&l1, nullptr), cache::FetchLock(coalescer, nullptr, lock), metrics,
+          pipeline(cfg, origin, cache::TieredCache(&l1, nullptr, &purges.table()), cache::FetchLock(coalescer, nullptr, lock),
+                   metrics,
                    [this] { return clock; }) {}
 
     // A quarter second past a whole second: whole-second steps land far from every boundary.
@@ -131,6 +132,7 @@ struct Pipe {
     config::Config cfg;
     metrics::Metrics metrics{{"api"}, {"origin"}};
     store::MemoryStore l1;
+    store::MemoryPurgeTable purges;
     cache::Coalescer coalescer;
     net::io_context ioc;
     ScriptedOrigin origin;
@@ -138,6 +140,10 @@ struct Pipe {
 };
 
 std::string status_of(const Response& r) { return std::string(r["Cache-Status"]); }
+
+void purge(Pipe& p, cache::PurgeKind kind, std::string_view origin, std::string_view what, cache::PurgeMode mode) {
+    cache::purge(p.purges.table(), cache::purge_scope(kind, origin, what), mode, p.clock);
+}
 
 }  // namespace
 
@@ -720,4 +726,113 @@ TEST_CASE("pipeline: a response that took most of a second to arrive is not aged
     };
     CHECK(status_of(p.get("/slow")) == "cachalot; fwd=uri-miss; fwd-status=200; stored; ttl=1");
     CHECK(status_of(p.get("/slow")) == "cachalot; hit; ttl=1");
+}
+
+TEST_CASE("pipeline: a hard purge of a URL makes every Vary variant of it a miss, and what is fetched after "
+          "it is kept",
+          "[pipeline][purge]") {
+    Pipe p;
+    int n = 0;
+    p.origin.script = [&](const Request& r) {
+        return Scripted{200, {{"Cache-Control", "max-age=600"}, {"Vary", "Accept-Language"}},
+                        std::string(r["Accept-Language"]) + " " + std::to_string(++n)};
+    };
+    p.get("/v?b=2&a=1", {{"Accept-Language", "en"}});
+    p.get("/v?a=1&b=2", {{"Accept-Language", "fr"}});
+    p.advance(1s);
+    purge(p, cache::PurgeKind::Url, "", "http://api.example/v?a=1&b=2", cache::PurgeMode::Hard);
+    p.advance(1s);  // (a fetch in the purge's own millisecond is covered by it too)
+    auto en = p.get("/v?a=1&b=2", {{"Accept-Language", "en"}});
+    CHECK(en.body() == "en 3");
+    CHECK(status_of(en) == "cachalot; fwd=uri-miss; fwd-status=200; stored; ttl=600");
+    CHECK(p.get("/v?a=1&b=2", {{"Accept-Language", "fr"}}).body() == "fr 4");
+    // Fetched after the purge: kept.
+    CHECK(status_of(p.get("/v?a=1&b=2", {{"Accept-Language", "en"}})) == "cachalot; hit; ttl=600");
+    CHECK(test::metric_value(p.metrics.serialize(), R"(cachalot_purged_lookups_total{route="api",verdict="gone"})") ==
+          2);
+}
+
+TEST_CASE("pipeline: a soft purge within stale-while-revalidate serves the stale copy and revalidates it in the "
+          "background",
+          "[pipeline][purge]") {
+    Pipe p([](config::RouteCache& c) { c.stale_while_revalidate = 30s; });
+    p.origin.script = [](const Request& r) {
+        if (r[bhttp::field::if_none_match] == "\"v1\"")
+            return Scripted{304, {{"Cache-Control", "max-age=600"}, {"ETag", "\"v1\""}}, ""};
+        return Scripted{200, {{"Cache-Control", "max-age=600"}, {"ETag", "\"v1\""}, {"Surrogate-Key", "user:42"}},
+                        "profile"};
+    };
+    auto first = p.get("/users/42");
+    CHECK(first.count("Surrogate-Key") == 0);  // tag fields are for this cache: stripped by default
+    p.advance(5s);
+    purge(p, cache::PurgeKind::Tag, "", "user:42", cache::PurgeMode::Soft);
+    p.advance(10s);
+    auto stale = p.get("/users/42");
+    CHECK(stale.body() == "profile");
+    CHECK(status_of(stale) == "cachalot; hit; ttl=-10; detail=stale-while-revalidate");
+    REQUIRE(p.origin.seen.size() == 2);  // the background revalidation
+    CHECK(p.origin.seen[1][bhttp::field::if_none_match] == "\"v1\"");
+    CHECK(status_of(p.get("/users/42")) == "cachalot; hit; ttl=600");  // current again
+    CHECK(test::metric_value(p.metrics.serialize(), R"(cachalot_purged_lookups_total{route="api",verdict="stale"})") ==
+          1);
+}
+
+TEST_CASE("pipeline: a soft-purged response past its stale windows is revalidated before it is served",
+          "[pipeline][purge]") {
+    Pipe p;
+    p.origin.script = [](const Request& r) {
+        if (r[bhttp::field::if_none_match] == "\"v1\"")
+            return Scripted{304, {{"Cache-Control", "max-age=600"}, {"ETag", "\"v1\""}}, ""};
+        return Scripted{200, {{"Cache-Control", "max-age=600"}, {"ETag", "\"v1\""}, {"Cache-Tag", "a, b"}}, "x"};
+    };
+    p.get("/x");
+    p.advance(1s);
+    purge(p, cache::PurgeKind::Tag, "", "b", cache::PurgeMode::Soft);
+    p.advance(1s);
+    auto res = p.get("/x");
+    CHECK(status_of(res) == "cachalot; fwd=stale; fwd-status=304; stored; ttl=600");
+    CHECK(res.body() == "x");
+    CHECK(status_of(p.get("/x")) == "cachalot; hit; ttl=600");
+}
+
+TEST_CASE("pipeline: repeated soft purges never keep a response alive longer than the first one did",
+          "[pipeline][purge]") {
+    Pipe p([](config::RouteCache& c) { c.stale_if_error = 60s; });
+    bool down = false;
+    p.origin.script = [&](const Request&) {
+        if (down) return Scripted{503, {}, "down"};
+        return Scripted{200, {{"Cache-Control", "max-age=600"}, {"Surrogate-Key", "t"}}, "kept"};
+    };
+    p.get("/k");
+    p.advance(10s);
+    purge(p, cache::PurgeKind::Tag, "", "t", cache::PurgeMode::Soft);  // stale from here
+    down = true;
+    p.advance(40s);
+    auto within = p.get("/k");
+    CHECK(within.body() == "kept");
+    CHECK_THAT(status_of(within), Catch::EndsWith("detail=stale-if-error"));
+    p.advance(15s);
+    purge(p, cache::PurgeKind::Tag, "", "t", cache::PurgeMode::Soft);  // again: must not restart the window
+    p.advance(15s);  // 70 s after the first purge: past stale-if-error
+    auto past = p.get("/k");
+    CHECK(past.result_int() == 503);
+}
+
+TEST_CASE("pipeline: Cache-Group-Invalidation on an unsafe request's answer purges the origin's groups",
+          "[pipeline][purge]") {
+    Pipe p;
+    int n = 0;
+    p.origin.script = [&](const Request& r) {
+        if (r.method() == bhttp::verb::post)
+            return Scripted{204, {{"Cache-Group-Invalidation", "\"scripts\""}}, ""};
+        return Scripted{200, {{"Cache-Control", "max-age=600"}, {"Cache-Groups", "\"scripts\", \"all\""}},
+                        "v" + std::to_string(++n)};
+    };
+    p.get("/app.js");
+    p.get("/other.js");
+    p.advance(1s);
+    p.request(bhttp::verb::post, "/upload", {}, "x");
+    CHECK(p.get("/app.js").body() == "v3");
+    CHECK(p.get("/other.js").body() == "v4");
+    CHECK(test::metric_value(p.metrics.serialize(), R"(cachalot_purges_total{kind="group",mode="hard"})") == 1);
 }

@@ -202,7 +202,7 @@ TEST_CASE("shm: a process that died holding a shard lock does not block the othe
         int fd = ::open(f.path.c_str(), O_RDWR);
         auto* base = static_cast<std::uint8_t*>(mmap(nullptr, 16 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
         auto* sb = reinterpret_cast<shm::Superblock*>(base);
-        auto* shards = reinterpret_cast<shm::ShardHeader*>(base + 4096);
+        auto* shards = reinterpret_cast<shm::ShardHeader*>(base + shm::kShardHeadersAt);
         for (std::uint32_t i = 0; i < sb->shard_count; ++i) pthread_mutex_lock(&shards[i].mutex);
         return 0;
     });
@@ -437,4 +437,38 @@ TEST_CASE("shm: threads of one process share the store") {
         });
     for (auto& th : threads) th.join();
     CHECK(bad == 0);
+}
+
+TEST_CASE("shm: the purge table is shared by every store on the file and kept across reopening") {
+    ShmFile f;
+    const WallMillis t = wall_now();
+    {
+        ShmStore a(f.options());
+        ShmStore b(f.options());
+        a.purges().merge(42, {t, 0, 0});
+        CHECK(b.purges().read(42).hard == t);  // at once, no message
+        CHECK(b.purges().latest() == t);
+    }
+    ShmStore again(f.options());
+    CHECK(again.open_state() == ShmStore::OpenState::ReusedClean);
+    CHECK(again.purges().read(42).hard == t);
+    CHECK(again.purges().latest() == t);
+}
+
+TEST_CASE("shm: purge times from the future found in the file are brought back to now, never dropped") {
+    ShmFile f;
+    const WallMillis now = wall_now();
+    {
+        ShmStore a(f.options());
+        a.purges().merge(9, {now + 10 * 86'400'000LL, now + 10 * 86'400'000LL, 0});  // garbage: ten days ahead
+        a.purges().merge(10, {now - 5'000, 0, 0});                                    // a real purge
+    }
+    ShmStore again(f.options());
+    const auto garbage = again.purges().read(9);
+    CHECK(garbage.hard >= now);
+    CHECK(garbage.hard <= wall_now());
+    CHECK(garbage.soft >= now);
+    CHECK(garbage.soft <= wall_now());
+    CHECK(again.purges().read(10).hard == now - 5'000);
+    CHECK(again.purges().latest() <= wall_now());
 }
