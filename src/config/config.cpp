@@ -273,7 +273,7 @@ void read_l2(Reader& r, const YAML::Node& node, L2Cache& l2) {
     if (!node.IsDefined() || node.IsNull() ||
         !r.expect_map(node, key, {"address", "username", "password", "db", "key_prefix", "pool_size", "connect_timeout",
                                   "command_timeout", "failure_threshold", "breaker_backoff", "write_queue",
-                                  "max_object_size", "lock", "lock_ttl", "lock_poll"}))
+                                  "max_object_size", "lock", "lock_ttl", "lock_poll", "purge_resync"}))
         return;
     r.read_string(node, key, "address", l2.address);
     if (!l2.address.empty() && l2.address.rfind("unix:/", 0) != 0) {
@@ -299,9 +299,10 @@ void read_l2(Reader& r, const YAML::Node& node, L2Cache& l2) {
     r.read_bool(node, key, "lock", l2.lock);
     r.read_duration(node, key, "lock_ttl", l2.lock_ttl);
     r.read_duration(node, key, "lock_poll", l2.lock_poll);
+    r.read_duration(node, key, "purge_resync", l2.purge_resync);
     // Waits that are never allowed to be zero.
     for (auto [name, d] : {std::pair{"connect_timeout", l2.connect_timeout}, {"command_timeout", l2.command_timeout},
-                           {"lock_ttl", l2.lock_ttl}, {"lock_poll", l2.lock_poll}})
+                           {"lock_ttl", l2.lock_ttl}, {"lock_poll", l2.lock_poll}, {"purge_resync", l2.purge_resync}})
         if (d.count() <= 0) r.error(node[name], key + "." + name, "must be greater than 0");
 }
 

@@ -56,6 +56,7 @@ void purge(const AdminRequest& req, const AdminState& state, const std::string& 
     const auto& order = std::get<PurgeOrder>(parsed);
     const auto at = state.clock();
     apply_purge(order, state.purges, at, state.metrics);
+    if (state.broadcast) state.broadcast(order, at);
     spdlog::info("purge from {}: {} {} {}", peer, cache::to_string(order.kind), cache::to_string(order.mode),
                  order.what);
     res.set(bhttp::field::content_type, "application/json");

@@ -7,6 +7,9 @@
 #include "cachalot/metrics/metrics.hpp"
 #include "cachalot/store/purge_table.hpp"
 #include "core/net.hpp"
+#include "server/purge_api.hpp"
+
+#include <functional>
 
 #include <atomic>
 
@@ -17,7 +20,8 @@ struct AdminState {
     const metrics::Metrics& metrics;
     const std::atomic<bool>& ready;  // listeners up and config loaded, not draining
     std::chrono::milliseconds timeout;  // per request, read and write
-    store::PurgeTable& purges;
+    store::PurgeTable& purges;               // applied here at once (every process on the host)
+    std::function<void(const PurgeOrder&, store::WallMillis)> broadcast;  // then to every node
     core::WallClock clock = core::wall_now;
 };
 

@@ -42,7 +42,15 @@ struct Server::Impl {
     net::io_context ioc{1};  // accepting, admin and signals; requests run on the workers
     tcp::acceptor proxy_acceptor;
     tcp::acceptor admin_acceptor;
-    AdminState admin{cfg, metrics, ready, std::chrono::milliseconds(10'000), purges, core::wall_now};
+    AdminState admin{cfg,
+                     metrics,
+                     ready,
+                     std::chrono::milliseconds(10'000),
+                     purges,
+                     [this](const PurgeOrder& order, store::WallMillis at) {
+                         workers.front()->purge(order.scopes, order.mode, at);
+                     },
+                     core::wall_now};
     int exit_code = 0;
 
     Impl(const config::Config& c, metrics::Metrics& m, store::ShmStore* l1)
@@ -60,7 +68,22 @@ struct Server::Impl {
                                                  false, double(budget.used())}};
         });
         if (!cfg.cache.l2.address.empty()) m.add_source([this] { return l2_samples(); });
-        workers.front()->listen_for_invalidations(l1, purges);  // the L1 is shared: one listener is enough
+        // The L1 and the purge table are shared: one listener is enough.
+        workers.front()->listen_for_invalidations([this](std::string_view json) { apply_app_purge(json); });
+    }
+
+    // A purge an application published on the L2's purge channel (every node gets it): applied
+    // here; the purge-table resync records it in Redis for nodes that missed the message.
+    void apply_app_purge(std::string_view json) {
+        auto parsed = parse_purge(json, cfg);
+        if (auto* refusal = std::get_if<std::string>(&parsed)) {
+            spdlog::warn("purge message from the L2 channel refused: {}", *refusal);
+            return;
+        }
+        const auto& order = std::get<PurgeOrder>(parsed);
+        apply_purge(order, purges, core::wall_now(), metrics);
+        spdlog::info("purge from the L2 channel: {} {} {}", cache::to_string(order.kind), cache::to_string(order.mode),
+                     order.what);
     }
 
     // The L2 counters of every worker, summed.

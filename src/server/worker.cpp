@@ -23,11 +23,13 @@ Worker::Worker(const config::Config& cfg, const metrics::Metrics& metrics, const
       metrics_(metrics),
       draining_(draining),
       budget_(budget),
+      l1_(l1),
+      purges_(purges),
       ioc_(std::in_place, 1),
       work_(ioc_->get_executor()),
       pool_(ioc_->get_executor(), cfg.upstreams, metrics, budget),
       l2_(open_l2(cfg.cache.l2, ioc_->get_executor(), metrics)),
-      pipeline_(cfg, pool_, cache::TieredCache(l1, l2_.get(), &purges),
+      pipeline_(cfg, pool_, cache(),
                 cache::FetchLock(coalescer, l2_.get(),
                                  {cfg.cache.coalesce_timeout, cfg.cache.l2.lock, cfg.cache.l2.lock_ttl,
                                   cfg.cache.l2.lock_poll}),
@@ -66,6 +68,13 @@ void Worker::adopt(tcp::socket socket) {
                 spdlog::error("session ended by an exception: {}", ex.what());
             }
         }
+    });
+}
+
+void Worker::purge(std::vector<std::string> scopes, cache::PurgeMode mode, store::WallMillis at) {
+    net::post(*ioc_, [this, scopes = std::move(scopes), mode, at] {
+        auto tiers = cache();
+        for (const auto& scope : scopes) tiers.purge(scope, mode, at);
     });
 }
 

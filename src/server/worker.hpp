@@ -46,22 +46,29 @@ public:
 
     std::size_t session_count() const { return session_count_.load(); }
 
-    /// Applies the other nodes' invalidations (from the L2) to `l1`; call on one worker only,
-    /// before start().
-    void listen_for_invalidations(store::Tier* l1, store::PurgeTable& purges) {
-        cache::TieredCache(l1, l2_.get(), &purges).listen_for_invalidations();
+    /// Applies the other nodes' invalidations and purges (from the L2) here, keeps the purge
+    /// table in step with Redis', and hands applications' purge messages to `on_app_purge`;
+    /// call on one worker only, before start().
+    void listen_for_invalidations(cache::TieredCache::AppPurgeHandler on_app_purge) {
+        cache().listen_for_invalidations(std::move(on_app_purge), cfg_.cache.l2.purge_resync);
     }
+
+    /// Purges `scopes` here and, through this worker's L2, on every node (call from any thread).
+    void purge(std::vector<std::string> scopes, cache::PurgeMode mode, store::WallMillis at);
 
     /// This worker's L2 store, or null.
     const store::RedisStore* l2() const { return l2_.get(); }
 
 private:
     net::awaitable<void> run_session(tcp::socket socket);
+    cache::TieredCache cache() { return cache::TieredCache(l1_, l2_.get(), &purges_); }
 
     const config::Config& cfg_;
     const metrics::Metrics& metrics_;
     const std::atomic<bool>& draining_;
     core::ByteBudget& budget_;  // node-wide: body bytes held for clients
+    store::Tier* l1_;
+    store::PurgeTable& purges_;
     // Destroyed explicitly in ~Worker, before the sessions' state, which abandoned coroutines touch.
     std::optional<net::io_context> ioc_;
     net::executor_work_guard<net::io_context::executor_type> work_;

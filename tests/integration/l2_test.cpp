@@ -274,3 +274,83 @@ TEST_CASE("Redis keeps an entry for its freshness plus the longest stale window"
         CHECK(pttl <= 3'660'000);
     }
 }
+
+// ---- purges across nodes ----------------------------------------------------------------------
+
+namespace {
+
+bool is_hit(const Response& r) { return std::string(r["Cache-Status"]).starts_with("cachalot; hit"); }
+
+// Fetches /item on `node` until the answer is not a hit, for up to 10 s; whether it stopped being one.
+bool becomes_miss(Daemon& node) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (!is_hit(fetch(node.port(), "/item", "GET", kHost))) return true;
+        std::this_thread::sleep_for(20ms);
+    }
+    return false;
+}
+
+// Waits until both nodes' subscribers are up (they subscribe at start-up, within a second).
+void await_subscribers(RedisServer& redis, const std::string& channel, int n) {
+    const auto expected = channel + "\n" + std::to_string(n);
+    for (int i = 0; i < 500 && redis.command({"PUBSUB", "NUMSUB", channel}) != expected; ++i)
+        std::this_thread::sleep_for(20ms);
+    REQUIRE(redis.command({"PUBSUB", "NUMSUB", channel}) == expected);
+}
+
+}  // namespace
+
+TEST_CASE("a purge on one node reaches the other nodes through Redis", "[l2][purge]") {
+    RedisServer redis;
+    TestOrigin origin(numbered());
+    Daemon a(l2_config(origin.port(), redis));
+    Daemon b(l2_config(origin.port(), redis));
+    fetch(a.port(), "/item", "GET", kHost);
+    await_redis_value(redis, kRedisKey);
+    REQUIRE(is_hit(fetch(b.port(), "/item", "GET", kHost)));  // in b's own L1 now
+    CHECK(fetch(a.admin_port(), "/purge", "POST", {}, R"({"url": "http://api.test/item"})").result_int() == 200);
+    CHECK_FALSE(is_hit(fetch(a.port(), "/item", "GET", kHost)));  // this node: at once
+    CHECK(becomes_miss(b));
+    // Redis holds the purge for nodes that were not listening.
+    CHECK(redis.command({"HLEN", "cachalot:purges"}) == "1");
+}
+
+TEST_CASE("a node that missed a purge while Redis was down serves a miss within purge_resync once Redis is back",
+          "[l2][purge]") {
+    RedisServer redis;
+    TestOrigin origin(numbered());
+    const std::string l2 = ", breaker_backoff: 200ms, purge_resync: 300ms";
+    Daemon a(l2_config(origin.port(), redis, l2));
+    Daemon b(l2_config(origin.port(), redis, l2));
+    fetch(a.port(), "/item", "GET", kHost);
+    await_redis_value(redis, kRedisKey);
+    REQUIRE(is_hit(fetch(b.port(), "/item", "GET", kHost)));
+    redis.kill();
+    CHECK(fetch(a.admin_port(), "/purge", "POST", {}, R"({"url": "http://api.test/item"})").result_int() == 200);
+    CHECK(is_hit(fetch(b.port(), "/item", "GET", kHost)));  // b cannot know yet: its L1 still answers
+    redis.start();  // empty: only a's own record of the purge can bring it back
+    CHECK(becomes_miss(b));
+}
+
+TEST_CASE("an application publishing a purge on the L2's purge channel purges on every node", "[l2][purge]") {
+    RedisServer redis;
+    TestOrigin origin(numbered());
+    Daemon a(l2_config(origin.port(), redis));
+    Daemon b(l2_config(origin.port(), redis));
+    fetch(a.port(), "/item", "GET", kHost);
+    await_redis_value(redis, kRedisKey);
+    REQUIRE(is_hit(fetch(b.port(), "/item", "GET", kHost)));
+    await_subscribers(redis, "cachalot:purge", 2);
+    CHECK(redis.command({"PUBLISH", "cachalot:purge", R"({"url": "http://api.test/item", "soft": false})"}) == "2");
+    CHECK(becomes_miss(a));
+    CHECK(becomes_miss(b));
+    CHECK(await_metric(b.admin_port(), R"(cachalot_purges_total{kind="url",mode="hard"})", 1) == 1);
+    // A message that is not a purge is refused and logged, and changes nothing.
+    CHECK(redis.command({"PUBLISH", "cachalot:purge", "not json"}) == "2");
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (b.output().find("purge message from the L2 channel refused") == std::string::npos &&
+           std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(20ms);
+    CHECK_THAT(b.output(), Catch::Contains("purge message from the L2 channel refused"));
+}

@@ -7,7 +7,11 @@
 // the L2's "invalidate" channel; every other node's listener drops it from its own L1.
 //
 // Purges (cache/purge.hpp) are times in the purge table, which lives in the L1 file: purge()
-// writes one, and every lookup's entry is judged against them.
+// writes one, and every lookup's entry is judged against them. With an L2, the table in Redis
+// is the truth that every node agrees on: purge() also merges the time there and publishes it
+// (the fast path); every node also re-reads Redis' table every cache.l2.purge_resync and pushes
+// what it has that Redis lacks (a purge made while Redis was away), so a node that missed a
+// message catches up within that interval once it reaches Redis.
 
 #include "cachalot/cache/entry.hpp"
 #include "cachalot/cache/purge.hpp"
@@ -16,6 +20,8 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -45,12 +51,16 @@ public:
     PurgeVerdict purge_verdict(const Entry& entry, std::string_view url) const;
 
     /// Purges `scope` (purge_scope()) at `at`: every entry of it fetched at or before then is
-    /// gone (hard) or stale (soft), on this host.
+    /// gone (hard) or stale (soft), on this host at once and, through the L2, on every node.
     void purge(std::string_view scope, PurgeMode mode, store::WallMillis at);
 
-    /// Subscribes to the other nodes' invalidations and applies them to L1. Once per process
-    /// (every worker shares the L1), before the workers start.
-    void listen_for_invalidations();
+    /// Called with each message an application publishes on the purge channel (JSON).
+    using AppPurgeHandler = std::function<void(std::string_view json)>;
+    /// Subscribes to the other nodes' invalidations and purges and applies them here, keeps the
+    /// purge table in step with Redis' every `resync`, and hands applications' purge messages
+    /// to `on_app_purge`. Once per process (every worker shares the L1), before the workers
+    /// start, on the worker whose L2 this cache uses.
+    void listen_for_invalidations(AppPurgeHandler on_app_purge, std::chrono::milliseconds resync);
 
 private:
     store::Tier* l1_;

@@ -150,6 +150,9 @@ struct L2Cache {
     bool lock = false;
     Duration lock_ttl{5'000};
     Duration lock_poll{20};  // how often a waiting node looks for the holder's entry in L2
+    /// How often each node re-reads the purge table in Redis (and pushes purges Redis missed):
+    /// the longest a node that missed a purge message serves a purged entry once Redis answers.
+    Duration purge_resync{2'000};
 };
 
 /// Purge tags that responses name (purged with POST /purge {"tag": …} on the admin listener).

@@ -10,6 +10,7 @@
 // when Redis answers.
 
 #include "cachalot/config/config.hpp"
+#include "cachalot/store/purge_table.hpp"
 #include "cachalot/store/store.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -78,9 +79,25 @@ public:
     /// Queues a PUBLISH of `message` on `channel` (key_prefix added, as for keys), in order
     /// with the writes queued before it.
     void publish_later(std::string_view channel, std::string_view message);
-    /// Keeps a subscription to `channel` (key_prefix added) on a connection of its own, re-subscribing within a
-    /// second after Redis comes back; `on_message` runs on this store's executor.
-    void subscribe(std::string channel, std::function<void(std::string_view)> on_message);
+    /// Keeps a subscription to `channels` (key_prefix added) on a connection of its own,
+    /// re-subscribing within a second after Redis comes back; `on_message` gets the channel
+    /// (without key_prefix) and the payload, on this store's executor.
+    void subscribe(std::vector<std::string> channels,
+                   std::function<void(std::string_view channel, std::string_view payload)> on_message);
+
+    /// The purge table in Redis (the hash "purges" and its change counter "purges:version"):
+    /// queues a max-merge of `marks` into `slot`, as PurgeTable::merge does.
+    void merge_purge_later(std::size_t slot, const PurgeMarks& marks);
+    /// Redis' purge table: its version, and every slot's marks unless the version is still
+    /// `known_version` (then only the version). Nothing when Redis fails.
+    struct Purges {
+        std::string version;
+        std::vector<std::pair<std::size_t, PurgeMarks>> slots;
+        bool complete = false;  // slots holds the whole table
+    };
+    boost::asio::awaitable<std::optional<Purges>> read_purges(std::string known_version);
+
+    boost::asio::any_io_executor executor() const;
 
     StoreStats stats() const;
     const RedisCounters& counters() const;

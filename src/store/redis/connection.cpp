@@ -98,10 +98,12 @@ void on_message(redisAsyncContext*, void* reply, void* privdata) {
     auto* r = static_cast<redisReply*>(reply);
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3) return;
     auto* kind = r->element[0];
+    auto* channel = r->element[1];
     auto* payload = r->element[2];
     if (kind->type != REDIS_REPLY_STRING || std::string_view(kind->str, kind->len) != "message") return;
-    if (payload->type != REDIS_REPLY_STRING) return;
-    (*static_cast<std::function<void(std::string_view)>*>(privdata))(std::string_view(payload->str, payload->len));
+    if (channel->type != REDIS_REPLY_STRING || payload->type != REDIS_REPLY_STRING) return;
+    (*static_cast<Connection::MessageHandler*>(privdata))(std::string_view(channel->str, channel->len),
+                                                        std::string_view(payload->str, payload->len));
 }
 
 std::shared_ptr<Pending> failed(const net::any_io_executor& ex) {
@@ -242,12 +244,17 @@ Connection::~Connection() {
 
 bool Connection::open() const { return state_->ac != nullptr; }
 
-bool Connection::subscribe(std::string_view channel, std::function<void(std::string_view)>* handler) {
+bool Connection::subscribe(const std::vector<std::string>& channels, MessageHandler* handler) {
     auto& s = *state_;
     if (!s.ac && !s.start()) return false;
-    const char* argv[] = {"SUBSCRIBE", channel.data()};
-    const std::size_t lens[] = {9, channel.size()};
-    return redisAsyncCommandArgv(s.ac, on_message, handler, 2, argv, lens) == REDIS_OK;
+    std::vector<const char*> argv{"SUBSCRIBE"};
+    std::vector<std::size_t> lens{9};
+    for (const auto& c : channels) {
+        argv.push_back(c.data());
+        lens.push_back(c.size());
+    }
+    return redisAsyncCommandArgv(s.ac, on_message, handler, static_cast<int>(argv.size()), argv.data(), lens.data()) ==
+           REDIS_OK;
 }
 
 void Connection::reset() { state_->drop(); }

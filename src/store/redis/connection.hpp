@@ -69,10 +69,12 @@ public:
     /// Whether a hiredis context exists (connected or connecting).
     bool open() const;
 
-    /// Puts the connection in subscriber mode on `channel` (no other command may follow):
-    /// `on_message` gets each message's payload, for as long as the connection lasts. It must
-    /// outlive the connection. False when the command could not even be queued.
-    bool subscribe(std::string_view channel, std::function<void(std::string_view)>* on_message);
+    /// A subscriber's handler: the channel a message came on, and its payload.
+    using MessageHandler = std::function<void(std::string_view channel, std::string_view payload)>;
+    /// Puts the connection in subscriber mode on `channels` (no other command may follow):
+    /// `on_message` gets each message, for as long as the connection lasts. It must outlive the
+    /// connection. False when the command could not even be queued.
+    bool subscribe(const std::vector<std::string>& channels, MessageHandler* on_message);
 
 private:
     struct State;

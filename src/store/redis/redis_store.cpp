@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
 #include <cstring>
 #include <deque>
 
@@ -13,6 +14,42 @@ namespace {
 
 constexpr std::string_view kUnlockScript =
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+
+// KEYS: the purge hash, its version. ARGV: slot, hard, soft, previous soft (Unix ms). Each field
+// only ever grows (soft keeps the latest two distinct times), as in store::PurgeTable::merge.
+constexpr std::string_view kMergePurgeScript = R"lua(
+local h, s, p = 0, 0, 0
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur then
+  local a, b, c = string.match(cur, '^(%d+) (%d+) (%d+)$')
+  h, s, p = tonumber(a) or 0, tonumber(b) or 0, tonumber(c) or 0
+end
+local nh = tonumber(ARGV[2])
+if nh > h then h = nh end
+local t = {s, p, tonumber(ARGV[3]), tonumber(ARGV[4])}
+table.sort(t, function(x, y) return x > y end)
+local prev = 0
+for i = 2, 4 do if t[i] < t[1] then prev = t[i] break end end
+local v = string.format('%d %d %d', h, t[1], prev)
+if v ~= cur then
+  redis.call('HSET', KEYS[1], ARGV[1], v)
+  redis.call('INCR', KEYS[2])
+end
+return 1
+)lua";
+
+// KEYS: the purge hash, its version. ARGV: the version the caller has. The version, then (unless
+// it is the caller's) one "slot hard soft prev" line per slot.
+constexpr std::string_view kReadPurgesScript = R"lua(
+local v = redis.call('GET', KEYS[2]) or '0'
+if v == ARGV[1] then return v end
+local all = redis.call('HGETALL', KEYS[1])
+local out = {v}
+for i = 1, #all, 2 do out[#out + 1] = all[i] .. ' ' .. all[i + 1] end
+return table.concat(out, '\n')
+)lua";
+
+std::string decimal(std::int64_t v) { return std::to_string(v); }
 
 }  // namespace
 
@@ -31,19 +68,20 @@ struct RedisStore::Impl : std::enable_shared_from_this<Impl> {
     SteadyClock::time_point open_until{};
     bool probing = false;
 
-    enum class WriteKind { Set, Del, Unlock, Publish };
+    enum class WriteKind { Set, Del, Unlock, Publish, MergePurge };
     struct Write {
         WriteKind kind;
         std::string key;
-        std::string value;  // Set: the envelope; Unlock: the token
+        std::string value;  // Set: the envelope; Unlock: the token; MergePurge: the slot
         WallMillis expiry = 0;
+        PurgeMarks marks{};  // MergePurge
     };
     std::deque<Write> queue;
     bool writer_running = false;
 
     // The subscriber: a connection of its own (one in subscriber mode takes no other command).
     std::unique_ptr<redis::Connection> subscriber;
-    std::function<void(std::string_view)> on_message;
+    redis::Connection::MessageHandler on_message;
     bool closed = false;
 
     Impl(net::any_io_executor e, RedisOptions o) : ex(std::move(e)), opt(std::move(o)) {
@@ -57,10 +95,10 @@ struct RedisStore::Impl : std::enable_shared_from_this<Impl> {
     }
 
     // Subscribes, and again whenever the subscriber connection has gone away.
-    static net::awaitable<void> keep_subscribed(std::shared_ptr<Impl> self, std::string channel) {
+    static net::awaitable<void> keep_subscribed(std::shared_ptr<Impl> self, std::vector<std::string> channels) {
         net::steady_timer pause(self->ex);
         while (!self->closed) {
-            if (!self->subscriber->open()) self->subscriber->subscribe(channel, &self->on_message);
+            if (!self->subscriber->open()) self->subscriber->subscribe(channels, &self->on_message);
             pause.expires_after(std::chrono::seconds(1));
             co_await pause.async_wait(net::as_tuple(net::use_awaitable));
         }
@@ -178,6 +216,15 @@ struct RedisStore::Impl : std::enable_shared_from_this<Impl> {
                         sent.emplace_back(w.kind, conn.send({"EVAL", kUnlockScript, "1", key, w.value},
                                                             self->opt.command_timeout));
                         break;
+                    case WriteKind::MergePurge: {
+                        const auto version = self->redis_key("purges:version");
+                        const auto hard = decimal(w.marks.hard), soft = decimal(w.marks.soft),
+                                   prev = decimal(w.marks.prev_soft);
+                        sent.emplace_back(w.kind, conn.send({"EVAL", kMergePurgeScript, "2", key, version, w.value,
+                                                             hard, soft, prev},
+                                                            self->opt.command_timeout));
+                        break;
+                    }
                 }
             }
             for (auto& [kind, pending] : sent) {
@@ -314,10 +361,49 @@ void RedisStore::publish_later(std::string_view channel, std::string_view messag
     impl_->enqueue({Impl::WriteKind::Publish, std::string(channel), std::string(message), 0});
 }
 
-void RedisStore::subscribe(std::string channel, std::function<void(std::string_view)> on_message) {
-    impl_->on_message = std::move(on_message);
-    net::co_spawn(impl_->ex, Impl::keep_subscribed(impl_, impl_->opt.key_prefix + channel), net::detached);
+void RedisStore::subscribe(std::vector<std::string> channels,
+                           std::function<void(std::string_view channel, std::string_view payload)> on_message) {
+    const auto prefix = impl_->opt.key_prefix;
+    impl_->on_message = [prefix, handler = std::move(on_message)](std::string_view channel, std::string_view payload) {
+        if (channel.substr(0, prefix.size()) == prefix) handler(channel.substr(prefix.size()), payload);
+    };
+    for (auto& c : channels) c = prefix + c;
+    net::co_spawn(impl_->ex, Impl::keep_subscribed(impl_, std::move(channels)), net::detached);
 }
+
+void RedisStore::merge_purge_later(std::size_t slot, const PurgeMarks& marks) {
+    Impl::Write w{Impl::WriteKind::MergePurge, "purges", std::to_string(slot), 0, marks};
+    impl_->enqueue(std::move(w));
+}
+
+net::awaitable<std::optional<RedisStore::Purges>> RedisStore::read_purges(std::string known_version) {
+    auto self = impl_;
+    if (!self->allow()) co_return std::nullopt;
+    const auto hash = self->redis_key("purges"), version = self->redis_key("purges:version");
+    std::vector<std::string_view> args{"EVAL", kReadPurgesScript, "2", hash, version, known_version};
+    auto reply = co_await self->exec(std::move(args));
+    if (reply.kind != redis::Reply::Kind::String) co_return std::nullopt;
+    // Untrusted like every byte from Redis: a line that does not parse is skipped.
+    Purges out;
+    std::string_view text = reply.str;
+    auto nl = text.find('\n');
+    out.version = std::string(text.substr(0, nl));
+    out.complete = out.version != known_version;
+    while (nl != std::string_view::npos) {
+        text.remove_prefix(nl + 1);
+        nl = text.find('\n');
+        const std::string line(text.substr(0, nl));
+        unsigned long long slot = 0;
+        long long hard = 0, soft = 0, prev = 0;
+        char extra = 0;
+        if (std::sscanf(line.c_str(), "%llu %lld %lld %lld%c", &slot, &hard, &soft, &prev, &extra) != 4) continue;
+        if (slot >= PurgeTable::kSlots || hard < 0 || soft < 0 || prev < 0 || prev > soft) continue;
+        out.slots.emplace_back(static_cast<std::size_t>(slot), PurgeMarks{hard, soft, prev});
+    }
+    co_return out;
+}
+
+net::any_io_executor RedisStore::executor() const { return impl_->ex; }
 
 StoreStats RedisStore::stats() const {
     const auto& c = impl_->counters;
