@@ -299,16 +299,24 @@ void await_subscribers(RedisServer& redis, const std::string& channel, int n) {
     REQUIRE(redis.command({"PUBSUB", "NUMSUB", channel}) == expected);
 }
 
+// Two nodes sharing one Redis, both holding /item: a stored it, b read it into its own L1.
+struct TwoNodes {
+    explicit TwoNodes(const std::string& l2_extra = "")
+        : origin(numbered()), a(l2_config(origin.port(), redis, l2_extra)), b(l2_config(origin.port(), redis, l2_extra)) {
+        fetch(a.port(), "/item", "GET", kHost);
+        await_redis_value(redis, kRedisKey);
+        REQUIRE(is_hit(fetch(b.port(), "/item", "GET", kHost)));
+    }
+    RedisServer redis;
+    TestOrigin origin;
+    Daemon a, b;
+};
+
 }  // namespace
 
 TEST_CASE("a purge on one node reaches the other nodes through Redis", "[l2][purge]") {
-    RedisServer redis;
-    TestOrigin origin(numbered());
-    Daemon a(l2_config(origin.port(), redis));
-    Daemon b(l2_config(origin.port(), redis));
-    fetch(a.port(), "/item", "GET", kHost);
-    await_redis_value(redis, kRedisKey);
-    REQUIRE(is_hit(fetch(b.port(), "/item", "GET", kHost)));  // in b's own L1 now
+    TwoNodes nodes;
+    auto& [redis, origin, a, b] = nodes;
     CHECK(fetch(a.admin_port(), "/purge", "POST", {}, R"({"url": "http://api.test/item"})").result_int() == 200);
     CHECK_FALSE(is_hit(fetch(a.port(), "/item", "GET", kHost)));  // this node: at once
     CHECK(becomes_miss(b));
@@ -318,14 +326,8 @@ TEST_CASE("a purge on one node reaches the other nodes through Redis", "[l2][pur
 
 TEST_CASE("a node that missed a purge while Redis was down serves a miss within purge_resync once Redis is back",
           "[l2][purge]") {
-    RedisServer redis;
-    TestOrigin origin(numbered());
-    const std::string l2 = ", breaker_backoff: 200ms, purge_resync: 300ms";
-    Daemon a(l2_config(origin.port(), redis, l2));
-    Daemon b(l2_config(origin.port(), redis, l2));
-    fetch(a.port(), "/item", "GET", kHost);
-    await_redis_value(redis, kRedisKey);
-    REQUIRE(is_hit(fetch(b.port(), "/item", "GET", kHost)));
+    TwoNodes nodes(", breaker_backoff: 200ms, purge_resync: 300ms");
+    auto& [redis, origin, a, b] = nodes;
     redis.kill();
     CHECK(fetch(a.admin_port(), "/purge", "POST", {}, R"({"url": "http://api.test/item"})").result_int() == 200);
     CHECK(is_hit(fetch(b.port(), "/item", "GET", kHost)));  // b cannot know yet: its L1 still answers
@@ -334,13 +336,8 @@ TEST_CASE("a node that missed a purge while Redis was down serves a miss within 
 }
 
 TEST_CASE("an application publishing a purge on the L2's purge channel purges on every node", "[l2][purge]") {
-    RedisServer redis;
-    TestOrigin origin(numbered());
-    Daemon a(l2_config(origin.port(), redis));
-    Daemon b(l2_config(origin.port(), redis));
-    fetch(a.port(), "/item", "GET", kHost);
-    await_redis_value(redis, kRedisKey);
-    REQUIRE(is_hit(fetch(b.port(), "/item", "GET", kHost)));
+    TwoNodes nodes;
+    auto& [redis, origin, a, b] = nodes;
     await_subscribers(redis, "cachalot:purge", 2);
     CHECK(redis.command({"PUBLISH", "cachalot:purge", R"({"url": "http://api.test/item", "soft": false})"}) == "2");
     CHECK(becomes_miss(a));
