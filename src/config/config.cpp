@@ -1,5 +1,7 @@
 #include "cachalot/config/config.hpp"
 
+#include "cachalot/core/cidr.hpp"
+
 #include <yaml-cpp/yaml.h>
 
 #include <sys/stat.h>
@@ -389,8 +391,8 @@ void read_route(Reader& r, const YAML::Node& node, const std::string& key, Route
 Config read_config(Reader& r, const YAML::Node& root) {
     Config c;
     if (!r.expect_map(root, "",
-                      {"listen", "admin", "workers", "client", "drain_timeout", "upstreams", "routes", "cache",
-                       "logging"}))
+                      {"listen", "admin", "purge_method", "workers", "client", "drain_timeout", "upstreams", "routes",
+                       "cache", "logging"}))
         return c;
 
     if (auto listen = root["listen"]; listen.IsDefined() && !listen.IsNull()) {
@@ -408,6 +410,15 @@ Config read_config(Reader& r, const YAML::Node& root) {
                     r.error(admin["token_file"], "admin.token_file", "must be an absolute path");
             }
             r.read_size(admin, "admin", "max_body_bytes", c.admin.max_body_bytes);
+        }
+    }
+    if (auto purge = root["purge_method"]; purge.IsDefined() && !purge.IsNull()) {
+        if (r.expect_map(purge, "purge_method", {"allow"})) {
+            read_string_list(r, purge, "purge_method", "allow", c.purge_method.allow);
+            for (std::size_t i = 0; i < c.purge_method.allow.size(); ++i)
+                if (!core::parse_network(c.purge_method.allow[i]))
+                    r.error(purge["allow"][i], "purge_method.allow[" + std::to_string(i) + "]",
+                            "expected a network such as 10.0.0.0/8, 2001:db8::/32 or one address");
         }
     }
     r.read_uint(root, "", "workers", c.workers, 0, 1024);

@@ -8,6 +8,11 @@
 #include "cachalot/http/headers.hpp"
 #include "cachalot/http/target.hpp"
 #include "cachalot/server/router.hpp"
+#include "server/purge_api.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 
 #include <atomic>
 
@@ -91,6 +96,8 @@ Pipeline::Pipeline(const config::Config& cfg, upstream::Origin& origin, cache::T
       clock_(std::move(clock)) {
     policies_.reserve(cfg.routes.size());
     for (const auto& route : cfg.routes) policies_.emplace_back(route.cache, cfg.cache);
+    for (const auto& network : cfg.purge_method.allow)
+        if (auto n = core::parse_network(network)) purge_from_.push_back(*n);
 }
 
 net::awaitable<Answer> Pipeline::handle(Request& request, const ClientInfo& client) {
@@ -101,6 +108,7 @@ net::awaitable<Answer> Pipeline::handle(Request& request, const ClientInfo& clie
         answer.response = make_error_response(404, request.version(), "no route for this request");
         co_return answer;
     }
+    if (parsed->method == bhttp::verb::purge && !purge_from_.empty()) co_return purge(*parsed);
     // (Not a ?: of two co_awaits: GCC 12 destroys the result of one of them twice.)
     Answer answer;
     if (parsed->use_cache) answer = co_await use_cache(*parsed);
@@ -130,6 +138,35 @@ std::optional<Pipeline::Parsed> Pipeline::receive(Request& request, const Client
         p.directives = cache::request_directives(request.base());
     }
     return p;
+}
+
+// ---- purge ------------------------------------------------------------------------------------
+
+// PURGE on the proxy listener (purge_method.allow): a hard purge of the URL, for the allowed
+// client networks only; never forwarded.
+Answer Pipeline::purge(const Parsed& p) {
+    Answer answer;
+    answer.route = p.route_index;
+    const bool allowed = std::any_of(purge_from_.begin(), purge_from_.end(),
+                                     [&](const core::Network& n) { return n.contains(p.client.address); });
+    if (!allowed) {
+        spdlog::warn("PURGE refused from {}: not in purge_method.allow", p.client.address);
+        answer.response = make_error_response(403, p.version, "PURGE is not allowed from this address");
+        return answer;
+    }
+    PurgeOrder order;
+    order.kind = cache::PurgeKind::Url;
+    order.what = cache::normalized_url("http", p.client.authority, p.request.target(), p.route.cache.key);
+    order.scopes.push_back(cache::purge_scope(cache::PurgeKind::Url, "", order.what));
+    const auto at = clock_();
+    cache_.purge(order.scopes.front(), order.mode, at);
+    metrics_.purges(order.kind, order.mode).Increment();
+    spdlog::info("purge from {} (PURGE): url hard {}", p.client.address, order.what);
+    answer.response = Response{bhttp::status::ok, p.version};
+    answer.response.set(bhttp::field::content_type, "application/json");
+    answer.response.body() = purge_answer(order, at);
+    answer.response.prepare_payload();
+    return answer;
 }
 
 // ---- bypass -----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 //
 //   receive   the route; its request_headers applied; then one Parsed value, never changed
 //             again: route, method, cache key, request directives, whether the cache is used
+//   purge     PURGE from an allowed network (purge_method.allow) purges the URL, and is answered
 //   bypass    not for the cache: forwarded as it is; a successful unsafe method invalidates
 //             what is stored for its URI (RFC 9111 §4.4)
 //   lookup    L1, then L2; the primary entry names the Vary fields, the request picks the variant;
@@ -25,6 +26,7 @@
 #include "cachalot/cache/policy.hpp"
 #include "cachalot/cache/tiered_cache.hpp"
 #include "cachalot/config/config.hpp"
+#include "cachalot/core/cidr.hpp"
 #include "cachalot/core/clock.hpp"
 #include "cachalot/core/byte_budget.hpp"
 #include "cachalot/metrics/metrics.hpp"
@@ -64,6 +66,7 @@ private:
     struct Fetched;
 
     std::optional<Parsed> receive(Request& request, const ClientInfo& client, bool with_body) const;
+    Answer purge(const Parsed& p);
     net::awaitable<Answer> bypass(const Parsed& p, std::string body);
     void invalidate(const Parsed& p, const Response& response);
     net::awaitable<Answer> use_cache(const Parsed& p);
@@ -93,6 +96,7 @@ private:
     cache::FetchLock fetch_lock_;
     const metrics::Metrics& metrics_;
     std::vector<cache::Policy> policies_;  // per route
+    std::vector<core::Network> purge_from_;  // purge_method.allow; empty: PURGE is not special
     core::WallClock clock_;
 };
 

@@ -138,3 +138,30 @@ TEST_CASE("a purge on one process reaches another process sharing the L1 file at
     CHECK(purge(a, R"({"tag": "item:3"})").result_int() == 200);
     CHECK_FALSE(hit(fetch(b.port(), "/items/3")));
 }
+
+TEST_CASE("PURGE on the proxy listener purges the URL for allowed networks, 403 for others, and is forwarded "
+          "when off") {
+    TestOrigin origin(tagged());
+    {
+        Daemon allowed(proxy_config(origin.port(), "purge_method: {allow: [\"127.0.0.0/8\", \"::1\"]}\n"));
+        fetch(allowed.port(), "/items/5");
+        auto res = fetch(allowed.port(), "/items/5", "PURGE");
+        CHECK(res.result_int() == 200);
+        CHECK_THAT(std::string(res.body()), Catch::Contains(R"("what":"http://localhost/items/5")"));
+        CHECK_FALSE(hit(fetch(allowed.port(), "/items/5")));
+    }
+    {
+        Daemon elsewhere(proxy_config(origin.port(), "purge_method: {allow: [\"10.0.0.0/8\"]}\n"));
+        fetch(elsewhere.port(), "/items/6");
+        const auto seen = origin.request_count();
+        CHECK(fetch(elsewhere.port(), "/items/6", "PURGE").result_int() == 403);
+        CHECK(origin.request_count() == seen);  // never forwarded
+        CHECK(hit(fetch(elsewhere.port(), "/items/6")));
+        CHECK_THAT(elsewhere.output(), Catch::Contains("PURGE refused from 127.0.0.1"));
+    }
+    Daemon off(proxy_config(origin.port()));
+    fetch(off.port(), "/items/7");
+    fetch(off.port(), "/items/7", "PURGE");
+    CHECK(origin.last_request().method == "PURGE");  // not special: the origin's to answer
+    CHECK(hit(fetch(off.port(), "/items/7")));
+}

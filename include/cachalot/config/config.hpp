@@ -198,9 +198,19 @@ struct Logging {
     LogFormat format = LogFormat::Text;
 };
 
+/// The PURGE method on the proxy listener (Varnish's and nginx's habit): off unless `allow` names
+/// the client networks that may use it.
+struct PurgeMethod {
+    /// CIDR networks ("10.0.0.0/8", "::1/128", or one address). Empty: PURGE is not special and
+    /// is forwarded like any other method. Otherwise PURGE purges the URL (hard) for clients in
+    /// them and gets 403 from everyone else; it is never forwarded.
+    std::vector<std::string> allow;
+};
+
 struct Config {
     Listeners listen;
     Admin admin;
+    PurgeMethod purge_method;
     unsigned workers = 0;  // 0 = one per core
     ClientLimits client;
     Duration drain_timeout{30'000};  // on SIGTERM/SIGINT, how long in-flight requests may finish

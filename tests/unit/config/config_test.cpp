@@ -540,3 +540,13 @@ TEST_CASE("cache.tags: its keys, defaults and bounds") {
     CHECK(only_error(std::string(kMinimal) + "cache:\n  tags: {header: \"X Tags\"}\n").key == "cache.tags.header");
     CHECK(only_error(std::string(kMinimal) + "cache:\n  tags: {max_bytes: 1MiB}\n").key == "cache.tags.max_bytes");
 }
+
+TEST_CASE("purge_method.allow takes networks, and names the one that is not") {
+    auto good = parse_config(std::string(kMinimal) + "purge_method: {allow: [10.0.0.0/8, \"::1\", 192.0.2.7]}\n");
+    REQUIRE(good.ok());
+    CHECK(good.config->purge_method.allow.size() == 3);
+    CHECK(parse_config(kMinimal).config->purge_method.allow.empty());  // off by default
+    auto e = only_error(std::string(kMinimal) + "purge_method:\n  allow: [10.0.0.0/8, 10.0.0.0/40]\n");
+    CHECK(e.key == "purge_method.allow[1]");
+    CHECK(e.line == 10);
+}
