@@ -5,6 +5,7 @@
 #include "cachalot/metrics/metrics.hpp"
 #include "cachalot/server/server.hpp"
 #include "cachalot/store/shm_store.hpp"
+#include "cli/purge.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -18,6 +19,7 @@ constexpr const char* kDefaultConfig = "/etc/cachalot/cachalot.yaml";
 void usage(std::ostream& out) {
     out << "Usage: cachalot [--config FILE]\n"
            "       cachalot --check-config FILE\n"
+           "       cachalot purge [--admin URL] [--soft] --url URL | --prefix PATH --host HOST | --tag TAG | --all\n"
            "       cachalot --help | --version\n\n"
            "A caching reverse proxy for HTTP APIs.\n\n"
            "  -c, --config FILE        run with this configuration (default " << kDefaultConfig << ")\n"
@@ -59,6 +61,8 @@ std::vector<cachalot::metrics::Sample> l1_samples(const cachalot::store::StoreSt
 }  // namespace
 
 int main(int argc, char** argv) {
+    if (argc > 1 && std::strcmp(argv[1], "purge") == 0)
+        return cachalot::cli::purge(std::vector<std::string>(argv + 2, argv + argc), std::cout, std::cerr);
     std::string config_path = kDefaultConfig;
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];

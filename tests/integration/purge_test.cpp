@@ -165,3 +165,25 @@ TEST_CASE("PURGE on the proxy listener purges the URL for allowed networks, 403 
     CHECK(origin.last_request().method == "PURGE");  // not special: the origin's to answer
     CHECK(hit(fetch(off.port(), "/items/7")));
 }
+
+TEST_CASE("cachalot purge sends a purge to a node's admin listener, with its token") {
+    TestOrigin origin(tagged());
+    const auto token_file = temp_dir() + "/cli-token";
+    std::ofstream(token_file) << "0123456789abcdef0123\n";
+    Daemon cachalot(proxy_config(origin.port(), "admin: {token_file: " + token_file + "}\n"));
+    fetch(cachalot.port(), "/items/8");
+    const auto admin = "http://127.0.0.1:" + std::to_string(cachalot.admin_port());
+
+    auto refused = run_cachalot({"purge", "--admin", admin, "--tag", "item:8"});
+    CHECK(refused.exit_code == 1);
+    CHECK_THAT(refused.output, Catch::Contains("a valid admin token is required"));
+    CHECK(hit(fetch(cachalot.port(), "/items/8")));
+
+    auto done = run_cachalot({"purge", "--admin", admin, "--token-file", token_file, "--tag", "item:8", "--soft"});
+    CHECK(done.exit_code == 0);
+    CHECK_THAT(done.output, Catch::Contains(R"({"purged":"tag","mode":"soft","what":"item:8")"));
+    CHECK_FALSE(hit(fetch(cachalot.port(), "/items/8")));
+
+    CHECK(run_cachalot({"purge", "--tag"}).exit_code == 2);
+    CHECK(run_cachalot({"purge", "--admin", "http://127.0.0.1:1", "--all"}).exit_code == 1);  // nobody there
+}
