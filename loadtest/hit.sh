@@ -4,12 +4,15 @@
 # (/1k) from cache; wrk (1 thread) on CPU 0. Rounds alternate between the three so drift hits
 # all alike. Prints medians of requests/s and p99, and Cachalot's ratios to each peer.
 #   ROUNDS=5 DURATION=8s CONNECTIONS=50 loadtest/hit.sh
+# TARGET=/1k-tagged serves an object with five purge tags; PURGE_UNRELATED=1 purges an unrelated
+# tag on Cachalot after warming, so that every hit checks its scopes' purge times (the slow path).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source loadtest/lib.sh
 ROUNDS="${ROUNDS:-5}"
 DURATION="${DURATION:-8s}"
 CONNECTIONS="${CONNECTIONS:-50}"
+TARGET="${TARGET:-/1k}"
 
 scripts/install-deps.sh bench
 scripts/build.sh release >/dev/null
@@ -17,10 +20,13 @@ scripts/build.sh release >/dev/null
 setup_work
 start_servers
 
-measure() { measure_url "http://127.0.0.1:$1/1k"; }
+measure() { measure_url "http://127.0.0.1:$1$TARGET"; }
 
 # Warm every cache and check it really serves hits.
 for port in $cachalot_port $nginx_port $varnish_port; do measure "$port" >/dev/null; done
+if [ "${PURGE_UNRELATED:-0}" = 1 ]; then
+  curl -sf -XPOST "http://127.0.0.1:$cachalot_admin/purge" -d '{"tag": "unrelated"}' >&2
+fi
 origin_before=$(curl -s "http://127.0.0.1:$origin_port/" | sed 's/.*"origin_requests":\([0-9]*\).*/\1/')
 
 for n in "${names[@]}"; do : > "$work/$n.txt"; done
@@ -35,7 +41,7 @@ done
 origin_after=$(curl -s "http://127.0.0.1:$origin_port/" | sed 's/.*"origin_requests":\([0-9]*\).*/\1/')
 
 echo
-echo "cache hits of a 1 KiB JSON, $ROUNDS rounds of $DURATION, $CONNECTIONS connections, medians"
+echo "cache hits of a 1 KiB JSON ($TARGET), $ROUNDS rounds of $DURATION, $CONNECTIONS connections, medians"
 echo "(origin requests during the measured rounds: $((origin_after - origin_before - 1)))"
 printf '| server | requests/s | p99 ms |\n|---|---|---|\n'
 declare -A rps p99

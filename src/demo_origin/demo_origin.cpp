@@ -3,6 +3,7 @@
 //   GET /time        the current time: cacheable for 5 s
 //   GET /uncached    Cache-Control: no-store
 //   GET /1k          1 KiB of JSON, cacheable for an hour (the benchmarks' cached object)
+//   GET /1k-tagged   the same with five purge tags (Surrogate-Key)
 //   GET /slow        answered after 300 ms, cacheable for 60 s (the stampede benchmark's cold key;
 //                    vary the query string for a new key)
 //   GET /slow-swr    answered after 300 ms, fresh for 1 s, then stale-while-revalidate for an hour
@@ -48,8 +49,9 @@ bhttp::response<bhttp::string_body> answer(const bhttp::request<bhttp::string_bo
     } else if (path == "/time") {
         res.set(bhttp::field::cache_control, "max-age=5");
         res.body() = R"({"unix_time":)" + std::to_string(std::time(nullptr)) + "}\n";
-    } else if (path == "/1k") {
+    } else if (path == "/1k" || path == "/1k-tagged") {
         res.set(bhttp::field::cache_control, "public, max-age=3600");
+        if (path == "/1k-tagged") res.set("Surrogate-Key", "bench user:42 item:7 list:items team:3");
         std::string body = R"({"items":[)";
         while (body.size() < 990) body += R"("0123456789abcdef",)";
         body += R"("end"]})";

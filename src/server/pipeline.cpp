@@ -70,6 +70,7 @@ struct Pipeline::Found {
     std::optional<cache::Entry> stored;    // the stored response for this request, fresh or not
     cache::Fwd fwd = cache::Fwd::UriMiss;  // why the origin is asked, if it is
     cache::Purged purged = cache::Purged::None;  // what a purge did to the stored response found
+    store::WallMillis stale_since = 0;           // Purged::Stale: since when (0: not purged)
 };
 
 /// A stored response judged at some time, ready to deliver.
@@ -224,7 +225,7 @@ net::awaitable<Answer> Pipeline::use_cache(const Parsed& p) {
 // The stored response found, or the origin's through one fetch per key.
 net::awaitable<Answer> Pipeline::answer_with(const Parsed& p, Found& found) {
     if (found.stored) {
-        auto stored = judge(p, *found.stored, now());
+        auto stored = judge(p, *found.stored, now(), found.stale_since);
         const auto use = p.policy.usability(p.directives, stored.judged);
         if (use != http::Usability::MustRevalidate) {
             cache::Outcome outcome;
@@ -278,25 +279,29 @@ net::awaitable<Pipeline::Found> Pipeline::lookup(const Parsed& p, bool l2_only) 
 // A hard purge makes the stored response a miss; a soft one makes it stale (judge() says how).
 Pipeline::Found Pipeline::purged(const Parsed& p, Found found) const {
     if (!found.stored) return found;
-    switch (cache_.purge_verdict(*found.stored, p.url).state) {
+    const auto verdict = cache_.purge_verdict(*found.stored, p.url);
+    switch (verdict.state) {
         case cache::PurgeVerdict::State::Kept: break;
         case cache::PurgeVerdict::State::Gone:
             found.stored.reset();
             found.fwd = cache::Fwd::UriMiss;
             found.purged = cache::Purged::Gone;
             break;
-        case cache::PurgeVerdict::State::Stale: found.purged = cache::Purged::Stale; break;
+        case cache::PurgeVerdict::State::Stale:
+            found.purged = cache::Purged::Stale;
+            found.stale_since = verdict.stale_since;
+            break;
     }
     return found;
 }
 
-Pipeline::Stored Pipeline::judge(const Parsed& p, const cache::Entry& entry, http::Time now) const {
+Pipeline::Stored Pipeline::judge(const Parsed& p, const cache::Entry& entry, http::Time now,
+                                 store::WallMillis stale_since) const {
     // The response is built first and its fields serve the policy too: one header block per hit.
     Stored stored{Response{static_cast<bhttp::status>(entry.status), p.version}, {}};
     for (const auto& [name, value] : entry.headers) stored.response.insert(name, value);
     stored.judged = p.policy.judge(entry, stored.response.base(), now);
-    if (const auto verdict = cache_.purge_verdict(entry, p.url); verdict.state == cache::PurgeVerdict::State::Stale)
-        stored.judged = cache::stale_since(stored.judged, std::chrono::milliseconds(verdict.stale_since), now);
+    if (stale_since != 0) stored.judged = cache::stale_since(stored.judged, std::chrono::milliseconds(stale_since), now);
     return stored;
 }
 
@@ -361,7 +366,7 @@ net::awaitable<std::optional<Answer>> Pipeline::coalesce(const Parsed& p, Found&
     cache::FetchLock::Prober probe = [this, &p]() -> net::awaitable<cache::FetchLock::Probe> {
         auto in_l2 = co_await lookup(p, true);
         if (in_l2.stored) {
-            if (judge(p, *in_l2.stored, now()).judged.remaining() > http::Seconds{0})
+            if (judge(p, *in_l2.stored, now(), in_l2.stale_since).judged.remaining() > http::Seconds{0})
                 co_return cache::FetchLock::Probe{std::move(in_l2.stored), false};
         } else if (in_l2.primary) {
             co_return cache::FetchLock::Probe{std::nullopt, true};  // another variant was fetched
@@ -392,7 +397,7 @@ net::awaitable<std::optional<Answer>> Pipeline::coalesce(const Parsed& p, Found&
     } else if (wait.end == cache::FetchLock::End::OriginFailed && found.stored) {
         // The origin just failed the fetch this request waited on: a stored response that
         // stale-if-error or grace allow answers now, without asking the failing origin again.
-        auto stored = judge(p, *found.stored, now());
+        auto stored = judge(p, *found.stored, now(), found.stale_since);
         if (auto reason = p.policy.stale_on_error(p.directives, stored.judged); reason != cache::Detail::None) {
             cache::Outcome outcome;
             outcome.fwd = found.fwd;
@@ -435,7 +440,7 @@ net::awaitable<Pipeline::Fetched> Pipeline::fetch(const Parsed& p, const Found& 
     fetched.sent_ms = sent_ms;
     fetched.origin_failed = !answered || status == 500 || status == 502 || status == 503 || status == 504;
     if (fetched.origin_failed && found.stored) {
-        auto stored = judge(p, *found.stored, now);
+        auto stored = judge(p, *found.stored, now, found.stale_since);
         if (auto reason = p.policy.stale_on_error(p.directives, stored.judged); reason != cache::Detail::None) {
             auto outcome = answer.outcome;
             outcome.detail = reason;
