@@ -12,11 +12,13 @@ using namespace cachalot::test;
 
 namespace {
 
-// Every response fresh for a minute, numbered, so a test can tell which fetch it came from.
+// Every response fresh for a minute, numbered, so a test can tell which fetch it came from, and
+// tagged "item".
 TestOrigin::Handler numbered() {
     auto counter = std::make_shared<std::atomic<int>>(0);
     return [counter](const OriginRequest&) {
-        return Reply{.headers = {{"Cache-Control", "max-age=60"}}, .body = "response " + std::to_string(++*counter)};
+        return Reply{.headers = {{"Cache-Control", "max-age=60"}, {"Surrogate-Key", "item"}},
+                     .body = "response " + std::to_string(++*counter)};
     };
 }
 
@@ -335,14 +337,14 @@ TEST_CASE("a node that missed a purge while Redis was down serves a miss within 
     CHECK(becomes_miss(b));
 }
 
-TEST_CASE("an application publishing a purge on the L2's purge channel purges on every node", "[l2][purge]") {
+TEST_CASE("an application publishing a tag purge on the L2's purge channel purges on every node", "[l2][purge]") {
     TwoNodes nodes;
     auto& [redis, origin, a, b] = nodes;
     await_subscribers(redis, "cachalot:purge", 2);
-    CHECK(redis.command({"PUBLISH", "cachalot:purge", R"({"url": "http://api.test/item", "soft": false})"}) == "2");
+    CHECK(redis.command({"PUBLISH", "cachalot:purge", R"({"tags": ["item"], "soft": false})"}) == "2");
     CHECK(becomes_miss(a));
     CHECK(becomes_miss(b));
-    CHECK(await_metric(b.admin_port(), R"(cachalot_purges_total{kind="url",mode="hard"})", 1) == 1);
+    CHECK(await_metric(b.admin_port(), R"(cachalot_purges_total{kind="tag",mode="hard"})", 1) == 1);
     // A message that is not a purge is refused and logged, and changes nothing.
     CHECK(redis.command({"PUBLISH", "cachalot:purge", "not json"}) == "2");
     const auto deadline = std::chrono::steady_clock::now() + 10s;

@@ -187,3 +187,21 @@ TEST_CASE("cachalot purge sends a purge to a node's admin listener, with its tok
     CHECK(run_cachalot({"purge", "--tag"}).exit_code == 2);
     CHECK(run_cachalot({"purge", "--admin", "http://127.0.0.1:1", "--all"}).exit_code == 1);  // nobody there
 }
+
+TEST_CASE("a soft-purged response within stale-while-revalidate is served stale while it revalidates") {
+    TestOrigin origin(tagged());
+    Daemon cachalot(with_route_cache(proxy_config(origin.port()), "{stale_while_revalidate: 60s}"));
+    fetch(cachalot.port(), "/users/9");
+    CHECK(purge(cachalot, R"({"tag": "user:9", "soft": true})").result_int() == 200);
+    auto stale = fetch(cachalot.port(), "/users/9");
+    CHECK(stale.body() == "/users/9 1");
+    CHECK_THAT(std::string(stale["Cache-Status"]), Catch::StartsWith("cachalot; hit"));
+    CHECK_THAT(std::string(stale["Cache-Status"]), Catch::EndsWith("detail=stale-while-revalidate"));
+    // The background revalidation is a conditional request; once it is in, the response is fresh.
+    CHECK(await_metric(cachalot.admin_port(), R"(cachalot_cache_requests_total{result="revalidated",route="default"})",
+                       1) == 1);
+    CHECK(origin.last_request().header("If-None-Match") == "\"same\"");
+    const std::string fresh(fetch(cachalot.port(), "/users/9")["Cache-Status"]);
+    CHECK_THAT(fresh, Catch::StartsWith("cachalot; hit; ttl="));
+    CHECK_THAT(fresh, !Catch::Contains("detail="));
+}
