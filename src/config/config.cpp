@@ -490,10 +490,10 @@ Config read_config(Reader& r, const YAML::Node& root) {
                     // no L1
                 } else if (c.cache.l1.max_object_size == 0)
                     r.error(l1["max_object_size"], "cache.l1.max_object_size", "must be at least 1");
-                // Room for the index and at least 8 segments that each hold the largest object.
-                else if (c.cache.l1.size < 16 * c.cache.l1.max_object_size + (1u << 20))
+                // Room for the purge table, the index and at least 8 segments that each hold the largest object.
+                else if (c.cache.l1.size < 16 * c.cache.l1.max_object_size + (2u << 20))
                     r.error(l1["size"], "cache.l1.size",
-                            "too small for max_object_size: needs at least 16 x max_object_size + 1MiB");
+                            "too small for max_object_size: needs at least 16 x max_object_size + 2MiB");
             }
         }
     }

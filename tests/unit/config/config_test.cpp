@@ -373,7 +373,7 @@ routes:
         auto e = only_error(std::string(kMinimal) + "cache:\n  l1: {size: 8MiB, max_object_size: 1MiB}\n");
         CHECK(e.line == 10);
         CHECK(e.key == "cache.l1.size");
-        CHECK(e.message == "too small for max_object_size: needs at least 16 x max_object_size + 1MiB");
+        CHECK(e.message == "too small for max_object_size: needs at least 16 x max_object_size + 2MiB");
     }
     SECTION("a relative L1 path") {
         auto e = only_error(std::string(kMinimal) + "cache:\n  l1: {path: cachalot-l1}\n");
