@@ -137,6 +137,21 @@ TEST_CASE("pipelined requests are answered in order") {
     CHECK(origin.last_request().target == "/three");
 }
 
+TEST_CASE("a response larger than the socket buffers arrives whole and in order, and the connection carries on") {
+    // 24 MiB cannot leave in one send: the rest is written as the client reads.
+    std::string big(24u << 20, '\0');
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + (i * 7 + i / 4099) % 26);
+    TestOrigin origin([&](const OriginRequest& r) { return Reply{.body = r.target == "/big" ? big : "small"}; });
+    Daemon cachalot(proxy_config(origin.port()));
+    Client client(cachalot.port());
+    client.send_raw("GET /big HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n");
+    auto res = client.read_response();
+    CHECK(res.result_int() == 200);
+    CHECK(res.body().size() == big.size());
+    CHECK(res.body() == big);
+    CHECK(client.read_response().body() == "small");
+}
+
 TEST_CASE("Connection: close from the client closes after the response") {
     TestOrigin origin;
     Daemon cachalot(proxy_config(origin.port()));
