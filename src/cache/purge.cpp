@@ -3,6 +3,7 @@
 #include "cachalot/store/store.hpp"
 
 #include <algorithm>
+#include <initializer_list>
 
 namespace cachalot::cache {
 namespace {
@@ -97,19 +98,20 @@ PurgeVerdict purge_verdict(const store::PurgeTable& table, const Entry& entry, s
             stale_since = stale_since == 0 ? since : std::min(stale_since, since);
         }
     };
+    // One scratch string for every scope name: a hit that takes this path allocates once.
     const auto [origin, path] = split_url(url);
-    check(0);
-    check(purge_slot(purge_scope(PurgeKind::Url, origin, url)));
-    std::string scope = "p ";
-    scope += origin;
-    const auto base = scope.size();
-    for_each_prefix(path, [&](std::string_view prefix) {
-        scope.resize(base);
-        scope += prefix;
+    std::string scope;
+    scope.reserve(64 + url.size());
+    auto check_scope = [&](std::initializer_list<std::string_view> parts) {
+        scope.clear();
+        for (auto part : parts) scope += part;
         check(purge_slot(scope));
-    });
-    for (const auto& tag : entry.tags) check(purge_slot(purge_scope(PurgeKind::Tag, origin, tag)));
-    for (const auto& group : entry.groups) check(purge_slot(purge_scope(PurgeKind::Group, origin, group)));
+    };
+    check(0);
+    check_scope({"u ", url});
+    for_each_prefix(path, [&](std::string_view prefix) { check_scope({"p ", origin, prefix}); });
+    for (const auto& tag : entry.tags) check_scope({"t ", tag});
+    for (const auto& group : entry.groups) check_scope({"g ", origin, " ", group});
 
     if (gone) verdict.state = PurgeVerdict::State::Gone;
     else if (stale_since != 0) verdict = {PurgeVerdict::State::Stale, stale_since};

@@ -326,6 +326,30 @@ TEST_CASE("a purge on one node reaches the other nodes through Redis", "[l2][pur
     CHECK(redis.command({"HLEN", "cachalot:purges"}) == "1");
 }
 
+TEST_CASE("prefix and everything purges, hard and soft, reach the other nodes through Redis", "[l2][purge]") {
+    struct Row {
+        const char* order;
+        const char* b_answer;  // how b's next answer starts: a miss for a hard purge, a revalidation for a soft one
+    };
+    const Row row = GENERATE(Row{R"({"prefix": "/item", "host": "api.test"})", "cachalot; fwd=uri-miss"},
+                             Row{R"({"prefix": "/item", "host": "api.test", "soft": true})", "cachalot; fwd=stale"},
+                             Row{R"({"all": true})", "cachalot; fwd=uri-miss"},
+                             Row{R"({"all": true, "soft": true})", "cachalot; fwd=stale"});
+    INFO(row.order);
+    TwoNodes nodes;
+    auto& [redis, origin, a, b] = nodes;
+    CHECK(fetch(a.admin_port(), "/purge", "POST", {}, row.order).result_int() == 200);
+    // b learns it through Redis: its next answers stop being hits, and the first that is not one
+    // says what the purge made of the stored response.
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    Response res = fetch(b.port(), "/item", "GET", kHost);
+    while (is_hit(res) && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(20ms);
+        res = fetch(b.port(), "/item", "GET", kHost);
+    }
+    CHECK_THAT(std::string(res["Cache-Status"]), Catch::StartsWith(row.b_answer));
+}
+
 TEST_CASE("a node that missed a purge while Redis was down serves a miss within purge_resync once Redis is back",
           "[l2][purge]") {
     TwoNodes nodes(", breaker_backoff: 200ms, purge_resync: 300ms");
