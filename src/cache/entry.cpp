@@ -12,7 +12,7 @@ namespace {
 // Payload integers are little-endian fixed width; strings are u32 length + bytes.
 constexpr char kMagic[4] = {'C', 'A', 'C', 'E'};
 constexpr std::size_t kHeaderSize = 4 + 2 + 2 + 8;
-constexpr std::size_t kMaxCount = 1u << 16;  // headers, Vary names or tags per entry
+constexpr std::size_t kMaxCount = 1u << 16;  // headers, Vary names or purge slots per entry
 
 template <class T>
 void put_int(std::string& out, T v) {
@@ -67,10 +67,8 @@ std::string encode_entry(const Entry& e) {
     put_string(out, e.variant);
     put_string(out, e.vary_epoch);
     put_int<std::int64_t>(out, e.fetched_ms);
-    for (const auto* list : {&e.tags, &e.groups}) {
-        put_int<std::uint32_t>(out, static_cast<std::uint32_t>(list->size()));
-        for (const auto& t : *list) put_string(out, t);
-    }
+    put_int<std::uint32_t>(out, static_cast<std::uint32_t>(e.purge_slots.size()));
+    for (const auto slot : e.purge_slots) put_int<std::uint16_t>(out, slot);
     put_string(out, e.body);
 
     std::memcpy(out.data(), kMagic, 4);
@@ -108,12 +106,10 @@ std::optional<Entry> decode_entry(std::string_view bytes) {
     for (auto& v : e.vary)
         if (!r.get(v)) return std::nullopt;
     if (!r.get(e.variant) || !r.get(e.vary_epoch) || !r.get(e.fetched_ms)) return std::nullopt;
-    for (auto* list : {&e.tags, &e.groups}) {
-        if (!r.get(count) || count > kMaxCount) return std::nullopt;
-        list->resize(count);
-        for (auto& t : *list)
-            if (!r.get(t)) return std::nullopt;
-    }
+    if (!r.get(count) || count > kMaxCount) return std::nullopt;
+    e.purge_slots.resize(count);
+    for (auto& slot : e.purge_slots)
+        if (!r.get(slot)) return std::nullopt;
     if (!r.get(e.body) || !r.done()) return std::nullopt;
     if (e.status < 100 || e.status > 999) return std::nullopt;
     return e;

@@ -81,7 +81,27 @@ void purge(store::PurgeTable& table, std::string_view scope, PurgeMode mode, sto
     table.merge(purge_slot(scope), marks);
 }
 
-PurgeVerdict purge_verdict(const store::PurgeTable& table, const Entry& entry, std::string_view url) {
+static_assert(store::PurgeTable::kSlots <= 65536, "Entry::purge_slots holds slots as 16-bit numbers");
+
+std::vector<std::uint16_t> purge_slots(std::string_view url, const std::vector<std::string>& tags,
+                                       const std::vector<std::string>& groups) {
+    std::vector<std::uint16_t> slots;
+    std::string scope;
+    auto add = [&](std::initializer_list<std::string_view> parts) {
+        scope.clear();
+        for (auto part : parts) scope += part;
+        const auto slot = static_cast<std::uint16_t>(purge_slot(scope));
+        if (std::find(slots.begin(), slots.end(), slot) == slots.end()) slots.push_back(slot);
+    };
+    const auto [origin, path] = split_url(url);
+    add({"u ", url});
+    for_each_prefix(path, [&](std::string_view prefix) { add({"p ", origin, prefix}); });
+    for (const auto& tag : tags) add({"t ", tag});
+    for (const auto& group : groups) add({"g ", origin, " ", group});
+    return slots;
+}
+
+PurgeVerdict purge_verdict(const store::PurgeTable& table, const Entry& entry) {
     PurgeVerdict verdict;
     const auto latest = table.latest();
     if (latest == 0 || latest < entry.fetched_ms) return verdict;  // nothing purged since it was fetched
@@ -98,20 +118,8 @@ PurgeVerdict purge_verdict(const store::PurgeTable& table, const Entry& entry, s
             stale_since = stale_since == 0 ? since : std::min(stale_since, since);
         }
     };
-    // One scratch string for every scope name: a hit that takes this path allocates once.
-    const auto [origin, path] = split_url(url);
-    std::string scope;
-    scope.reserve(64 + url.size());
-    auto check_scope = [&](std::initializer_list<std::string_view> parts) {
-        scope.clear();
-        for (auto part : parts) scope += part;
-        check(purge_slot(scope));
-    };
     check(0);
-    check_scope({"u ", url});
-    for_each_prefix(path, [&](std::string_view prefix) { check_scope({"p ", origin, prefix}); });
-    for (const auto& tag : entry.tags) check_scope({"t ", tag});
-    for (const auto& group : entry.groups) check_scope({"g ", origin, " ", group});
+    for (const auto slot : entry.purge_slots) check(slot);
 
     if (gone) verdict.state = PurgeVerdict::State::Gone;
     else if (stale_since != 0) verdict = {PurgeVerdict::State::Stale, stale_since};

@@ -118,9 +118,9 @@ void TieredCache::erase(const std::string& key) {
     l2_->publish_later(kInvalidationChannel, node_id() + "\n" + key);  // "NODE\nKEY"
 }
 
-PurgeVerdict TieredCache::purge_verdict(const Entry& entry, std::string_view url) const {
+PurgeVerdict TieredCache::purge_verdict(const Entry& entry) const {
     if (!purges_) return {};
-    return cache::purge_verdict(*purges_, entry, url);
+    return cache::purge_verdict(*purges_, entry);
 }
 
 void TieredCache::purge(std::string_view scope, PurgeMode mode, store::WallMillis at) {

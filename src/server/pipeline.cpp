@@ -279,7 +279,7 @@ net::awaitable<Pipeline::Found> Pipeline::lookup(const Parsed& p, bool l2_only) 
 // A hard purge makes the stored response a miss; a soft one makes it stale (judge() says how).
 Pipeline::Found Pipeline::purged(const Parsed& p, Found found) const {
     if (!found.stored) return found;
-    const auto verdict = cache_.purge_verdict(*found.stored, p.url);
+    const auto verdict = cache_.purge_verdict(*found.stored);
     switch (verdict.state) {
         case cache::PurgeVerdict::State::Kept: break;
         case cache::PurgeVerdict::State::Gone:
@@ -499,7 +499,7 @@ void Pipeline::store(const Parsed& p, const Found& found, Answer answer, http::T
     if (decision.refused == cache::Detail::None) {
         auto entry = p.policy.entry_for(decision, status, res.base(), res.body(), p.request.base(), request_time, now);
         entry.fetched_ms = fetched.sent_ms;
-        tag(entry, res.base());
+        tag(p, entry, res.base());
         if (put(p.key, entry, found.primary, decision.expiry_ms)) {
             answer.outcome.stored = true;
             answer.outcome.ttl = decision.judged.remaining().count();
@@ -518,7 +518,7 @@ void Pipeline::refresh(const Parsed& p, const Found& found, Answer answer, http:
     auto merged = p.policy.refreshed(*found.stored, answer.response.base(), request_time, now);
     merged.fetched_ms = fetched.sent_ms;  // current as of this revalidation: earlier purges no longer cover it
     auto stored = judge(p, merged, now);
-    tag(merged, stored.response.base());
+    tag(p, merged, stored.response.base());
     answer.outcome.result = cache::Result::Revalidated;
     if (stored.judged.remaining() > http::Seconds{0} && !stored.judged.cc.no_store &&
         put(p.key, merged, found.primary, p.policy.expiry_ms(stored.judged, now))) {
@@ -530,12 +530,13 @@ void Pipeline::refresh(const Parsed& p, const Found& found, Answer answer, http:
     fetched.answer.upstream_seconds = answer.upstream_seconds;
 }
 
-// The purge tags `fields` name, bounded; what the bounds cut is counted.
-void Pipeline::tag(cache::Entry& entry, const http::Fields& fields) const {
-    entry.tags.clear();
-    entry.groups.clear();
-    if (const auto cut = cache::response_tags(fields, cfg_.cache.tags, entry.tags, entry.groups))
+// The purge scopes of `entry`: its URL's, and those of the tags `fields` name, bounded; what
+// the bounds cut is counted.
+void Pipeline::tag(const Parsed& p, cache::Entry& entry, const http::Fields& fields) const {
+    std::vector<std::string> tags, groups;
+    if (const auto cut = cache::response_tags(fields, cfg_.cache.tags, tags, groups))
         metrics_.tags_cut().Increment(static_cast<double>(cut));
+    entry.purge_slots = cache::purge_slots(p.url, tags, groups);
 }
 
 // Stores `entry` under `key` and, with Vary, under its variant key. Variants stored together

@@ -85,7 +85,7 @@ private:
                Fetched& fetched);
     void refresh(const Parsed& p, const Found& found, Answer answer, http::Time request_time, http::Time now,
                  Fetched& fetched);
-    void tag(cache::Entry& entry, const http::Fields& fields) const;
+    void tag(const Parsed& p, cache::Entry& entry, const http::Fields& fields) const;
     bool put(const std::string& key, cache::Entry& entry, const std::optional<Primary>& primary,
              std::int64_t expiry_ms);
     void respond(const Parsed& p, Answer& answer) const;

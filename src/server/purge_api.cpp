@@ -24,7 +24,7 @@ struct Refusal {
 // A string member, or why not.
 std::variant<std::string, Refusal> string_member(const json::object& o, std::string_view name) {
     const auto* v = o.if_contains(name);
-    if (!v->is_string()) return Refusal{"\"" + std::string(name) + "\" must be a string"};
+    if (!v || !v->is_string()) return Refusal{"\"" + std::string(name) + "\" must be a string"};
     return std::string(v->get_string());
 }
 

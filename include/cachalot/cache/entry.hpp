@@ -25,11 +25,12 @@ struct Entry {
     /// Unix ms when the request that fetched (or last revalidated) it left for the origin: purges
     /// at or after this time cover it (cache/purge.hpp).
     std::int64_t fetched_ms = 0;
-    std::vector<std::string> tags;    // purge tags the response named (bounded by cache.tags)
-    std::vector<std::string> groups;  // of those, the Cache-Groups members (purged per origin)
+    /// The purge-table slots of its scopes (URL, path prefixes, tags, groups), worked out when it
+    /// is stored, so that a lookup reads them without hashing anything (cache/purge.hpp).
+    std::vector<std::uint16_t> purge_slots;
 };
 
-inline constexpr std::uint16_t kEntryVersion = 4;
+inline constexpr std::uint16_t kEntryVersion = 5;
 
 std::string encode_entry(const Entry& entry);
 

@@ -3,7 +3,8 @@
 // scope; a lookup compares the times of the entry's scopes with when the entry was fetched.
 // Nothing is enumerated, and a purge costs the same however many entries it hits.
 //
-// An entry's scopes, each hashed to a slot of the table (slot 0: everything):
+// An entry's scopes, each hashed to a slot of the table (slot 0: everything) when the entry is
+// stored; the entry keeps the slots, so a lookup only reads the table:
 //   "u <url>"          its normalized URL (scheme://authority/path?query, as the key rules
 //                      normalize it): every Vary variant and key-header split of that URL;
 //   "p <origin><path>" each whole-segment prefix of its path: for /a/b/c, "/", "/a", "/a/b"
@@ -43,14 +44,19 @@ std::size_t purge_slot(std::string_view scope);
 /// then are gone (hard) or stale (soft).
 void purge(store::PurgeTable& table, std::string_view scope, PurgeMode mode, store::WallMillis at);
 
+/// The slots of the scopes of a response stored for `url` (normalized:
+/// scheme://authority/path?query) with these tags and Cache-Groups members: Entry::purge_slots.
+std::vector<std::uint16_t> purge_slots(std::string_view url, const std::vector<std::string>& tags,
+                                       const std::vector<std::string>& groups);
+
 /// What the purge table says of a stored entry.
 struct PurgeVerdict {
     enum class State { Kept, Gone, Stale } state = State::Kept;
     store::WallMillis stale_since = 0;  // Stale: treat it as stale from this time on
 };
 
-/// Judges `entry`, stored for `url` (normalized: scheme://authority/path?query).
-PurgeVerdict purge_verdict(const store::PurgeTable& table, const Entry& entry, std::string_view url);
+/// Judges `entry` by the purge times of everything and of its purge_slots.
+PurgeVerdict purge_verdict(const store::PurgeTable& table, const Entry& entry);
 
 /// The tags a response names, bounded by `rules`: the configured field (space-separated),
 /// Cache-Tag (comma-separated) and Cache-Groups (a list of strings: RFC 9875). `groups`

@@ -48,7 +48,7 @@ public:
     void erase(const std::string& key);
 
     /// What the purges say of `entry`, stored for `url` (normalized).
-    PurgeVerdict purge_verdict(const Entry& entry, std::string_view url) const;
+    PurgeVerdict purge_verdict(const Entry& entry) const;
 
     /// Purges `scope` (purge_scope()) at `at`: every entry of it fetched at or before then is
     /// gone (hard) or stale (soft), on this host at once and, through the L2, on every node.

@@ -19,8 +19,7 @@ Entry sample() {
     e.variant = "gzip\nen";
     e.vary_epoch = "1f2e";
     e.fetched_ms = 1'790'000'000'250;
-    e.tags = {"user:42", "item:7"};
-    e.groups = {"item:7"};
+    e.purge_slots = {7, 65535, 1};
     return e;
 }
 
@@ -34,8 +33,7 @@ void check_equal(const Entry& a, const Entry& b) {
     CHECK(a.variant == b.variant);
     CHECK(a.vary_epoch == b.vary_epoch);
     CHECK(a.fetched_ms == b.fetched_ms);
-    CHECK(a.tags == b.tags);
-    CHECK(a.groups == b.groups);
+    CHECK(a.purge_slots == b.purge_slots);
 }
 
 }  // namespace

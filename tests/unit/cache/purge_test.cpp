@@ -11,20 +11,29 @@ namespace {
 
 constexpr store::WallMillis kFetched = 1'790'000'000'500;
 
-Entry fetched_at(store::WallMillis ms, std::vector<std::string> tags = {}, std::vector<std::string> groups = {}) {
+// A response fetched at `ms`, with its tags and Cache-Groups members.
+struct Fetched {
+    store::WallMillis ms;
+    std::vector<std::string> tags, groups;
+};
+Fetched fetched_at(store::WallMillis ms, std::vector<std::string> tags = {}, std::vector<std::string> groups = {}) {
+    return {ms, std::move(tags), std::move(groups)};
+}
+
+// The verdict on that response, stored for `url` as the pipeline stores it.
+PurgeVerdict verdict(const store::PurgeTable& table, const Fetched& f, std::string_view url) {
     Entry e;
-    e.fetched_ms = ms;
-    e.tags = std::move(tags);
-    e.groups = std::move(groups);
-    return e;
+    e.fetched_ms = f.ms;
+    e.purge_slots = purge_slots(url, f.tags, f.groups);
+    return purge_verdict(table, e);
 }
 
 PurgeVerdict::State state_after(PurgeKind kind, std::string_view origin, std::string_view what,
-                                const Entry& entry, std::string_view url, PurgeMode mode = PurgeMode::Hard,
+                                const Fetched& fetched, std::string_view url, PurgeMode mode = PurgeMode::Hard,
                                 store::WallMillis at = kFetched + 1) {
     store::MemoryPurgeTable memory;
     purge(memory.table(), purge_scope(kind, origin, what), mode, at);
-    return purge_verdict(memory.table(), entry, url).state;
+    return verdict(memory.table(), fetched, url).state;
 }
 
 http::Fields fields(std::initializer_list<std::pair<const char*, const char*>> list) {
@@ -98,17 +107,17 @@ TEST_CASE("purge: soft purges make entries stale from the purge, and repeated on
     const auto e = fetched_at(kFetched, {"t"});
     const std::string url = "http://api.example/x";
     purge(table, purge_scope(PurgeKind::Tag, "", "t"), PurgeMode::Soft, kFetched + 30'000);
-    auto v = purge_verdict(table, e, url);
+    auto v = verdict(table, e, url);
     CHECK(v.state == PurgeVerdict::State::Stale);
     CHECK(v.stale_since == kFetched + 30'000);
     // A second soft purge later: stale since it was fetched, not since the later purge.
     purge(table, purge_scope(PurgeKind::Tag, "", "t"), PurgeMode::Soft, kFetched + 90'000);
-    v = purge_verdict(table, e, url);
+    v = verdict(table, e, url);
     CHECK(v.state == PurgeVerdict::State::Stale);
     CHECK(v.stale_since <= kFetched + 30'000);
     // A soft purge and a hard one: gone.
     purge(table, purge_scope(PurgeKind::Url, "", url), PurgeMode::Hard, kFetched + 100'000);
-    CHECK(purge_verdict(table, e, url).state == PurgeVerdict::State::Gone);
+    CHECK(verdict(table, e, url).state == PurgeVerdict::State::Gone);
 }
 
 TEST_CASE("purge: tags come from the configured field, Cache-Tag and Cache-Groups, bounded") {
