@@ -14,7 +14,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         again->vary != entry->vary || again->variant != entry->variant || again->vary_epoch != entry->vary_epoch ||
         again->request_time != entry->request_time || again->response_time != entry->response_time ||
         again->lifetime_jitter != entry->lifetime_jitter || again->fetched_ms != entry->fetched_ms ||
-        again->tags != entry->tags || again->groups != entry->groups)
+        again->purge_slots != entry->purge_slots)
         std::abort();
     return 0;
 }
