@@ -50,9 +50,7 @@ for n in "${names[@]}"; do
   printf '| %s | %.0f | %.2f |\n' "$n" "${rps[$n]}" "${p99[$n]}"
 done
 for peer in nginx varnish; do
-  # Also the median of the rounds' own ratios: each round measures the servers back to back, so
-  # the VM's drift between rounds cancels out of it.
-  paired=$(paste -d' ' "$work/cachalot.txt" "$work/$peer.txt" | awk '{print $1/$3}' | median)
+  paired=$(paired_ratio "$work/cachalot.txt" "$work/$peer.txt")
   awk -v a="${rps[cachalot]}" -v b="${rps[$peer]}" -v c="${p99[cachalot]}" -v d="${p99[$peer]}" -v n="$peer" -v r="$paired" \
     'BEGIN {printf "cachalot/%s: throughput %.2fx (median of round ratios %.2fx), p99 %.2fx\n", n, a/b, r, c/d}'
 done

@@ -22,6 +22,10 @@ measure_url() {
 # Median of the numbers on stdin.
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
+# Median of the rounds' own throughput ratios, FILE_A / FILE_B (measure_url lines, one per round).
+# Each round measures the servers back to back, so the machine's drift between rounds cancels out.
+paired_ratio() { paste -d' ' "$1" "$2" | awk '{print $1/$3}' | median; }
+
 # The benchmark servers' ports. require_free_ports refuses to start when one is taken.
 origin_port=18081; cachalot_port=18080; cachalot_admin=19090; nginx_port=18082; varnish_port=18083
 names=(cachalot nginx varnish); ports=($cachalot_port $nginx_port $varnish_port)

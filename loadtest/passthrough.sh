@@ -38,5 +38,5 @@ echo
 echo "pass-through, $ROUNDS rounds of $DURATION, $CONNECTIONS connections, medians"
 printf '| proxy | requests/s | p99 ms |\n|---|---|---|\n'
 printf '| cachalot | %.0f | %.2f |\n| nginx %s | %.0f | %.2f |\n' "$c_rps" "$c_p99" "$(nginx -v 2>&1 | sed 's/.*\///')" "$n_rps" "$n_p99"
-awk -v a="$c_rps" -v b="$n_rps" -v c="$c_p99" -v d="$n_p99" \
-  'BEGIN {printf "cachalot/nginx: throughput %.2fx, p99 %.2fx\n", a/b, c/d}'
+awk -v a="$c_rps" -v b="$n_rps" -v c="$c_p99" -v d="$n_p99" -v r="$(paired_ratio "$work/cachalot.txt" "$work/nginx.txt")" \
+  'BEGIN {printf "cachalot/nginx: throughput %.2fx (median of round ratios %.2fx), p99 %.2fx\n", a/b, r, c/d}'

@@ -6,12 +6,12 @@
 #include "cachalot/http/target.hpp"
 #include "http/parser.hpp"
 #include "cachalot/log/log.hpp"
+#include "core/wire.hpp"
 #include "server/deadline.hpp"
 #include "server/worker.hpp"
 
 #include <spdlog/spdlog.h>
 
-#include <array>
 #include <variant>
 
 namespace cachalot::server {
@@ -89,26 +89,16 @@ net::awaitable<beast::error_code> read_head(tcp::socket& socket, beast::flat_buf
     }
 }
 
-// Writes a response: its head serialized into `head` (kept by the session, so that its capacity
-// is reused) and its body, as one gather write; first without waiting, since a socket that
-// has room takes a whole small response at once, and the rest through the reactor. Chunked
-// responses (none today: the pipeline frames every response by its length) go through Beast.
+// Writes a response (core/wire.hpp); `head` is the session's, so that its capacity is reused.
+// Chunked responses, which the pipeline does not make today, go through Beast.
 net::awaitable<beast::error_code> write_response(tcp::socket& socket, Response& response, std::string& head) {
     if (response.chunked()) {
         auto [ec, n] = co_await bhttp::async_write(socket, response, use_tuple);
         co_return ec;
     }
     head.clear();
-    serialize_head(response, head);
-    std::array<net::const_buffer, 2> buffers{net::buffer(head), net::buffer(response.body())};
-    beast::error_code ec;
-    std::size_t sent = socket.write_some(buffers, ec);  // the socket is non-blocking (run_session)
-    if (ec && ec != net::error::would_block) co_return ec;
-    if (sent == head.size() + response.body().size()) co_return beast::error_code{};
-    auto rest = beast::buffers_suffix<std::array<net::const_buffer, 2>>(buffers);
-    rest.consume(sent);
-    auto [wec, n] = co_await net::async_write(socket, rest, use_tuple);
-    co_return wec;
+    core::serialize_head(response, head);
+    co_return co_await core::write_message(socket, head, response.body());
 }
 
 // Keeps the worker's list of sessions and the active-connections gauge in step with the session.

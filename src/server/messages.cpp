@@ -44,23 +44,6 @@ void add_cache_status(Response& res, std::string_view entry) {
     res.set("Cache-Status", value);
 }
 
-void serialize_head(const Response& res, std::string& out) {
-    const unsigned version = res.version(), status = res.result_int();
-    const char line[] = {'H', 'T', 'T', 'P', '/', static_cast<char>('0' + version / 10), '.',
-                         static_cast<char>('0' + version % 10), ' ', static_cast<char>('0' + status / 100),
-                         static_cast<char>('0' + status / 10 % 10), static_cast<char>('0' + status % 10), ' '};
-    out.append(line, sizeof line);
-    out.append(res.reason());  // the obsolete reason phrase of the status when none is set
-    out.append("\r\n");
-    for (const auto& f : res.base()) {
-        out.append(f.name_string());
-        out.append(": ");
-        out.append(f.value());
-        out.append("\r\n");
-    }
-    out.append("\r\n");
-}
-
 Response make_error_response(unsigned status, unsigned version, std::string_view detail) {
     Response res{static_cast<bhttp::status>(status), version};
     res.set(bhttp::field::content_type, "text/plain; charset=utf-8");

@@ -2,6 +2,7 @@
 
 #include "cachalot/http/headers.hpp"
 #include "core/net.hpp"
+#include "core/wire.hpp"
 #include "http/parser.hpp"
 
 #include <spdlog/spdlog.h>
@@ -19,6 +20,7 @@ using metrics::UpstreamError;
 struct Connection {
     beast::tcp_stream stream;
     Clock::time_point idle_since{};
+    std::string head;  // the request head being written (core::write_message); capacity reused
     explicit Connection(net::any_io_executor ex) : stream(std::move(ex)) {}
 };
 
@@ -77,7 +79,11 @@ struct Pool::Impl {
         if (rec) co_return rec;
         c.stream.expires_after(up.connect_timeout);
         auto [ec, ep] = co_await c.stream.async_connect(results, net::as_tuple(net::use_awaitable));
-        if (!ec) c.stream.socket().set_option(tcp::no_delay(true));
+        if (!ec) {
+            c.stream.socket().set_option(tcp::no_delay(true));
+            beast::error_code ignored;
+            c.stream.socket().non_blocking(true, ignored);  // core::write_message tries a send before it waits
+        }
         co_return ec;
     }
 };
@@ -125,7 +131,15 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const Request& reques
         }
 
         conn->stream.expires_after(up.read_timeout);
-        auto [wec, written] = co_await bhttp::async_write(conn->stream, request, net::as_tuple(net::use_awaitable));
+        beast::error_code wec;
+        if (request.chunked()) {  // not made today: origin requests are framed by their length
+            auto [ec, n] = co_await bhttp::async_write(conn->stream, request, net::as_tuple(net::use_awaitable));
+            wec = ec;
+        } else {
+            conn->head.clear();
+            core::serialize_head(request, conn->head);
+            wec = co_await core::write_message(conn->stream, conn->head, request.body());
+        }
         beast::flat_buffer buffer;
         std::optional<http::ResponseParser> parser;  // trailer fields are not headers
         beast::error_code ec = wec;

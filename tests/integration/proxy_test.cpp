@@ -152,6 +152,19 @@ TEST_CASE("a response larger than the socket buffers arrives whole and in order,
     CHECK(client.read_response().body() == "small");
 }
 
+TEST_CASE("a request body larger than the socket buffers reaches the origin whole and in order") {
+    // 9 MiB (under client.max_body_bytes) cannot leave for the origin in one send.
+    std::string big(9u << 20, '\0');
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + (i * 7 + i / 4099) % 26);
+    TestOrigin origin([&](const OriginRequest& r) { return Reply{.body = r.body == big ? "same" : "different"}; });
+    Daemon cachalot(proxy_config(origin.port()));
+    Client client(cachalot.port());
+    auto res = client.request("PUT", "/upload", {}, big);
+    CHECK(res.result_int() == 200);
+    CHECK(res.body() == "same");
+    CHECK(client.request("GET", "/after").result_int() == 200);
+}
+
 TEST_CASE("Connection: close from the client closes after the response") {
     TestOrigin origin;
     Daemon cachalot(proxy_config(origin.port()));

@@ -1,4 +1,4 @@
-#include "server/messages.hpp"
+#include "core/wire.hpp"
 
 #include <boost/beast/http/write.hpp>
 #include <catch2/catch.hpp>
@@ -6,26 +6,29 @@
 #include <sstream>
 
 using namespace cachalot;
-using server::Response;
+using Response = bhttp::response<bhttp::string_body>;
+using Request = bhttp::request<bhttp::string_body>;
 
 namespace {
 
 // What Beast's serializer writes for the whole message.
-std::string beast_wire(const Response& res) {
+template <class Message>
+std::string beast_wire(const Message& m) {
     std::ostringstream out;
-    out << res;
+    out << m;
     return out.str();
 }
 
-std::string our_wire(const Response& res) {
+template <class Message>
+std::string our_wire(const Message& m) {
     std::string head = "left alone: ";
-    server::serialize_head(res, head);
-    return head.substr(12) + res.body();
+    core::serialize_head(m, head);
+    return head.substr(12) + m.body();
 }
 
 }  // namespace
 
-TEST_CASE("serialize_head writes the head byte for byte as Beast's serializer does") {
+TEST_CASE("serialize_head writes a response head byte for byte as Beast's serializer does") {
     SECTION("a stored hit: fields in order, repeated names, empty values") {
         Response res{bhttp::status::ok, 11};
         res.set(bhttp::field::content_type, "application/json");
@@ -63,4 +66,19 @@ TEST_CASE("serialize_head writes the head byte for byte as Beast's serializer do
         head.set(bhttp::field::content_length, "1024");
         CHECK(our_wire(head) == beast_wire(head));
     }
+}
+
+TEST_CASE("serialize_head writes a request head byte for byte as Beast's serializer does") {
+    Request req{bhttp::verb::post, "/items/42?x=1", 11};
+    req.set(bhttp::field::host, "api.example:8080");
+    req.insert("Forwarded", "for=127.0.0.1;proto=http");
+    req.body() = "{}";
+    req.prepare_payload();
+    CHECK(our_wire(req) == beast_wire(req));
+    CHECK(our_wire(req).starts_with("POST /items/42?x=1 HTTP/1.1\r\nHost: api.example:8080\r\n"));
+    Request made_up;
+    made_up.method_string("BREW");
+    made_up.target("*");
+    made_up.version(10);
+    CHECK(our_wire(made_up) == beast_wire(made_up));
 }
