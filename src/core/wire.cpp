@@ -1,5 +1,7 @@
 #include "core/wire.hpp"
 
+#include "http/parser.hpp"
+
 #include <array>
 
 namespace cachalot::core {
@@ -20,9 +22,6 @@ void append_version(unsigned version, std::string& out) {
                       static_cast<char>('0' + version % 10)};
     out.append(v, sizeof v);
 }
-
-tcp::socket& socket_of(tcp::socket& s) { return s; }
-tcp::socket& socket_of(beast::tcp_stream& s) { return s.socket(); }
 
 }  // namespace
 
@@ -47,20 +46,45 @@ void serialize_head(const bhttp::request_header<>& head, std::string& out) {
     append_fields(head, out);
 }
 
-template <class Stream>
-net::awaitable<beast::error_code> write_message(Stream& stream, const std::string& head, std::string_view body) {
+net::awaitable<beast::error_code> write_message(tcp::socket& socket, const std::string& head, std::string_view body) {
     std::array<net::const_buffer, 2> buffers{net::buffer(head), net::buffer(body.data(), body.size())};
     beast::error_code ec;
-    const std::size_t sent = socket_of(stream).write_some(buffers, ec);
+    const std::size_t sent = socket.write_some(buffers, ec);
     if (ec && ec != net::error::would_block) co_return ec;
     if (sent == head.size() + body.size()) co_return beast::error_code{};
     auto rest = beast::buffers_suffix<std::array<net::const_buffer, 2>>(buffers);
     rest.consume(sent);
-    auto [wec, n] = co_await net::async_write(stream, rest, net::as_tuple(net::use_awaitable));
+    auto [wec, n] = co_await net::async_write(socket, rest, net::as_tuple(net::use_awaitable));
     co_return wec;
 }
 
-template net::awaitable<beast::error_code> write_message(tcp::socket&, const std::string&, std::string_view);
-template net::awaitable<beast::error_code> write_message(beast::tcp_stream&, const std::string&, std::string_view);
+template <class Parser>
+net::awaitable<beast::error_code> read(tcp::socket& socket, beast::flat_buffer& buffer, Parser& parser, Until until) {
+    for (;;) {
+        if (buffer.size() > 0) {
+            beast::error_code ec;
+            const auto used = parser.put(buffer.data(), ec);
+            buffer.consume(used);
+            if (ec != bhttp::error::need_more) {
+                if (ec) co_return ec;
+                if (until == Until::Head ? parser.is_header_done() : used > 0 || parser.is_done()) co_return ec;
+            }
+        }
+        const auto size = beast::read_size(buffer, 65536);
+        if (size == 0) co_return bhttp::error::buffer_overflow;
+        auto [ec, n] = co_await socket.async_read_some(buffer.prepare(size), net::as_tuple(net::use_awaitable));
+        buffer.commit(n);
+        if (ec == net::error::eof) {
+            if (!parser.got_some()) co_return bhttp::error::end_of_stream;
+            beast::error_code eof;
+            parser.put_eof(eof);  // complete for a body that ends with the connection, else partial_message
+            co_return eof;
+        }
+        if (ec) co_return ec;
+    }
+}
+
+template net::awaitable<beast::error_code> read(tcp::socket&, beast::flat_buffer&, http::RequestParser&, Until);
+template net::awaitable<beast::error_code> read(tcp::socket&, beast::flat_buffer&, http::ResponseParser&, Until);
 
 }  // namespace cachalot::core

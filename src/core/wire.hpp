@@ -1,5 +1,8 @@
 #pragma once
-// Messages onto the wire without Beast's serializer: the head serialized into a string the
+// Messages from and onto the wire without Beast's composed operations. Reading: a parser is fed
+// what the buffer holds and the socket is read only when that is not enough (Beast's composed
+// read posts its completion through the scheduler whenever the buffer already held enough:
+// every keep-alive request). Writing, without Beast's serializer: the head serialized into a string the
 // caller keeps (its capacity is reused from message to message), the body as it is, written as
 // one gather write that is tried at once on the non-blocking socket and finished through the
 // reactor. Beast's composed write costs a trip through the scheduler and several layers of
@@ -18,10 +21,17 @@ namespace cachalot::core {
 void serialize_head(const bhttp::response_header<>& head, std::string& out);
 void serialize_head(const bhttp::request_header<>& head, std::string& out);
 
-/// Writes `head` then `body` on `stream` (a tcp::socket or a beast::tcp_stream, whose socket is
-/// non-blocking): what the socket takes at once, the rest asynchronously (under the stream's
-/// own timeout, for a tcp_stream).
-template <class Stream>
-net::awaitable<beast::error_code> write_message(Stream& stream, const std::string& head, std::string_view body);
+/// Writes `head` then `body` on `socket` (non-blocking): what it takes at once, the rest
+/// asynchronously (a core::Deadline on the socket bounds the wait).
+net::awaitable<beast::error_code> write_message(tcp::socket& socket, const std::string& head, std::string_view body);
+
+/// Reads into `parser` (a Beast request or response parser) until its head is complete
+/// (`Until::Head`) or until it made progress on its body (`Until::More`): from `buffer` first,
+/// from `socket` when that is not enough. The results Beast's async_read_header and
+/// async_read_some give: end_of_stream for a socket that closed before a byte, partial_message
+/// for one that closed mid-message, the parser's own errors, the socket's.
+enum class Until { Head, More };
+template <class Parser>
+net::awaitable<beast::error_code> read(tcp::socket& socket, beast::flat_buffer& buffer, Parser& parser, Until until);
 
 }  // namespace cachalot::core

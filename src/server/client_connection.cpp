@@ -7,7 +7,7 @@
 #include "http/parser.hpp"
 #include "cachalot/log/log.hpp"
 #include "core/wire.hpp"
-#include "server/deadline.hpp"
+#include "core/deadline.hpp"
 #include "server/worker.hpp"
 
 #include <spdlog/spdlog.h>
@@ -63,32 +63,6 @@ void normalize(Request& req, const Admitted& admitted) {
     req.target(admitted.target.origin_form);
 }
 
-// Reads a request head into `parser`: what `buffer` holds first, then from the socket. The same
-// results as bhttp::async_read_header, without its composed operation, which posts its
-// completion when the buffer already holds the head (every keep-alive request, since the
-// session waits for the first byte itself): one trip through the scheduler less per request.
-net::awaitable<beast::error_code> read_head(tcp::socket& socket, beast::flat_buffer& buffer,
-                                            http::RequestParser& parser) {
-    for (;;) {
-        if (buffer.size() > 0) {
-            beast::error_code ec;
-            buffer.consume(parser.put(buffer.data(), ec));
-            if (ec != bhttp::error::need_more && (ec || parser.is_header_done())) co_return ec;
-        }
-        const auto size = beast::read_size(buffer, 65536);
-        if (size == 0) co_return bhttp::error::buffer_overflow;
-        auto [ec, n] = co_await socket.async_read_some(buffer.prepare(size), use_tuple);
-        buffer.commit(n);
-        if (ec == net::error::eof) {
-            if (!parser.got_some()) co_return bhttp::error::end_of_stream;
-            beast::error_code eof;
-            parser.put_eof(eof);  // a head cut short: partial_message
-            co_return eof;
-        }
-        if (ec) co_return ec;
-    }
-}
-
 // Writes a response (core/wire.hpp); `head` is the session's, so that its capacity is reused.
 // Chunked responses, which the pipeline does not make today, go through Beast.
 net::awaitable<beast::error_code> write_response(tcp::socket& socket, Response& response, std::string& head) {
@@ -127,7 +101,7 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
     socket.non_blocking(true, ignored);  // write_response tries a send before it waits
 
     SessionRegistration registration(sessions_, socket, metrics_.active_connections());
-    Deadline deadline(socket);
+    core::Deadline deadline(socket);
     beast::flat_buffer buffer;
     std::string head;  // the response head being written (write_response)
 
@@ -166,7 +140,7 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
         parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(limits.max_header_bytes, UINT32_MAX)));
         parser.body_limit(limits.max_body_bytes);
         deadline.expires_after(limits.header_timeout);
-        const auto hec = co_await read_head(socket, buffer, parser);
+        const auto hec = co_await core::read(socket, buffer, parser, core::Until::Head);
         if (hec) {
             if (auto status = status_for_read_error(hec, deadline.expired()))
                 co_await reject(status, parser.is_header_done() ? parser.get().version() : 11, hec.message());
@@ -203,8 +177,7 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
             beast::error_code bec;
             bool refused = false;
             while (!parser.is_done() && !bec && !refused) {
-                auto [ec, n] = co_await bhttp::async_read_some(socket, buffer, parser, use_tuple);
-                bec = ec;
+                bec = co_await core::read(socket, buffer, parser, core::Until::More);
                 refused = !request_held.grow_to(parser.get().body().size());
             }
             if (refused) {

@@ -1,6 +1,7 @@
 #include "cachalot/upstream/pool.hpp"
 
 #include "cachalot/http/headers.hpp"
+#include "core/deadline.hpp"
 #include "core/net.hpp"
 #include "core/wire.hpp"
 #include "http/parser.hpp"
@@ -18,17 +19,22 @@ using Clock = std::chrono::steady_clock;
 using metrics::UpstreamError;
 
 struct Connection {
-    beast::tcp_stream stream;
+    tcp::socket socket;
+    core::Deadline deadline{socket};  // connect_timeout, then read_timeout for each exchange
     Clock::time_point idle_since{};
     std::string head;  // the request head being written (core::write_message); capacity reused
-    explicit Connection(net::any_io_executor ex) : stream(std::move(ex)) {}
+    explicit Connection(net::any_io_executor ex) : socket(std::move(ex)) {}
+    // What a failed operation means: a timeout when the deadline cancelled it.
+    beast::error_code outcome(beast::error_code ec) const {
+        return ec && deadline.expired() ? beast::error_code(beast::error::timeout) : ec;
+    }
 };
 
 // True when an idle pooled socket can still carry a request: the origin has neither closed it
 // nor sent anything unsolicited. One non-blocking peek, cheaper than a failed exchange.
 bool still_open(Connection& c) {
     char byte;
-    auto n = ::recv(c.stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    auto n = ::recv(c.socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
@@ -77,14 +83,14 @@ struct Pool::Impl {
         auto [rec, results] =
             co_await resolver.async_resolve(up.host, std::to_string(up.port), net::as_tuple(net::use_awaitable));
         if (rec) co_return rec;
-        c.stream.expires_after(up.connect_timeout);
-        auto [ec, ep] = co_await c.stream.async_connect(results, net::as_tuple(net::use_awaitable));
+        c.deadline.expires_after(up.connect_timeout);
+        auto [ec, ep] = co_await net::async_connect(c.socket, results, net::as_tuple(net::use_awaitable));
         if (!ec) {
-            c.stream.socket().set_option(tcp::no_delay(true));
             beast::error_code ignored;
-            c.stream.socket().non_blocking(true, ignored);  // core::write_message tries a send before it waits
+            c.socket.set_option(tcp::no_delay(true), ignored);
+            c.socket.non_blocking(true, ignored);  // core::write_message tries a send before it waits
         }
-        co_return ec;
+        co_return c.outcome(ec);
     }
 };
 
@@ -130,28 +136,26 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const Request& reques
             series.connections_new->Increment();
         }
 
-        conn->stream.expires_after(up.read_timeout);
+        conn->deadline.expires_after(up.read_timeout);
         beast::error_code wec;
         if (request.chunked()) {  // not made today: origin requests are framed by their length
-            auto [ec, n] = co_await bhttp::async_write(conn->stream, request, net::as_tuple(net::use_awaitable));
+            auto [ec, n] = co_await bhttp::async_write(conn->socket, request, net::as_tuple(net::use_awaitable));
             wec = ec;
         } else {
             conn->head.clear();
             core::serialize_head(request, conn->head);
-            wec = co_await core::write_message(conn->stream, conn->head, request.body());
+            wec = co_await core::write_message(conn->socket, conn->head, request.body());
         }
         beast::flat_buffer buffer;
         std::optional<http::ResponseParser> parser;  // trailer fields are not headers
-        beast::error_code ec = wec;
+        beast::error_code ec = conn->outcome(wec);
         bool got_some = false;
         // Interim 1xx responses are read and dropped: the client gets the final one.
         while (!ec) {
             parser.emplace();
             parser->body_limit(up.max_response_bytes);
             parser->skip(request.method() == bhttp::verb::head);
-            auto [rec, n] =
-                co_await bhttp::async_read_header(conn->stream, buffer, *parser, net::as_tuple(net::use_awaitable));
-            ec = rec;
+            ec = conn->outcome(co_await core::read(conn->socket, buffer, *parser, core::Until::Head));
             got_some = got_some || parser->got_some();
             if (ec || parser->get().result_int() / 100 != 1) break;
         }
@@ -173,9 +177,7 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const Request& reques
         if (!ec && !parser->is_done()) {
             if (auto length = parser->content_length(); length && !held.grow_to(*length)) over_budget = true;
             while (!ec && !over_budget && !parser->is_done()) {
-                auto [rec, n] =
-                    co_await bhttp::async_read_some(conn->stream, buffer, *parser, net::as_tuple(net::use_awaitable));
-                ec = rec;
+                ec = conn->outcome(co_await core::read(conn->socket, buffer, *parser, core::Until::More));
                 if (!held.grow_to(parser->get().body().size())) over_budget = true;
             }
         }

@@ -11,7 +11,7 @@
 
 #include <memory>
 
-namespace cachalot::server {
+namespace cachalot::core {
 
 class Deadline {
 public:
@@ -68,4 +68,4 @@ private:
     std::shared_ptr<State> state_;
 };
 
-}  // namespace cachalot::server
+}  // namespace cachalot::core
