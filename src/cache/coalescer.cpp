@@ -27,7 +27,7 @@ struct Waiter {
 
 struct Coalescer::Permit::Flight {
     std::vector<Waiter> waiters;
-    bool finished = false;
+    std::optional<Shared> published;  // set: later requests get it at once
 };
 
 Coalescer::Permit::Permit(Coalescer* owner, std::string key, std::shared_ptr<Flight> flight)
@@ -40,22 +40,25 @@ Coalescer::Permit::~Permit() {
     if (!flight_) return;
     Shared abandoned;
     abandoned.abandoned = true;
-    owner_->finish(key_, flight_, abandoned);
+    owner_->publish(flight_, abandoned);
+    owner_->end(key_, flight_);
 }
 
 void Coalescer::Permit::publish(Shared shared) {
-    if (!flight_) return;
-    owner_->finish(key_, flight_, std::move(shared));
-    flight_.reset();
+    if (flight_) owner_->publish(flight_, std::move(shared));
 }
 
-void Coalescer::finish(const std::string& key, const std::shared_ptr<Permit::Flight>& flight, Shared shared) {
+void Coalescer::end(const std::string& key, const std::shared_ptr<Permit::Flight>& flight) {
+    std::lock_guard lock(mutex_);
+    if (auto it = flights_.find(key); it != flights_.end() && it->second == flight) flights_.erase(it);
+}
+
+void Coalescer::publish(const std::shared_ptr<Permit::Flight>& flight, Shared shared) {
     std::vector<Waiter> waiters;
     {
         std::lock_guard lock(mutex_);
-        if (flight->finished) return;
-        flight->finished = true;
-        if (auto it = flights_.find(key); it != flights_.end() && it->second == flight) flights_.erase(it);
+        if (flight->published) return;
+        flight->published = shared;
         waiters = std::move(flight->waiters);
     }
     for (auto& w : waiters) {
@@ -79,6 +82,11 @@ net::awaitable<Coalescer::Joined> Coalescer::join(const std::string& key, std::c
             it->second = std::make_shared<Permit::Flight>();
             Joined joined;
             joined.permit.emplace(Permit(this, key, it->second));
+            co_return joined;
+        }
+        if (it->second->published) {
+            Joined joined;
+            joined.shared = it->second->published;
             co_return joined;
         }
         slot->timer.expires_after(wait_timeout);

@@ -34,11 +34,7 @@ FetchLock::Write::~Write() {
     if (l2_) l2_->unlock_later(name_, token_);
 }
 
-void FetchLock::Write::publish(Published published) {
-    local_.publish(std::move(published));
-    if (l2_) l2_->unlock_later(name_, token_);
-    l2_ = nullptr;
-}
+void FetchLock::Write::publish(Published published) { local_.publish(std::move(published)); }
 
 FetchLock::FetchLock(Coalescer& local, store::RedisStore* l2, Options options)
     : local_(local), l2_(l2), options_(options) {}

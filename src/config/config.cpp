@@ -182,7 +182,7 @@ public:
 void read_upstream(Reader& r, const YAML::Node& node, const std::string& key, Upstream& u) {
     u.line = node.Mark().line + 1;
     if (!r.expect_map(node, key, {"name", "host", "port", "connect_timeout", "read_timeout",
-                                  "max_idle_connections", "idle_timeout", "max_response_bytes"}))
+                                  "max_idle_connections", "idle_timeout"}))
         return;
     r.read_string(node, key, "name", u.name, true);
     r.read_string(node, key, "host", u.host, true);
@@ -191,7 +191,6 @@ void read_upstream(Reader& r, const YAML::Node& node, const std::string& key, Up
     r.read_duration(node, key, "read_timeout", u.read_timeout);
     r.read_uint(node, key, "max_idle_connections", u.max_idle_connections, 0, 100'000);
     r.read_duration(node, key, "idle_timeout", u.idle_timeout);
-    r.read_size(node, key, "max_response_bytes", u.max_response_bytes);
 }
 
 void read_string_list(Reader& r, const YAML::Node& parent, const std::string& path, const char* name,

@@ -17,6 +17,14 @@ void append_fields(const bhttp::fields& fields, std::string& out) {
     out.append("\r\n");
 }
 
+// How much to read: a body in 64 KiB reads (a buffer's own growth would start at 512 bytes and
+// make a large body thousands of reads); a head with what the buffer has room for.
+std::size_t read_size(const beast::flat_buffer& buffer, bool body) {
+    constexpr std::size_t kBodyRead = 65536;
+    if (body) return std::min(kBodyRead, buffer.max_size() - buffer.size());
+    return beast::read_size(buffer, kBodyRead);
+}
+
 void append_version(unsigned version, std::string& out) {
     const char v[] = {'H', 'T', 'T', 'P', '/', static_cast<char>('0' + version / 10), '.',
                       static_cast<char>('0' + version % 10)};
@@ -70,7 +78,7 @@ net::awaitable<beast::error_code> read(tcp::socket& socket, beast::flat_buffer& 
                 if (until == Until::Head ? parser.is_header_done() : used > 0 || parser.is_done()) co_return ec;
             }
         }
-        const auto size = beast::read_size(buffer, 65536);
+        const auto size = read_size(buffer, until == Until::More);
         if (size == 0) co_return bhttp::error::buffer_overflow;
         auto [ec, n] = co_await socket.async_read_some(buffer.prepare(size), net::as_tuple(net::use_awaitable));
         buffer.commit(n);
@@ -84,7 +92,35 @@ net::awaitable<beast::error_code> read(tcp::socket& socket, beast::flat_buffer& 
     }
 }
 
+template <class Parser>
+beast::error_code read_available(tcp::socket& socket, beast::flat_buffer& buffer, Parser& parser, std::size_t limit) {
+    for (;;) {
+        while (buffer.size() > 0 && !parser.is_done()) {
+            beast::error_code ec;
+            const auto used = parser.put(buffer.data(), ec);
+            buffer.consume(used);
+            if (ec == bhttp::error::need_more) break;
+            if (ec) return ec;
+            if (used == 0) break;
+        }
+        if (parser.is_done() || parser.get().body().size() >= limit) return {};
+        const auto size = read_size(buffer, true);
+        if (size == 0) return bhttp::error::buffer_overflow;
+        beast::error_code ec;
+        const auto n = socket.read_some(buffer.prepare(size), ec);
+        buffer.commit(n);
+        if (ec == net::error::would_block) return {};
+        if (ec == net::error::eof) {
+            beast::error_code eof;
+            parser.put_eof(eof);
+            return eof;
+        }
+        if (ec) return ec;
+    }
+}
+
 template net::awaitable<beast::error_code> read(tcp::socket&, beast::flat_buffer&, http::RequestParser&, Until);
+template beast::error_code read_available(tcp::socket&, beast::flat_buffer&, http::ResponseParser&, std::size_t);
 template net::awaitable<beast::error_code> read(tcp::socket&, beast::flat_buffer&, http::ResponseParser&, Until);
 
 }  // namespace cachalot::core

@@ -7,7 +7,6 @@
 // one gather write that is tried at once on the non-blocking socket and finished through the
 // reactor. Beast's composed write costs a trip through the scheduler and several layers of
 // buffer adaptors per message; on a hit that was a visible part of the CPU (README, Benchmarks).
-// Chunked messages are not written here: the callers frame every message by its length.
 
 #include "core/net.hpp"
 
@@ -33,5 +32,11 @@ net::awaitable<beast::error_code> write_message(tcp::socket& socket, const std::
 enum class Until { Head, More };
 template <class Parser>
 net::awaitable<beast::error_code> read(tcp::socket& socket, beast::flat_buffer& buffer, Parser& parser, Until until);
+
+/// Feeds `parser` what `buffer` holds and what `socket` (non-blocking) has ready, never waiting:
+/// until the message is complete, its body holds `limit` bytes, or the socket has nothing more
+/// for now. Errors as read() gives them.
+template <class Parser>
+beast::error_code read_available(tcp::socket& socket, beast::flat_buffer& buffer, Parser& parser, std::size_t limit);
 
 }  // namespace cachalot::core

@@ -131,6 +131,13 @@ Metrics::Metrics(const std::vector<std::string>& routes, const std::vector<std::
                             .Register(*registry_);
     buffer_refusals_[0] = &over_budget.Add({{"body", "request"}});
     buffer_refusals_[1] = &over_budget.Add({{"body", "response"}});
+    auto& interrupted = prometheus::BuildCounter()
+                            .Name("cachalot_streams_interrupted_total")
+                            .Help("Response bodies cut short while streaming, by who cut them: the origin (closed, "
+                                  "reset or stalled mid-body) or the client (went away)")
+                            .Register(*registry_);
+    streams_interrupted_[0] = &interrupted.Add({{"by", "origin"}});
+    streams_interrupted_[1] = &interrupted.Add({{"by", "client"}});
     connections_refused_ = &prometheus::BuildCounter()
                                 .Name("cachalot_connections_refused_total")
                                 .Help("Client connections closed at accept: client.max_connections were open")

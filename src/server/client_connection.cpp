@@ -64,15 +64,55 @@ void normalize(Request& req, const Admitted& admitted) {
 }
 
 // Writes a response (core/wire.hpp); `head` is the session's, so that its capacity is reused.
-// Chunked responses, which the pipeline does not make today, go through Beast.
 net::awaitable<beast::error_code> write_response(tcp::socket& socket, Response& response, std::string& head) {
-    if (response.chunked()) {
-        auto [ec, n] = co_await bhttp::async_write(socket, response, use_tuple);
-        co_return ec;
-    }
     head.clear();
     core::serialize_head(response, head);
     co_return co_await core::write_message(socket, head, response.body());
+}
+
+// A response whose body streams (Answer::stream), framed here: by the length the origin
+// announced, else chunked for HTTP/1.1 and by the connection's close for HTTP/1.0. The head goes
+// at once; each piece as it arrives, every write bounded by `send_timeout`. A body that ends
+// short (the origin failed it) ends the connection without the framing's end, so the client
+// sees a truncated response, never a complete-looking one. `sent`: body bytes written.
+struct Streamed {
+    beast::error_code ec;
+    bool truncated = false;  // the origin cut the body short
+};
+net::awaitable<Streamed> write_streamed(tcp::socket& socket, Response& response, std::string& head,
+                                        cache::Transfer::Reader& body, core::Deadline& deadline,
+                                        std::chrono::milliseconds send_timeout, std::uint64_t& sent) {
+    const auto length = body.transfer().length();
+    const bool chunked = !length && response.version() >= 11;
+    if (length) response.content_length(*length);
+    else if (chunked) response.set(bhttp::field::transfer_encoding, "chunked");
+    else response.keep_alive(false);
+    head.clear();
+    core::serialize_head(response, head);
+    deadline.expires_after(send_timeout);
+    if (auto ec = co_await core::write_message(socket, head, {})) co_return Streamed{ec};
+    for (;;) {
+        auto piece = co_await body.next();
+        head.clear();
+        if (piece.bytes.empty()) {
+            if (body.transfer().state() != cache::Transfer::State::Complete) co_return Streamed{{}, true};
+            if (!chunked) co_return Streamed{};
+            head.append("0\r\n\r\n");
+        } else if (chunked) {
+            char size[24];
+            head.append(size, static_cast<std::size_t>(std::snprintf(size, sizeof size, "%zx\r\n", piece.bytes.size())));
+        }
+        std::string_view bytes = piece.bytes;
+        deadline.expires_after(send_timeout);
+        auto ec = co_await core::write_message(socket, head, bytes);
+        if (!ec && chunked && !bytes.empty()) {
+            head.assign("\r\n");
+            ec = co_await core::write_message(socket, head, {});
+        }
+        if (ec) co_return Streamed{ec};
+        sent += bytes.size();
+        if (bytes.empty()) co_return Streamed{};
+    }
 }
 
 // Keeps the worker's list of sessions and the active-connections gauge in step with the session.
@@ -200,23 +240,41 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
         std::string target(request.target());
         const ClientInfo client{peer_address, ok.authority};
         Answer outcome = co_await pipeline_.handle(request, client);
-        // What waits for a slow client counts against the budget too, hits included.
+        // What waits for a slow client counts against the budget too, hits included (a body
+        // that streams holds no more than the transfer's window).
         auto response_held = budget_.reserve();
-        if (outcome.held.held() > 0) response_held = std::move(outcome.held);
         if (!response_held.grow_to(outcome.response.body().size())) {
             metrics_.buffer_refusals(true).Increment();
             outcome.response = make_error_response(503, request.version(), "too many large responses in flight; try again");
         }
         outcome.response.keep_alive(keep_alive && !draining_);
 
-        deadline.expires_after(limits.send_timeout);
-        const auto wec = co_await write_response(socket, outcome.response, head);
+        beast::error_code wec;
+        std::uint64_t body_bytes = outcome.response.body().size();
+        if (outcome.stream) {
+            body_bytes = 0;
+            const auto streamed = co_await write_streamed(socket, outcome.response, head, *outcome.stream, deadline,
+                                                          limits.send_timeout, body_bytes);
+            outcome.stream.reset();  // done with it (the fetch stops if nobody else wants the rest)
+            if (streamed.ec) {
+                metrics_.streams_interrupted(true).Increment();
+                wec = streamed.ec;
+            } else if (streamed.truncated) {
+                // Reset, not closed: for a body framed by the close, a clean close would make
+                // the truncated body look complete.
+                socket.set_option(net::socket_base::linger(true, 0), ignored);
+                wec = net::error::connection_aborted;
+            }
+        } else {
+            deadline.expires_after(limits.send_timeout);
+            wec = co_await write_response(socket, outcome.response, head);
+        }
         const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
         const auto status = outcome.response.result_int();
         const auto& series = outcome.route ? metrics_.route(*outcome.route) : metrics_.unrouted();
         series.record(status, seconds);
         if (log::access_log_enabled()) {
-            log::access({peer_address, method, target, status, outcome.response.body().size(), seconds,
+            log::access({peer_address, method, target, status, body_bytes, seconds,
                          outcome.upstream_seconds, outcome.route ? cfg_.routes[*outcome.route].name : ""});
         }
         if (wec || !outcome.response.keep_alive()) break;

@@ -24,12 +24,14 @@ Request origin_request(const Request& client_request, std::string body, const Cl
     return req;
 }
 
-void prepare_for_client(Response& res, bhttp::verb method, unsigned version) {
+void prepare_for_client(Response& res, bhttp::verb method, unsigned version, bool streamed) {
     std::string length(res[bhttp::field::content_length]);
     http::strip_hop_by_hop(res.base());
     http::add_via(res.base(), kPseudonym);
     res.version(version);
-    if (method == bhttp::verb::head) {
+    if (streamed) {
+        res.erase(bhttp::field::content_length);  // the session frames it
+    } else if (method == bhttp::verb::head) {
         // No body was read: keep the length the origin announced for the GET.
         if (!length.empty()) res.set(bhttp::field::content_length, length);
     } else {

@@ -40,8 +40,9 @@ Request origin_request(const Request& client_request, std::string body, const Cl
                        const config::Upstream& upstream, const Validators& validators = {});
 
 /// The origin's response as the client gets it: hop-by-hop fields removed, Via added, framed
-/// (a HEAD keeps the Content-Length the origin announced).
-void prepare_for_client(Response& response, bhttp::verb method, unsigned version);
+/// (a HEAD keeps the Content-Length the origin announced; a `streamed` body is framed by the
+/// session).
+void prepare_for_client(Response& response, bhttp::verb method, unsigned version, bool streamed = false);
 
 /// Appends `entry` to the response's Cache-Status (RFC 9211), after any upstream cache's.
 void add_cache_status(Response& response, std::string_view entry);

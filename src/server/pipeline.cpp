@@ -38,6 +38,34 @@ bool invalidating_method(bhttp::verb m) {
     return m == bhttp::verb::post || m == bhttp::verb::put || m == bhttp::verb::delete_ || m == bhttp::verb::patch;
 }
 
+// Moves a body from the origin into `transfer` (its first bytes, then the rest as they arrive),
+// then calls `finish(transfer)`. It runs on its own, so that a fetch the store or coalesced
+// requests still want completes after the first client went away; when nobody wants the rest,
+// it stops and the origin connection is closed.
+template <class Finish>
+net::awaitable<void> pump(std::shared_ptr<cache::Transfer> transfer, std::string first,
+                          std::unique_ptr<upstream::BodyReader> rest, const metrics::Metrics& metrics, Finish finish) {
+    bool wanted = true;
+    if (!first.empty()) wanted = co_await transfer->append(std::move(first));
+    std::string bytes;
+    while (wanted) {
+        const auto ec = co_await rest->read(bytes);
+        if (ec) {
+            metrics.streams_interrupted(false).Increment();
+            spdlog::warn("an origin response body was cut short after {} bytes: {}", transfer->size(), ec.message());
+            break;
+        }
+        if (bytes.empty()) {
+            transfer->end(cache::Transfer::State::Complete);
+            break;
+        }
+        wanted = co_await transfer->append(std::move(bytes));
+    }
+    transfer->end(cache::Transfer::State::Failed);  // (does nothing once complete)
+    rest.reset();
+    finish(*transfer);
+}
+
 }  // namespace
 
 // ---- what the steps hand each other ---------------------------------------------------------
@@ -88,12 +116,14 @@ struct Pipeline::Fetched {
 };
 
 Pipeline::Pipeline(const config::Config& cfg, upstream::Origin& origin, cache::TieredCache cache,
-                   cache::FetchLock fetch_lock, const metrics::Metrics& metrics, core::WallClock clock)
+                   cache::FetchLock fetch_lock, const metrics::Metrics& metrics, core::ByteBudget& budget,
+                   core::WallClock clock)
     : cfg_(cfg),
       origin_(origin),
       cache_(cache),
       fetch_lock_(std::move(fetch_lock)),
       metrics_(metrics),
+      budget_(budget),
       clock_(std::move(clock)) {
     policies_.reserve(cfg.routes.size());
     for (const auto& route : cfg.routes) policies_.emplace_back(route.cache, cfg.cache);
@@ -180,7 +210,12 @@ net::awaitable<Answer> Pipeline::bypass(const Parsed& p, std::string body) {
     // never looked up, stored or shared.
     if (p.with_body && p.route.cache.enabled && cache_.enabled()) answer.outcome.detail = cache::Detail::RequestBody;
     const Validators none;  // named: GCC 12 mishandles temporaries that live across a co_await
-    const bool answered = co_await forward(p, std::move(body), none, answer);
+    std::unique_ptr<upstream::BodyReader> rest;
+    const bool answered = co_await forward(p, std::move(body), none, answer, rest);
+    if (rest) {
+        auto transfer = cache::Transfer::make(rest->length(), 0, upstream::kStreamWindow, {});
+        stream(answer, std::move(transfer), std::move(rest), [](const cache::Transfer&) {});
+    }
     if (cache_.enabled() && answered && invalidating_method(p.method) && answer.response.result_int() < 400)
         invalidate(p, answer.response);
     co_return answer;
@@ -248,8 +283,7 @@ net::awaitable<Answer> Pipeline::answer_with(const Parsed& p, Found& found) {
     }
     std::optional<cache::FetchLock::Write> write;
     if (auto answered = co_await coalesce(p, found, write)) co_return std::move(*answered);
-    auto fetched = co_await fetch(p, found);
-    if (write) write->publish({fetched.stored, fetched.origin_failed});
+    auto fetched = co_await fetch(p, found, write);
     co_return std::move(fetched.answer);
 }
 
@@ -309,7 +343,8 @@ Pipeline::Stored Pipeline::judge(const Parsed& p, const cache::Entry& entry, htt
 
 // The stored response as this request gets it: 304 when its conditions say so, HEAD without
 // body, with Age.
-Answer Pipeline::deliver(const Parsed& p, Stored stored, std::string body, cache::Outcome outcome) const {
+Answer Pipeline::deliver(const Parsed& p, Stored stored, std::string body, cache::Outcome outcome,
+                         std::unique_ptr<cache::Transfer::Reader> stream) const {
     Answer answer;
     answer.outcome = std::move(outcome);
     auto& res = answer.response;
@@ -318,6 +353,9 @@ Answer Pipeline::deliver(const Parsed& p, Stored stored, std::string body, cache
         for (const auto& f : stored.response.base())
             if (http::sent_with_304(f.name_string()) || f.name() == bhttp::field::via)
                 res.insert(f.name(), f.name_string(), f.value());
+    } else if (stream) {
+        res = std::move(stored.response);  // the session frames it
+        answer.stream = std::move(stream);
     } else {
         res = std::move(stored.response);
         res.body() = std::move(body);
@@ -342,15 +380,15 @@ void Pipeline::revalidate_in_background(const Parsed& p, const Found& found) {
                    bhttp::field::cache_control, bhttp::field::pragma})
         request->erase(f);
     auto run = [](Pipeline* self, std::shared_ptr<Request> request, ClientInfo client, Found found,
-                  cache::FetchLock::Write write) -> net::awaitable<void> {
+                  std::optional<cache::FetchLock::Write> write) -> net::awaitable<void> {
         const auto parsed = self->receive(*request, client, false);
         if (!parsed) co_return;
         found.fwd = cache::Fwd::Stale;
-        auto fetched = co_await self->fetch(*parsed, found);
-        parsed->series.record(fetched.answer.outcome);
-        write.publish({fetched.stored, fetched.origin_failed});
+        auto fetched = co_await self->fetch(*parsed, found, write);
+        fetched.answer.stream.reset();  // nobody reads it here: a body kept for the store still completes
+        if (!fetched.answer.outcome_pending) parsed->series.record(fetched.answer.outcome);
     };
-    net::co_spawn(origin_.executor(), run(this, std::move(request), p.client, found, std::move(*write)), net::detached);
+    net::co_spawn(origin_.executor(), run(this, std::move(request), p.client, found, std::move(write)), net::detached);
 }
 
 // ---- coalesce ---------------------------------------------------------------------------------
@@ -381,15 +419,20 @@ net::awaitable<std::optional<Answer>> Pipeline::coalesce(const Parsed& p, Found&
     const auto& wait = std::get<cache::FetchLock::Wait>(acquired);
     if (wait.end == cache::FetchLock::End::Done) {
         const auto& entry = *wait.published.entry;
-        if (entry.vary.empty() || cache::variant_key(entry.vary, p.request.base()) == entry.variant) {
+        // Its body may still be arriving: then this request reads it as it comes, unless the
+        // transfer no longer holds its first bytes (then it fetches on its own).
+        auto reader = wait.published.body ? wait.published.body->read() : nullptr;
+        const bool readable = !wait.published.body || reader;
+        if (readable && (entry.vary.empty() || cache::variant_key(entry.vary, p.request.base()) == entry.variant)) {
             auto stored = judge(p, entry, now());
             cache::Outcome outcome;
             outcome.fwd = found.fwd;
             outcome.fwd_status = entry.status;
             outcome.collapsed = true;
             outcome.ttl = stored.judged.remaining().count();
-            co_return deliver(p, std::move(stored), entry.body, std::move(outcome));
+            co_return deliver(p, std::move(stored), entry.body, std::move(outcome), std::move(reader));
         }
+        if (!readable) co_return std::nullopt;
         // Another variant was stored meanwhile: this one joins its epoch, or the primary key
         // would be taken over and the other variant lost.
         auto again = co_await lookup(p);
@@ -411,7 +454,10 @@ net::awaitable<std::optional<Answer>> Pipeline::coalesce(const Parsed& p, Found&
 
 // ---- fetch ------------------------------------------------------------------------------------
 
-net::awaitable<Pipeline::Fetched> Pipeline::fetch(const Parsed& p, const Found& found) {
+// Publishes what it leaves for the requests waiting on `write`: when the body streams and is
+// kept for the store, at once, with the transfer they read it from.
+net::awaitable<Pipeline::Fetched> Pipeline::fetch(const Parsed& p, const Found& found,
+                                                  std::optional<cache::FetchLock::Write>& write) {
     // A stored response that may not be used as it is, but has validators, is revalidated: the
     // origin answers 304 if it is still current (RFC 9111 §4.3.1).
     Validators validators;
@@ -426,7 +472,8 @@ net::awaitable<Pipeline::Fetched> Pipeline::fetch(const Parsed& p, const Found& 
     const auto sent_ms = clock_();
     p.series.origin_fetches->Increment();
     std::string no_body;
-    const bool answered = co_await forward(p, std::move(no_body), validators, answer);
+    std::unique_ptr<upstream::BodyReader> rest;
+    const bool answered = co_await forward(p, std::move(no_body), validators, answer, rest);
     const auto received_ms = clock_();
     const http::Time now{std::chrono::floor<http::Seconds>(std::chrono::milliseconds(received_ms))};
     // The response delay in whole seconds, measured in milliseconds, not as the difference of
@@ -446,35 +493,30 @@ net::awaitable<Pipeline::Fetched> Pipeline::fetch(const Parsed& p, const Found& 
             outcome.detail = reason;
             fetched.answer = deliver(p, std::move(stored), found.stored->body, std::move(outcome));
             fetched.answer.upstream_seconds = answer.upstream_seconds;
+            if (write) write->publish({nullptr, true});
             co_return fetched;
         }
     }
     if (!answered) {
         answer.outcome.detail = cache::Detail::OriginUnavailable;
         fetched.answer = std::move(answer);
-        co_return fetched;
-    }
-    if (!validators.empty() && status == 304) {
+    } else if (!validators.empty() && status == 304) {
         refresh(p, found, std::move(answer), request_time, now, fetched);
     } else {
-        store(p, found, std::move(answer), request_time, now, fetched);
+        store(p, found, std::move(answer), request_time, now, fetched, std::move(rest), write);
     }
+    if (write) write->publish({fetched.stored, fetched.origin_failed});
     co_return fetched;
 }
 
 // Sends the request to the route's origin; false when the origin failed (the answer then
 // holds the proxy's own 502, 503 or 504).
 net::awaitable<bool> Pipeline::forward(const Parsed& p, std::string body, const Validators& validators,
-                                       Answer& answer) {
+                                       Answer& answer, std::unique_ptr<upstream::BodyReader>& rest) {
     const auto& upstream = cfg_.upstreams[p.route.upstream_index];
     const auto request = origin_request(p.request, std::move(body), p.client, upstream, validators);
     auto fetched = co_await origin_.fetch(p.route.upstream_index, request);
     answer.upstream_seconds = fetched.seconds;
-    if (fetched.over_budget) {
-        metrics_.buffer_refusals(true).Increment();
-        answer.response = make_error_response(503, p.version, "too many large responses in flight; try again");
-        co_return false;
-    }
     if (!fetched.response) {
         answer.response = fetched.timed_out()
                               ? make_error_response(504, p.version, "the origin did not answer in time")
@@ -482,24 +524,35 @@ net::awaitable<bool> Pipeline::forward(const Parsed& p, std::string body, const 
         co_return false;
     }
     answer.response = std::move(*fetched.response);
-    answer.held = std::move(fetched.held);
-    prepare_for_client(answer.response, p.method, p.version);
+    rest = std::move(fetched.rest);
+    prepare_for_client(answer.response, p.method, p.version, rest != nullptr);
     co_return true;
 }
 
 // ---- store ------------------------------------------------------------------------------------
 
+// A body still arriving streams to the client, and is stored when it completes, if it fits what
+// a tier takes; the requests waiting on `write` read it as it arrives.
 void Pipeline::store(const Parsed& p, const Found& found, Answer answer, http::Time request_time, http::Time now,
-                     Fetched& fetched) {
+                     Fetched& fetched, std::unique_ptr<upstream::BodyReader> rest,
+                     std::optional<cache::FetchLock::Write>& write) {
     const auto& res = answer.response;
     const unsigned status = res.result_int();
     const auto decision = p.policy.decide_store(p.method == bhttp::verb::head, p.directives, p.request.base(), status,
                                                 res.base(), request_time, now);
     answer.outcome.detail = decision.refused;
-    if (decision.refused == cache::Detail::None) {
-        auto entry = p.policy.entry_for(decision, status, res.base(), res.body(), p.request.base(), request_time, now);
-        entry.fetched_ms = fetched.sent_ms;
-        tag(p, entry, res.base());
+    if (decision.refused != cache::Detail::None) {
+        if (rest) {
+            auto transfer = cache::Transfer::make(rest->length(), 0, upstream::kStreamWindow, {});
+            stream(answer, std::move(transfer), std::move(rest), [](const cache::Transfer&) {});
+        }
+        fetched.answer = std::move(answer);
+        return;
+    }
+    auto entry = p.policy.entry_for(decision, status, res.base(), res.body(), p.request.base(), request_time, now);
+    entry.fetched_ms = fetched.sent_ms;
+    tag(p, entry, res.base());
+    if (!rest) {
         if (put(p.key, entry, found.primary, decision.expiry_ms)) {
             answer.outcome.stored = true;
             answer.outcome.ttl = decision.judged.remaining().count();
@@ -507,8 +560,62 @@ void Pipeline::store(const Parsed& p, const Found& found, Answer answer, http::T
         } else {
             answer.outcome.detail = cache::Detail::TooLarge;
         }
+        fetched.answer = std::move(answer);
+        return;
     }
+    auto transfer = cache::Transfer::make(rest->length(), store_limit(), upstream::kStreamWindow, budget_.reserve());
+    if (!transfer->kept()) {  // announced larger than any tier takes
+        answer.outcome.detail = cache::Detail::TooLarge;
+        stream(answer, std::move(transfer), std::move(rest), [](const cache::Transfer&) {});
+        fetched.answer = std::move(answer);
+        return;
+    }
+    // Cache-Status says stored (the head goes before the body has come): a body that turns out
+    // too large or is cut short is not, and the metrics record what happened at its end.
+    answer.outcome.stored = true;
+    answer.outcome.ttl = decision.judged.remaining().count();
+    answer.outcome_pending = true;
+    entry.body.clear();
+    if (write) {
+        write->publish({std::make_shared<const cache::Entry>(entry), false, false, transfer});
+        fetched.stored = nullptr;
+    }
+    auto finish = [this, key = p.key, primary = found.primary, entry = std::move(entry), expiry = decision.expiry_ms,
+                   outcome = answer.outcome, series = &p.series,
+                   write = std::move(write)](const cache::Transfer& t) mutable {
+        outcome.stored = false;
+        outcome.ttl.reset();
+        if (auto body = t.whole()) {
+            entry.body = std::move(*body);
+            outcome.stored = put(key, entry, primary, expiry);
+        }
+        if (!outcome.stored && t.state() == cache::Transfer::State::Complete) outcome.detail = cache::Detail::TooLarge;
+        series->record(outcome);
+        write.reset();  // the Redis lock, if held, goes after the queued L2 write
+    };
+    write.reset();
+    stream(answer, std::move(transfer), std::move(rest), std::move(finish));
     fetched.answer = std::move(answer);
+}
+
+// The answer's body streams: the client reads it from `transfer` as `rest` brings it in.
+template <class Finish>
+void Pipeline::stream(Answer& answer, std::shared_ptr<cache::Transfer> transfer,
+                      std::unique_ptr<upstream::BodyReader> rest, Finish finish) {
+    answer.stream = transfer->read();
+    std::string first = std::move(answer.response.body());
+    answer.response.body().clear();
+    net::co_spawn(origin_.executor(),
+                  pump(std::move(transfer), std::move(first), std::move(rest), metrics_, std::move(finish)),
+                  net::detached);
+}
+
+// The largest body a tier may take (entries are a little larger: their fields).
+std::size_t Pipeline::store_limit() const {
+    std::size_t limit = 0;
+    if (cfg_.cache.l1.size > 0) limit = cfg_.cache.l1.max_object_size;
+    if (!cfg_.cache.l2.address.empty()) limit = std::max(limit, cfg_.cache.l2.max_object_size);
+    return limit;
 }
 
 // Still current: the stored response, refreshed by the 304's fields, is stored again and served
@@ -572,7 +679,7 @@ void Pipeline::respond(const Parsed& p, Answer& answer) const {
         answer.response.erase("Cache-Tag");
         answer.response.erase("Cache-Groups");
     }
-    p.series.record(answer.outcome);
+    if (!answer.outcome_pending) p.series.record(answer.outcome);
 }
 
 }  // namespace cachalot::server

@@ -25,6 +25,7 @@
 #include "cachalot/cache/outcome.hpp"
 #include "cachalot/cache/policy.hpp"
 #include "cachalot/cache/tiered_cache.hpp"
+#include "cachalot/cache/transfer.hpp"
 #include "cachalot/config/config.hpp"
 #include "cachalot/core/cidr.hpp"
 #include "cachalot/core/clock.hpp"
@@ -41,19 +42,24 @@ namespace cachalot::server {
 
 /// A response and what to record about how it was made.
 struct Answer {
-    Response response;
-    std::optional<std::size_t> route;    // empty: no route matched
-    double upstream_seconds = -1;        // negative: the origin was not asked
-    core::ByteBudget::Reservation held;  // the share of client.max_buffered_bytes its body holds
-    cache::Outcome outcome;              // how the cache answered (routed requests)
+    Response response;  // with its body; only its head when the body streams
+    /// Set when the body streams from the origin: the client's place in it. The response then
+    /// has no framing fields: the session frames it (Content-Length when the origin announced
+    /// one, else chunked, or the connection's close for HTTP/1.0).
+    std::unique_ptr<cache::Transfer::Reader> stream;
+    std::optional<std::size_t> route;  // empty: no route matched
+    double upstream_seconds = -1;      // negative: the origin was not asked
+    cache::Outcome outcome;            // how the cache answered (routed requests)
+    bool outcome_pending = false;      // recorded when the stream ends (stored, or too large)
 };
 
 class Pipeline {
 public:
     /// With neither tier in `cache`, nothing is cached. `clock` gives the time every decision
     /// is made at (the system's in the daemon; a hand-moved one in tests).
+    /// Bodies kept for the store while they stream are charged to `budget`.
     Pipeline(const config::Config& cfg, upstream::Origin& origin, cache::TieredCache cache, cache::FetchLock fetch_lock,
-             const metrics::Metrics& metrics, core::WallClock clock = core::wall_now);
+             const metrics::Metrics& metrics, core::ByteBudget& budget, core::WallClock clock = core::wall_now);
 
     /// Answers `request` (its body moves out). `client` describes where it came from.
     net::awaitable<Answer> handle(Request& request, const ClientInfo& client);
@@ -75,14 +81,21 @@ private:
     Found purged(const Parsed& p, Found found) const;
     /// `stale_since`: a soft purge made it stale then (Unix ms; 0: not purged).
     Stored judge(const Parsed& p, const cache::Entry& entry, http::Time now, store::WallMillis stale_since = 0) const;
-    Answer deliver(const Parsed& p, Stored stored, std::string body, cache::Outcome outcome) const;
+    Answer deliver(const Parsed& p, Stored stored, std::string body, cache::Outcome outcome,
+                   std::unique_ptr<cache::Transfer::Reader> stream = nullptr) const;
     void revalidate_in_background(const Parsed& p, const Found& found);
     net::awaitable<std::optional<Answer>> coalesce(const Parsed& p, Found& found,
                                                    std::optional<cache::FetchLock::Write>& write);
-    net::awaitable<Fetched> fetch(const Parsed& p, const Found& found);
-    net::awaitable<bool> forward(const Parsed& p, std::string body, const Validators& validators, Answer& answer);
+    net::awaitable<Fetched> fetch(const Parsed& p, const Found& found, std::optional<cache::FetchLock::Write>& write);
+    net::awaitable<bool> forward(const Parsed& p, std::string body, const Validators& validators, Answer& answer,
+                                 std::unique_ptr<upstream::BodyReader>& rest);
     void store(const Parsed& p, const Found& found, Answer answer, http::Time request_time, http::Time now,
-               Fetched& fetched);
+               Fetched& fetched, std::unique_ptr<upstream::BodyReader> rest,
+               std::optional<cache::FetchLock::Write>& write);
+    template <class Finish>
+    void stream(Answer& answer, std::shared_ptr<cache::Transfer> transfer, std::unique_ptr<upstream::BodyReader> rest,
+                Finish finish);
+    std::size_t store_limit() const;
     void refresh(const Parsed& p, const Found& found, Answer answer, http::Time request_time, http::Time now,
                  Fetched& fetched);
     void tag(const Parsed& p, cache::Entry& entry, const http::Fields& fields) const;
@@ -96,6 +109,7 @@ private:
     cache::TieredCache cache_;
     cache::FetchLock fetch_lock_;
     const metrics::Metrics& metrics_;
+    core::ByteBudget& budget_;
     std::vector<cache::Policy> policies_;  // per route
     std::vector<core::Network> purge_from_;  // purge_method.allow; empty: PURGE is not special
     core::WallClock clock_;

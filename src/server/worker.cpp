@@ -27,13 +27,13 @@ Worker::Worker(const config::Config& cfg, const metrics::Metrics& metrics, const
       purges_(purges),
       ioc_(std::in_place, 1),
       work_(ioc_->get_executor()),
-      pool_(ioc_->get_executor(), cfg.upstreams, metrics, budget),
+      pool_(ioc_->get_executor(), cfg.upstreams, metrics),
       l2_(open_l2(cfg.cache.l2, ioc_->get_executor(), metrics)),
       pipeline_(cfg, pool_, cache(),
                 cache::FetchLock(coalescer, l2_.get(),
                                  {cfg.cache.coalesce_timeout, cfg.cache.l2.lock, cfg.cache.l2.lock_ttl,
                                   cfg.cache.l2.lock_poll}),
-                metrics) {}
+                metrics, budget) {}
 
 Worker::~Worker() {
     join();

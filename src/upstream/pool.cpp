@@ -52,7 +52,6 @@ struct Pool::Impl {
     net::any_io_executor executor;
     const std::vector<config::Upstream>& upstreams;
     const metrics::Metrics& metrics;
-    core::ByteBudget& budget;
     std::vector<std::deque<std::unique_ptr<Connection>>> idle;
 
     // The most recently used live connection, or null.
@@ -94,9 +93,29 @@ struct Pool::Impl {
     }
 };
 
+// The body of a response still arriving: the parser keeps reading from the connection, and
+// each read hands over what it parsed. Read to the end, the connection goes back to the pool.
+class PooledBody final : public BodyReader {
+public:
+    PooledBody(Pool::Impl& pool, std::size_t index, std::unique_ptr<Connection> conn, beast::flat_buffer buffer,
+               std::unique_ptr<http::ResponseParser> parser)
+        : pool_(pool), index_(index), conn_(std::move(conn)), buffer_(std::move(buffer)), parser_(std::move(parser)) {}
+
+    net::awaitable<beast::error_code> read(std::string& out) override;
+    std::optional<std::uint64_t> length() const override { return length_; }
+
+private:
+    Pool::Impl& pool_;
+    std::size_t index_;
+    std::unique_ptr<Connection> conn_;
+    beast::flat_buffer buffer_;
+    std::unique_ptr<http::ResponseParser> parser_;
+    std::optional<std::uint64_t> length_ = parser_->content_length() ? std::optional(*parser_->content_length()) : std::nullopt;
+};
+
 Pool::Pool(net::any_io_executor executor, const std::vector<config::Upstream>& upstreams,
-           const metrics::Metrics& metrics, core::ByteBudget& budget)
-    : impl_(new Impl{std::move(executor), upstreams, metrics, budget, {}}) {
+           const metrics::Metrics& metrics)
+    : impl_(new Impl{std::move(executor), upstreams, metrics, {}}) {
     impl_->idle.resize(upstreams.size());
 }
 
@@ -147,13 +166,13 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const Request& reques
             wec = co_await core::write_message(conn->socket, conn->head, request.body());
         }
         beast::flat_buffer buffer;
-        std::optional<http::ResponseParser> parser;  // trailer fields are not headers
+        auto parser = std::make_unique<http::ResponseParser>();  // trailer fields are not headers
         beast::error_code ec = conn->outcome(wec);
         bool got_some = false;
         // Interim 1xx responses are read and dropped: the client gets the final one.
         while (!ec) {
-            parser.emplace();
-            parser->body_limit(up.max_response_bytes);
+            parser = std::make_unique<http::ResponseParser>();
+            parser->body_limit(boost::none);  // bodies stream: no length is too long
             parser->skip(request.method() == bhttp::verb::head);
             ec = conn->outcome(co_await core::read(conn->socket, buffer, *parser, core::Until::Head));
             got_some = got_some || parser->got_some();
@@ -171,23 +190,8 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const Request& reques
                 ec = bhttp::error::bad_status;
             }
         }
-        // The body, charged to the budget as it arrives (all at once when its length is known).
-        auto held = impl_->budget.reserve();
-        bool over_budget = false;
-        if (!ec && !parser->is_done()) {
-            if (auto length = parser->content_length(); length && !held.grow_to(*length)) over_budget = true;
-            while (!ec && !over_budget && !parser->is_done()) {
-                ec = conn->outcome(co_await core::read(conn->socket, buffer, *parser, core::Until::More));
-                if (!held.grow_to(parser->get().body().size())) over_budget = true;
-            }
-        }
-        if (over_budget) {
-            spdlog::warn("upstream {}: {} {}: response not read: client.max_buffered_bytes ({} bytes) reached",
-                         up.name, request.method_string(), request.target(), impl_->budget.limit());
-            result.over_budget = true;
-            finish();
-            co_return result;
-        }
+        // The body as far as it is there: most responses are complete now and go on whole.
+        if (!ec) ec = conn->outcome(core::read_available(conn->socket, buffer, *parser, kStreamWindow));
         if (ec) {
             // A keep-alive connection the origin closed while it sat in the pool: nothing was
             // answered, so the request can go again on a fresh connection.
@@ -201,16 +205,45 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const Request& reques
             finish();
             co_return result;
         }
-
+        if (!parser->is_done()) {
+            // The rest streams: the head and what came so far go on now.
+            result.response.emplace(parser->get().base());
+            result.response->body() = std::move(parser->get().body());
+            parser->get().body().clear();
+            result.rest = std::make_unique<PooledBody>(*impl_, index, std::move(conn), std::move(buffer), std::move(parser));
+            finish();
+            co_return result;
+        }
         // A response ended by the connection's close leaves nothing to reuse; one followed by
         // bytes nobody asked for, nothing to trust.
         const bool reusable = parser->get().keep_alive() && !parser->need_eof() && buffer.size() == 0;
         result.response = parser->release();
-        result.held = std::move(held);
         if (reusable) impl_->give_back(index, std::move(conn));
         finish();
         co_return result;
     }
+}
+
+net::awaitable<beast::error_code> PooledBody::read(std::string& out) {
+    out.clear();
+    if (!conn_) co_return beast::error_code{};
+    const auto& up = pool_.upstreams[index_];
+    conn_->deadline.expires_after(up.read_timeout);
+    beast::error_code ec;
+    while (!ec && out.empty() && !parser_->is_done()) {
+        ec = conn_->outcome(co_await core::read(conn_->socket, buffer_, *parser_, core::Until::More));
+        out.swap(parser_->get().body());
+    }
+    if (ec) {
+        conn_.reset();
+        co_return ec;
+    }
+    if (parser_->is_done()) {
+        const bool reusable = parser_->get().keep_alive() && !parser_->need_eof() && buffer_.size() == 0;
+        if (reusable) pool_.give_back(index_, std::move(conn_));
+        conn_.reset();
+    }
+    co_return beast::error_code{};
 }
 
 }  // namespace cachalot::upstream

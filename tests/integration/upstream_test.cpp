@@ -34,12 +34,6 @@ TEST_CASE("an origin slower than read_timeout gets 504") {
     CHECK(await_metric(cachalot.admin_port(), R"(cachalot_upstream_errors_total{reason="timeout",upstream="origin"})", 1) == 1);
 }
 
-TEST_CASE("a response over max_response_bytes gets 502") {
-    TestOrigin origin([](const OriginRequest&) { return Reply{.body = std::string(2000, 'x')}; });
-    Daemon cachalot(proxy_config(origin.port(), "", "    max_response_bytes: 1KiB\n"));
-    CHECK(fetch(cachalot.port(), "/").result_int() == 502);
-}
-
 TEST_CASE("the proxy keeps serving after an origin failure") {
     std::atomic<int> n{0};
     TestOrigin origin([&](const OriginRequest&) {

@@ -2,12 +2,13 @@
 // Request coalescing: one origin fetch per cache key in flight on this node, whatever worker
 // thread the requests arrive on. The first request for a key gets a Permit and fetches; the
 // others wait, and resume the moment the fetcher finishes (no polling), with what it left for
-// them: the entry it stored, or nothing — then each goes to the origin on its own, since a
+// them: the entry it stored (its body perhaps still streaming in), or nothing — then each goes to the origin on its own, since a
 // response that was not stored (private, too large, another variant) is not theirs to share.
 // A Permit dropped without publishing (the fetcher's coroutine was abandoned) wakes the
 // waiters with nothing, so they never hang on it.
 
 #include "cachalot/cache/entry.hpp"
+#include "cachalot/cache/transfer.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -28,6 +29,7 @@ public:
         std::shared_ptr<const Entry> entry;  // the stored response; null: fetch on your own
         bool origin_failed = false;          // the origin could not answer (waiters may try stale-if-error)
         bool abandoned = false;              // the permit was dropped without publishing
+        std::shared_ptr<Transfer> body;      // set: `entry` has no body; it streams in from here
     };
 
     class Permit {
@@ -35,7 +37,8 @@ public:
         Permit(Permit&& other) noexcept;
         Permit& operator=(Permit&&) = delete;
         ~Permit();
-        /// Wakes the waiters with `shared`. Later calls do nothing.
+        /// Wakes the waiters with `shared`, and answers with it the requests that join while this
+        /// Permit lives (a body still streaming is read by them). Later calls do nothing.
         void publish(Shared shared);
 
     private:
@@ -63,7 +66,8 @@ public:
     std::size_t in_flight() const;
 
 private:
-    void finish(const std::string& key, const std::shared_ptr<Permit::Flight>& flight, Shared shared);
+    void publish(const std::shared_ptr<Permit::Flight>& flight, Shared shared);
+    void end(const std::string& key, const std::shared_ptr<Permit::Flight>& flight);
 
     mutable std::mutex mutex_;
     std::unordered_map<std::string, std::shared_ptr<Permit::Flight>> flights_;

@@ -35,9 +35,11 @@ public:
     /// What a fetch leaves for the requests that waited on it.
     using Published = Coalescer::Shared;
 
-    /// This request fetches. publish() wakes the waiters; a Write dropped without publishing
-    /// wakes them with HolderGone. The Redis lock, if held, is released after this node's queued
-    /// L2 writes (the entry is in L2 before another node may take the lock).
+    /// This request fetches. publish() wakes the waiters, and answers the requests that come
+    /// while the Write lives (a body still streaming is read by them); a Write dropped without
+    /// publishing wakes them with HolderGone. The Redis lock, if held, is released when the Write
+    /// goes, after this node's queued L2 writes (the entry is in L2 before another node may
+    /// take the lock).
     class Write {
     public:
         Write(Write&& other) noexcept;

@@ -60,7 +60,6 @@ struct Upstream {
     Duration read_timeout{30'000};          // for the whole response once the request is sent
     std::size_t max_idle_connections = 64;  // per worker thread
     Duration idle_timeout{30'000};          // pooled connections unused for longer are closed
-    std::size_t max_response_bytes = 64 * 1024 * 1024;
     int line = 0;  // where it was defined, for messages
 };
 

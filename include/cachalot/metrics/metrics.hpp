@@ -73,6 +73,9 @@ public:
     /// have passed client.max_buffered_bytes.
     prometheus::Counter& buffer_refusals(bool response) const { return *buffer_refusals_[response ? 1 : 0]; }
     prometheus::Counter& connections_refused() const { return *connections_refused_; }
+    /// A response body cut short while streaming: by the origin (it closed, reset or stalled
+    /// mid-body) or by the client (it went away before the end).
+    prometheus::Counter& streams_interrupted(bool by_client) const { return *streams_interrupted_[by_client ? 1 : 0]; }
     /// Round-trip time of L2 (Redis) commands that were answered.
     prometheus::Histogram& l2_latency() const { return *l2_latency_; }
     prometheus::Counter& purges(cache::PurgeKind kind, cache::PurgeMode mode) const {
@@ -95,6 +98,7 @@ private:
     prometheus::Family<prometheus::Counter>* rejected_ = nullptr;
     std::array<prometheus::Counter*, 2> buffer_refusals_{};
     prometheus::Counter* connections_refused_ = nullptr;
+    std::array<prometheus::Counter*, 2> streams_interrupted_{};
     prometheus::Histogram* l2_latency_ = nullptr;
     std::array<std::array<prometheus::Counter*, cache::kPurgeModeNames.size()>, cache::kPurgeKindNames.size()> purges_{};
     prometheus::Counter* tags_cut_ = nullptr;

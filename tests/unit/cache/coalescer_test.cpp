@@ -99,7 +99,25 @@ TEST_CASE("coalescer: different keys do not wait on each other, try_acquire neve
     REQUIRE(permit);
     CHECK_FALSE(c.try_acquire("k"));
     permit->publish({});
+    CHECK_FALSE(c.try_acquire("k"));  // published, and still held (a body may still stream)
+    permit.reset();
     CHECK(c.try_acquire("k"));
+}
+
+TEST_CASE("coalescer: a request that joins after the publish and before the permit goes gets what was published",
+          "[coalescer]") {
+    net::io_context ioc;
+    Coalescer c;
+    auto permit = c.try_acquire("k");
+    REQUIRE(permit);
+    permit->publish(Coalescer::Shared{entry("streaming"), false});
+    Outcome late;
+    net::co_spawn(ioc, request(c, "k", late, 5s, 0ms, std::nullopt), net::detached);
+    ioc.run();
+    CHECK_FALSE(late.fetched);
+    REQUIRE(late.shared);
+    REQUIRE(late.shared->entry);
+    CHECK(late.shared->entry->body == "streaming");
 }
 
 TEST_CASE("coalescer: waiters on other threads are woken on their own event loops", "[coalescer]") {

@@ -108,7 +108,6 @@ upstreams:
     read_timeout: 3s
     max_idle_connections: 4
     idle_timeout: 20s
-    max_response_bytes: 1GiB
   - name: b
     host: 10.0.0.2
 routes:
@@ -175,7 +174,6 @@ logging: {level: debug, access_log: false, format: json}
     CHECK(c.upstreams[0].connect_timeout == std::chrono::milliseconds(100));
     CHECK(c.upstreams[0].max_idle_connections == 4);
     CHECK(c.upstreams[0].idle_timeout == std::chrono::seconds(20));
-    CHECK(c.upstreams[0].max_response_bytes == (1ull << 30));
     CHECK(c.upstreams[1].port == 80);
     CHECK(c.routes[0].match.host == "*.example.com");  // hosts compare lower-case
     CHECK(c.routes[0].match.path_prefix == "/api");

@@ -25,6 +25,41 @@ struct Scripted {
     std::string body;
     bool unreachable = false;
     bool timed_out = false;
+    std::vector<std::string> rest{};  // more of the body, streamed after `body`
+    bool rest_fails = false;        // the stream is cut short after `rest`
+    bool announce_length = true;    // Content-Length for body + rest (else none: chunked)
+};
+
+// The rest of a scripted body, a piece per read; each read waits while `held` (the test's gate).
+class ScriptedBody final : public upstream::BodyReader {
+public:
+    ScriptedBody(Scripted s, const bool& held, net::steady_timer& gate) : s_(std::move(s)), held_(held), gate_(gate) {
+        if (s_.announce_length) {
+            std::uint64_t n = s_.body.size();
+            for (const auto& part : s_.rest) n += part.size();
+            length_ = n;
+        }
+    }
+    net::awaitable<beast::error_code> read(std::string& out) override {
+        out.clear();
+        while (held_) {
+            gate_.expires_after(1h);
+            co_await gate_.async_wait(net::as_tuple(net::use_awaitable));
+        }
+        if (next_ < s_.rest.size()) {
+            out = s_.rest[next_++];
+            co_return beast::error_code{};
+        }
+        co_return s_.rest_fails ? beast::error_code(net::error::connection_reset) : beast::error_code{};
+    }
+    std::optional<std::uint64_t> length() const override { return length_; }
+
+private:
+    Scripted s_;
+    const bool& held_;
+    net::steady_timer& gate_;
+    std::size_t next_ = 0;
+    std::optional<std::uint64_t> length_;
 };
 
 class ScriptedOrigin final : public upstream::Origin {
@@ -36,6 +71,12 @@ public:
     void hold() { held_ = true; }
     void release() {
         held_ = false;
+        gate_.cancel();
+    }
+    /// Holds every streamed piece of a body until release_body().
+    void hold_body() { body_held_ = true; }
+    void release_body() {
+        body_held_ = false;
         gate_.cancel();
     }
 
@@ -55,6 +96,7 @@ public:
         for (const auto& [n, v] : s.headers) res.insert(n, v);
         res.body() = s.body;
         res.prepare_payload();
+        if (!s.rest.empty() || s.rest_fails) result.rest = std::make_unique<ScriptedBody>(s, body_held_, gate_);
         result.response = std::move(res);
         co_return result;
     }
@@ -64,6 +106,7 @@ private:
     net::io_context& ioc_;
     net::steady_timer gate_;
     bool held_ = false;
+    bool body_held_ = false;
 };
 
 config::Config make_config(std::function<void(config::RouteCache&)> tune) {
@@ -86,8 +129,7 @@ struct Pipe {
           l1(store::MemoryStore::Options{.now = [this] { return clock; }}),
           origin(ioc),
           pipeline(cfg, origin, cache::TieredCache(&l1, nullptr, &purges.table()), cache::FetchLock(coalescer, nullptr, lock),
-                   metrics,
-                   [this] { return clock; }) {}
+                   metrics, budget, [this] { return clock; }) {}
 
     // A quarter second past a whole second: whole-second steps land far from every boundary.
     core::WallMillis clock = 1'700'000'000'250;
@@ -108,6 +150,17 @@ struct Pipe {
             [this, request, out]() -> net::awaitable<void> {
                 const ClientInfo client{"192.0.2.7", *http::parse_authority("api.example")};
                 auto answer = co_await pipeline.handle(*request, client);
+                // A streamed body is read to its end; one cut short is marked for the test.
+                while (answer.stream) {
+                    auto piece = co_await answer.stream->next();
+                    if (!piece.bytes.empty()) {
+                        answer.response.body().append(piece.bytes);
+                        continue;
+                    }
+                    if (answer.stream->transfer().state() != cache::Transfer::State::Complete)
+                        answer.response.set("X-Test-Truncated", "1");
+                    answer.stream.reset();
+                }
                 *out = std::move(answer.response);
             },
             net::detached);
@@ -131,6 +184,7 @@ struct Pipe {
 
     config::Config cfg;
     metrics::Metrics metrics{{"api"}, {"origin"}};
+    core::ByteBudget budget{1 << 30};
     store::MemoryStore l1;
     store::MemoryPurgeTable purges;
     cache::Coalescer coalescer;
