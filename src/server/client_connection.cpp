@@ -144,6 +144,7 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
     core::Deadline deadline(socket);
     beast::flat_buffer buffer;
     std::string head;  // the response head being written (write_response)
+    bool truncated = false;  // a streamed body was cut short: the connection ends with a reset
 
     // Answers a request that cannot be served and closes the connection. The close lingers:
     // what the client is still sending is read and dropped for a moment, so that the kernel
@@ -263,6 +264,7 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
                 // Reset, not closed: for a body framed by the close, a clean close would make
                 // the truncated body look complete.
                 socket.set_option(net::socket_base::linger(true, 0), ignored);
+                truncated = true;
                 wec = net::error::connection_aborted;
             }
         } else {
@@ -279,7 +281,7 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
         }
         if (wec || !outcome.response.keep_alive()) break;
     }
-    socket.shutdown(tcp::socket::shutdown_send, ignored);
+    if (!truncated) socket.shutdown(tcp::socket::shutdown_send, ignored);
     socket.close(ignored);
 }
 

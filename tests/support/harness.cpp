@@ -134,6 +134,20 @@ void TestOrigin::serve(std::shared_ptr<tcp::socket> socket, std::size_t id) {
             net::write(*socket, net::buffer(*reply.raw), ec);
             break;
         }
+        if (!reply.parts.empty()) {
+            net::write(*socket, net::buffer(reply.parts[0]), ec);
+            for (std::size_t round = 0, i = 1; !ec && round < reply.repeat; ++round)
+                for (std::size_t part = 1; !ec && part < reply.parts.size(); ++part, ++i) {
+                    if (reply.before_part) reply.before_part(i);
+                    net::write(*socket, net::buffer(reply.parts[part]), ec);
+                }
+            if (reply.reset_after) {
+                socket->set_option(net::socket_base::linger(true, 0), ec);
+                socket->close(ec);
+                return;
+            }
+            break;
+        }
         bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(reply.status), 11};
         res.keep_alive(reply.keep_alive && req.keep_alive());
         bool framed = false;
@@ -155,6 +169,17 @@ void TestOrigin::serve(std::shared_ptr<tcp::socket> socket, std::size_t id) {
         if (ec || !res.keep_alive()) break;
     }
     ::shutdown(socket->native_handle(), SHUT_RDWR);
+}
+
+void Gate::open() {
+    std::lock_guard lock(mutex_);
+    open_ = true;
+    opened_.notify_all();
+}
+
+bool Gate::wait() {
+    std::unique_lock lock(mutex_);
+    return opened_.wait_for(lock, 10s, [this] { return open_; });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -491,6 +516,52 @@ std::string Client::read_until_close() {
         });
         out.append(chunk.data(), got);
         if (ec) return out;
+    }
+}
+
+std::string Client::read_until(const std::string& needle) {
+    for (;;) {
+        const std::string_view have(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+        if (auto at = have.find(needle); at != std::string_view::npos) {
+            std::string out(have.substr(0, at + needle.size()));
+            buffer_.consume(out.size());
+            return out;
+        }
+        std::size_t got = 0;
+        auto space = buffer_.prepare(65536);
+        auto ec = run_for(ioc_, socket_, timeout_, [&](auto handler) {
+            socket_.async_read_some(space, [&got, handler](beast::error_code e, std::size_t n) mutable {
+                got = n;
+                handler(e, n);
+            });
+        });
+        buffer_.commit(got);
+        if (ec) throw beast::system_error(ec);
+    }
+}
+
+Client::Ending Client::read_to_end(bool keep) {
+    Ending end;
+    end.count = buffer_.size();
+    if (keep) end.bytes.assign(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+    buffer_.consume(buffer_.size());
+    std::vector<char> chunk(65536);
+    for (;;) {
+        std::size_t got = 0;
+        auto ec = run_for(ioc_, socket_, timeout_, [&](auto handler) {
+            socket_.async_read_some(net::buffer(chunk), [&got, handler](beast::error_code e, std::size_t n) mutable {
+                got = n;
+                handler(e, n);
+            });
+        });
+        end.count += got;
+        if (keep) end.bytes.append(chunk.data(), got);
+        if (ec == net::error::eof) return end;
+        if (ec == net::error::connection_reset) {
+            end.reset = true;
+            return end;
+        }
+        if (ec) throw beast::system_error(ec);
     }
 }
 

@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -62,6 +63,26 @@ struct Reply {
     /// Bytes written on the same connection 10 ms after the response, nobody having asked for
     /// them (a buggy or hostile origin); the connection then goes on serving requests.
     std::string then_send;
+    /// Raw bytes written in parts instead of a response: parts[0], then the rest `repeat` times
+    /// over; `before_part(i)` runs (on the origin's thread) before part i > 0, so a test can hold
+    /// the response mid-body. Then the connection is closed, or reset when `reset_after`.
+    std::vector<std::string> parts = {};
+    std::size_t repeat = 1;
+    std::function<void(std::size_t)> before_part = {};
+    bool reset_after = false;
+};
+
+/// A gate a thread waits at until the test opens it (at most 10 s: a test fails, never hangs).
+class Gate {
+public:
+    void open();
+    /// True when it was opened, false after 10 s.
+    bool wait();
+
+private:
+    std::mutex mutex_;
+    std::condition_variable opened_;
+    bool open_ = false;
 };
 
 /// A real HTTP/1.1 origin on loopback, a thread per connection, counting what it sees.
@@ -276,6 +297,17 @@ public:
     Response read_response(bool head = false);
     /// Reads until the server closes; returns what came. Throws on timeout.
     std::string read_until_close();
+    /// Reads until `needle` has come; returns everything read up to and including it. Throws on
+    /// timeout or close.
+    std::string read_until(const std::string& needle);
+    /// Reads until the server ends the connection: the bytes (kept only when `keep`), their
+    /// count, and whether it was reset rather than closed. Throws on timeout.
+    struct Ending {
+        std::string bytes;
+        std::size_t count = 0;
+        bool reset = false;
+    };
+    Ending read_to_end(bool keep = true);
     /// True if the server closed the connection (EOF or reset) within the timeout.
     bool closed_by_peer();
 

@@ -150,18 +150,19 @@ struct Pipe {
             [this, request, out]() -> net::awaitable<void> {
                 const ClientInfo client{"192.0.2.7", *http::parse_authority("api.example")};
                 auto answer = co_await pipeline.handle(*request, client);
-                // A streamed body is read to its end; one cut short is marked for the test.
+                *out = std::move(answer.response);
+                // A streamed body is read to its end, each piece appended as it comes; how it
+                // ended is marked for the test (X-Test-Stream: complete | truncated).
                 while (answer.stream) {
                     auto piece = co_await answer.stream->next();
                     if (!piece.bytes.empty()) {
-                        answer.response.body().append(piece.bytes);
+                        (*out)->body().append(piece.bytes);
                         continue;
                     }
-                    if (answer.stream->transfer().state() != cache::Transfer::State::Complete)
-                        answer.response.set("X-Test-Truncated", "1");
+                    const bool complete = answer.stream->transfer().state() == cache::Transfer::State::Complete;
+                    (*out)->set("X-Test-Stream", complete ? "complete" : "truncated");
                     answer.stream.reset();
                 }
-                *out = std::move(answer.response);
             },
             net::detached);
         return out;
@@ -889,4 +890,149 @@ TEST_CASE("pipeline: Cache-Group-Invalidation on an unsafe request's answer purg
     CHECK(p.get("/app.js").body() == "v3");
     CHECK(p.get("/other.js").body() == "v4");
     CHECK(test::metric_value(p.metrics.serialize(), R"(cachalot_purges_total{kind="group",mode="hard"})") == 1);
+}
+
+// ---- streamed bodies ----------------------------------------------------------------------------
+
+TEST_CASE("pipeline: a streamed body reaches the client piece by piece and is stored only once it is complete",
+          "[pipeline][stream]") {
+    Pipe p;
+    p.origin.script = [](const Request&) {
+        return Scripted{200, {{"Cache-Control", "max-age=60"}}, "one,", false, false, {"two,", "three"}};
+    };
+    p.origin.hold_body();
+    auto first = p.start(bhttp::verb::get, "/s");
+    p.ioc.restart();
+    p.ioc.poll();
+    REQUIRE(*first);
+    CHECK((*first)->body() == "one,");  // the head and the first bytes, before the origin finished
+    CHECK(status_of(**first) == "cachalot; fwd=uri-miss; fwd-status=200; stored; ttl=60");
+    const std::string stored = R"(cachalot_cache_store_total{outcome="stored",route="api"})";
+    CHECK(test::metric_value(p.metrics.serialize(), stored) == 0);  // not yet: it may still fail
+    p.origin.release_body();
+    p.run();
+    CHECK(test::metric_value(p.metrics.serialize(), stored) == 1);
+    CHECK((*first)->body() == "one,two,three");
+    CHECK((*first)->at("X-Test-Stream") == "complete");
+    const auto hit = p.get("/s");
+    CHECK(hit.body() == "one,two,three");
+    CHECK(hit[bhttp::field::content_length] == "13");
+    CHECK(status_of(hit) == "cachalot; hit; ttl=60");
+    CHECK(p.origin.seen.size() == 1);
+}
+
+TEST_CASE("pipeline: a body the origin cuts short is seen as truncated and never stored", "[pipeline][stream]") {
+    Pipe p;
+    const auto announce = GENERATE(true, false);  // Content-Length, or none (chunked)
+    p.origin.script = [&](const Request&) {
+        return Scripted{200, {{"Cache-Control", "max-age=60"}}, "part", false, false, {"ial"}, true, announce};
+    };
+    const auto first = p.get("/cut");
+    CHECK(first.body() == "partial");
+    CHECK(first.at("X-Test-Stream") == "truncated");
+    const auto second = p.get("/cut");
+    CHECK(second.at("X-Test-Stream") == "truncated");
+    CHECK(p.origin.seen.size() == 2);  // nothing was stored
+    CHECK(p.metrics.streams_interrupted(false).Value() == 2);
+}
+
+TEST_CASE("pipeline: a body that grows past what a tier takes still reaches the client whole, and is recorded "
+          "too large",
+          "[pipeline][stream]") {
+    Pipe p;
+    p.cfg.cache.l1.max_object_size = 10;  // what the pipeline keeps: the store limit
+    p.origin.script = [](const Request&) {
+        return Scripted{200, {{"Cache-Control", "max-age=60"}}, "0123", false, false, {"4567", "89ab", "cdef"}, false,
+                        false};
+    };
+    const auto first = p.get("/big");
+    CHECK(first.body() == "0123456789abcdef");
+    CHECK(first.at("X-Test-Stream") == "complete");
+    CHECK(p.get("/big").body() == "0123456789abcdef");
+    CHECK(p.origin.seen.size() == 2);
+    CHECK(test::metric_value(p.metrics.serialize(), R"(cachalot_cache_store_total{outcome="too-large",route="api"})") ==
+          2);
+}
+
+TEST_CASE("pipeline: requests coalesced on a streaming fetch read its body as it arrives, and it is stored once",
+          "[pipeline][stream]") {
+    Pipe p;
+    p.origin.script = [](const Request&) {
+        return Scripted{200, {{"Cache-Control", "max-age=60"}}, "a", false, false, {"b", "c"}, false, false};
+    };
+    p.origin.hold_body();
+    std::vector<std::shared_ptr<std::optional<Response>>> out;
+    for (int i = 0; i < 3; ++i) out.push_back(p.start(bhttp::verb::get, "/hot"));
+    p.ioc.restart();
+    p.ioc.poll();
+    CHECK(p.origin.seen.size() == 1);
+    int collapsed = 0;
+    for (auto& r : out) {
+        REQUIRE(*r);  // every one has its head and the first byte while the origin still sends
+        CHECK((*r)->body() == "a");
+        if (status_of(**r) == "cachalot; fwd=uri-miss; fwd-status=200; collapsed; ttl=60") ++collapsed;
+    }
+    CHECK(collapsed == 2);
+    // One that comes while the body still streams reads it from the first byte too.
+    auto late = p.start(bhttp::verb::get, "/hot");
+    p.ioc.restart();
+    p.ioc.poll();
+    REQUIRE(*late);
+    CHECK((*late)->body() == "a");
+    p.origin.release_body();
+    p.run();
+    out.push_back(late);
+    for (auto& r : out) {
+        CHECK((*r)->body() == "abc");
+        CHECK((*r)->at("X-Test-Stream") == "complete");
+    }
+    CHECK(p.get("/hot").body() == "abc");
+    CHECK(p.origin.seen.size() == 1);
+}
+
+TEST_CASE("pipeline: when the streaming fetch fails mid-body, the coalesced requests see it truncated as well",
+          "[pipeline][stream]") {
+    Pipe p;
+    p.origin.script = [](const Request&) {
+        return Scripted{200, {{"Cache-Control", "max-age=60"}}, "a", false, false, {"b"}, true, true};
+    };
+    p.origin.hold_body();
+    auto first = p.start(bhttp::verb::get, "/f");
+    auto second = p.start(bhttp::verb::get, "/f");
+    p.ioc.restart();
+    p.ioc.poll();
+    p.origin.release_body();
+    p.run();
+    for (auto& r : {first, second}) {
+        REQUIRE(*r);
+        CHECK((*r)->body() == "ab");
+        CHECK((*r)->at("X-Test-Stream") == "truncated");
+    }
+    CHECK(p.origin.seen.size() == 1);
+}
+
+TEST_CASE("pipeline: a streamed body is not lost when its client goes: the fetch completes for the store",
+          "[pipeline][stream]") {
+    Pipe p;
+    p.origin.script = [](const Request&) {
+        return Scripted{200, {{"Cache-Control", "max-age=60"}}, "x", false, false, {"y", "z"}, false, true};
+    };
+    p.origin.hold_body();
+    // A client that takes the head and goes away at once.
+    net::co_spawn(
+        p.ioc,
+        [&]() -> net::awaitable<void> {
+            Request request{bhttp::verb::get, "/gone", 11};
+            request.set(bhttp::field::host, "api.example");
+            const ClientInfo client{"192.0.2.7", *http::parse_authority("api.example")};
+            auto answer = co_await p.pipeline.handle(request, client);
+            CHECK(answer.stream);
+        },
+        net::detached);
+    p.ioc.restart();
+    p.ioc.poll();
+    p.origin.release_body();
+    p.run();
+    CHECK(p.get("/gone").body() == "xyz");
+    CHECK(p.origin.seen.size() == 1);
 }
