@@ -120,6 +120,7 @@ beast::error_code read_available(tcp::socket& socket, beast::flat_buffer& buffer
 }
 
 template net::awaitable<beast::error_code> read(tcp::socket&, beast::flat_buffer&, http::RequestParser&, Until);
+template beast::error_code read_available(tcp::socket&, beast::flat_buffer&, http::RequestParser&, std::size_t);
 template beast::error_code read_available(tcp::socket&, beast::flat_buffer&, http::ResponseParser&, std::size_t);
 template net::awaitable<beast::error_code> read(tcp::socket&, beast::flat_buffer&, http::ResponseParser&, Until);
 

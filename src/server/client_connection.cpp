@@ -115,6 +115,58 @@ net::awaitable<Streamed> write_streamed(tcp::socket& socket, Response& response,
     }
 }
 
+// A request body that streams to the origin (an upload): read from the client as the origin
+// exchange takes it, through the same parser (its limits apply: max_body_bytes, and
+// body_timeout for each wait). An `Expect: 100-continue` is answered when the first byte is
+// wanted, so that a client whose request fails first never sends its body.
+class ClientBody final : public upstream::BodyReader {
+public:
+    ClientBody(tcp::socket& socket, beast::flat_buffer& buffer, http::RequestParser& parser, core::Deadline& deadline,
+               std::chrono::milliseconds timeout, bool send_continue)
+        : socket_(socket), buffer_(buffer), parser_(parser), deadline_(deadline), timeout_(timeout),
+          send_continue_(send_continue) {}
+
+    net::awaitable<beast::error_code> read(std::string& out) override {
+        out.clear();
+        if (send_continue_) {
+            send_continue_ = false;
+            static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+            deadline_.expires_after(timeout_);
+            if (auto ec = co_await core::write_message(socket_, kContinue, {})) co_return fail(ec);
+        }
+        out.swap(parser_.get().body());  // what came with the head
+        while (out.empty() && !parser_.is_done()) {
+            deadline_.expires_after(timeout_);
+            if (auto ec = co_await core::read(socket_, buffer_, parser_, core::Until::More)) co_return fail(ec);
+            out.swap(parser_.get().body());
+        }
+        co_return beast::error_code{};
+    }
+    std::optional<std::uint64_t> length() const override {
+        auto n = parser_.content_length();
+        return n ? std::optional<std::uint64_t>(*n) : std::nullopt;
+    }
+    bool complete() const { return parser_.is_done(); }
+    /// Why reading it failed (with whether its deadline had passed), if it did.
+    const beast::error_code& error() const { return error_; }
+    bool timed_out() const { return timed_out_; }
+
+private:
+    beast::error_code fail(beast::error_code ec) {
+        error_ = ec;
+        timed_out_ = deadline_.expired();
+        return ec;
+    }
+    tcp::socket& socket_;
+    beast::flat_buffer& buffer_;
+    http::RequestParser& parser_;
+    core::Deadline& deadline_;
+    std::chrono::milliseconds timeout_;
+    bool send_continue_;
+    beast::error_code error_;
+    bool timed_out_ = false;
+};
+
 // Keeps the worker's list of sessions and the active-connections gauge in step with the session.
 struct SessionRegistration {
     std::list<SessionHandle>& list;
@@ -196,51 +248,45 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
             co_await reject(400, parser.get().version(), *refusal);
             break;
         }
-        // The body, charged to the node's budget as it arrives (at once when its length is
-        // known, before a 100-continue invites it).
+        // The body: what came with the head and what is ready now, up to a window. Most bodies
+        // are complete then, and go on whole (charged to the node's budget while held); a larger
+        // or slower one streams to the origin as the exchange takes it (ClientBody).
         auto request_held = budget_.reserve();
-        auto over_budget = [&] {
-            metrics_.buffer_refusals(false).Increment();
-            return reject(503, parser.get().version(), "too many large request bodies in flight; try again");
-        };
+        std::optional<ClientBody> upload;
         if (!parser.is_done()) {
-            if (auto length = parser.content_length(); length && !request_held.grow_to(*length)) {
-                co_await over_budget();
-                break;
+            const bool expect_continue = beast::iequals(parser.get()[bhttp::field::expect], "100-continue");
+            if (!expect_continue) {
+                if (auto ec = core::read_available(socket, buffer, parser, upstream::kStreamWindow)) {
+                    if (auto status = status_for_read_error(ec, false)) co_await reject(status, parser.get().version(), ec.message());
+                    break;
+                }
             }
-            if (beast::iequals(parser.get()[bhttp::field::expect], "100-continue")) {
-                bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, 11};
-                deadline.expires_after(limits.send_timeout);
-                auto [cec, cn] = co_await bhttp::async_write(socket, cont, use_tuple);
-                if (cec) break;
-            }
-            deadline.expires_after(limits.body_timeout);
-            beast::error_code bec;
-            bool refused = false;
-            while (!parser.is_done() && !bec && !refused) {
-                bec = co_await core::read(socket, buffer, parser, core::Until::More);
-                refused = !request_held.grow_to(parser.get().body().size());
-            }
-            if (refused) {
-                co_await over_budget();
-                break;
-            }
-            if (bec) {
-                if (auto status = status_for_read_error(bec, deadline.expired()))
-                    co_await reject(status, parser.get().version(), bec.message());
+            if (!parser.is_done()) {
+                upload.emplace(socket, buffer, parser, deadline, limits.body_timeout, expect_continue);
+            } else if (!request_held.grow_to(parser.get().body().size())) {
+                metrics_.buffer_refusals(false).Increment();
+                co_await reject(503, parser.get().version(), "too many large request bodies in flight; try again");
                 break;
             }
         }
 
         const auto start = Clock::now();
-        Request request = parser.release();
+        // (A body still to stream is read through the parser: it keeps its message, the head is copied.)
+        Request request = upload ? Request(parser.get().base()) : parser.release();
         const bool keep_alive = request.keep_alive();
         const auto& ok = std::get<Admitted>(admitted);
         normalize(request, ok);
         std::string method(request.method_string());
         std::string target(request.target());
         const ClientInfo client{peer_address, ok.authority};
-        Answer outcome = co_await pipeline_.handle(request, client);
+        Answer outcome = co_await pipeline_.handle(request, client, upload ? &*upload : nullptr);
+        if (upload && upload->error()) {
+            // The client's body failed, not the origin: answered as a failed read (413, 408, or
+            // nothing when the client went away).
+            if (auto status = status_for_read_error(upload->error(), upload->timed_out()))
+                co_await reject(status, request.version(), upload->error().message());
+            break;
+        }
         // What waits for a slow client counts against the budget too, hits included (a body
         // that streams holds no more than the transfer's window).
         auto response_held = budget_.reserve();
@@ -248,7 +294,8 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
             metrics_.buffer_refusals(true).Increment();
             outcome.response = make_error_response(503, request.version(), "too many large responses in flight; try again");
         }
-        outcome.response.keep_alive(keep_alive && !draining_);
+        // A body the origin exchange did not take to its end is still in the way of the next request.
+        outcome.response.keep_alive(keep_alive && !draining_ && (!upload || upload->complete()));
 
         beast::error_code wec;
         std::uint64_t body_bytes = outcome.response.body().size();

@@ -85,6 +85,7 @@ struct Pipeline::Parsed {
     std::string url;  // scheme://authority/path?query, normalized by the route's key rules (purges name it)
     std::string key;  // the primary key, when the cache is used
     cache::RequestDirectives directives;
+    upstream::BodyReader* upload = nullptr;  // the body, when it streams from the client
 };
 
 /// What the primary key holds, for the names of its Vary fields and the epoch of its variants.
@@ -131,9 +132,10 @@ Pipeline::Pipeline(const config::Config& cfg, upstream::Origin& origin, cache::T
         if (auto n = core::parse_network(network)) purge_from_.push_back(*n);
 }
 
-net::awaitable<Answer> Pipeline::handle(Request& request, const ClientInfo& client) {
+net::awaitable<Answer> Pipeline::handle(Request& request, const ClientInfo& client, upstream::BodyReader* upload) {
     std::string body = std::move(request.body());
-    const auto parsed = receive(request, client, !body.empty());
+    auto parsed = receive(request, client, !body.empty() || upload);
+    if (parsed) parsed->upload = upload;
     if (!parsed) {
         Answer answer;
         answer.response = make_error_response(404, request.version(), "no route for this request");
@@ -514,8 +516,13 @@ net::awaitable<Pipeline::Fetched> Pipeline::fetch(const Parsed& p, const Found& 
 net::awaitable<bool> Pipeline::forward(const Parsed& p, std::string body, const Validators& validators,
                                        Answer& answer, std::unique_ptr<upstream::BodyReader>& rest) {
     const auto& upstream = cfg_.upstreams[p.route.upstream_index];
-    const auto request = origin_request(p.request, std::move(body), p.client, upstream, validators);
-    auto fetched = co_await origin_.fetch(p.route.upstream_index, request);
+    auto request = origin_request(p.request, std::move(body), p.client, upstream, validators);
+    if (p.upload) {  // framed as the client framed it
+        request.erase(bhttp::field::content_length);
+        if (auto length = p.upload->length()) request.content_length(*length);
+        else request.chunked(true);
+    }
+    auto fetched = co_await origin_.fetch(p.route.upstream_index, request, p.upload);
     answer.upstream_seconds = fetched.seconds;
     if (!fetched.response) {
         answer.response = fetched.timed_out()

@@ -61,8 +61,9 @@ public:
     Pipeline(const config::Config& cfg, upstream::Origin& origin, cache::TieredCache cache, cache::FetchLock fetch_lock,
              const metrics::Metrics& metrics, core::ByteBudget& budget, core::WallClock clock = core::wall_now);
 
-    /// Answers `request` (its body moves out). `client` describes where it came from.
-    net::awaitable<Answer> handle(Request& request, const ClientInfo& client);
+    /// Answers `request` (its body moves out). `client` describes where it came from. `upload`:
+    /// the body, when it streams from the client instead (then the request's own is empty).
+    net::awaitable<Answer> handle(Request& request, const ClientInfo& client, upstream::BodyReader* upload = nullptr);
 
 private:
     struct Parsed;

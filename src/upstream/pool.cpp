@@ -127,7 +127,31 @@ void Pool::close_idle() {
     for (auto& list : impl_->idle) list.clear();
 }
 
-net::awaitable<FetchResult> Pool::fetch(std::size_t index, const Request& request) {
+// Sends a streamed request body, each piece as it comes from the client, framed as the head said.
+net::awaitable<beast::error_code> send_body(Connection& conn, BodyReader& body, bool chunked,
+                                            std::chrono::milliseconds timeout, bool& body_failed) {
+    std::string piece;
+    for (;;) {
+        if (auto ec = co_await body.read(piece)) {
+            body_failed = true;
+            co_return ec;
+        }
+        conn.head.clear();
+        if (piece.empty()) {
+            if (!chunked) co_return beast::error_code{};
+            conn.head.append("0\r\n\r\n");
+        } else if (chunked) {
+            char size[24];
+            conn.head.append(size, static_cast<std::size_t>(std::snprintf(size, sizeof size, "%zx\r\n", piece.size())));
+            piece.append("\r\n");
+        }
+        conn.deadline.expires_after(timeout);
+        if (auto ec = conn.outcome(co_await core::write_message(conn.socket, conn.head, piece))) co_return ec;
+        if (piece.empty()) co_return beast::error_code{};
+    }
+}
+
+net::awaitable<FetchResult> Pool::fetch(std::size_t index, const Request& request, BodyReader* body) {
     auto& up = impl_->upstreams[index];
     auto& series = impl_->metrics.upstream(index);
     const bool idempotent = http::is_idempotent(request.method_string());
@@ -136,9 +160,10 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const Request& reques
     auto finish = [&] {
         result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
         series.duration->Observe(result.seconds);
-        if (!result.response) series.error(result.error).Increment();
+        if (!result.response && !result.body_failed) series.error(result.error).Increment();
     };
 
+    bool body_taken = false;  // bytes of a streamed body were sent: the request cannot go again
     for (int attempt = 0;; ++attempt) {
         auto conn = impl_->take_idle(index);
         const bool reused = conn != nullptr;
@@ -157,13 +182,16 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const Request& reques
 
         conn->deadline.expires_after(up.read_timeout);
         beast::error_code wec;
-        if (request.chunked()) {  // not made today: origin requests are framed by their length
-            auto [ec, n] = co_await bhttp::async_write(conn->socket, request, net::as_tuple(net::use_awaitable));
-            wec = ec;
-        } else {
-            conn->head.clear();
-            core::serialize_head(request, conn->head);
-            wec = co_await core::write_message(conn->socket, conn->head, request.body());
+        conn->head.clear();
+        core::serialize_head(request, conn->head);
+        wec = co_await core::write_message(conn->socket, conn->head, request.body());
+        if (!wec && body) {
+            body_taken = true;
+            wec = co_await send_body(*conn, *body, request.chunked(), up.read_timeout, result.body_failed);
+            if (result.body_failed) {
+                finish();  // the client's failure, not the origin's: no upstream error counted
+                co_return result;
+            }
         }
         beast::flat_buffer buffer;
         auto parser = std::make_unique<http::ResponseParser>();  // trailer fields are not headers
@@ -195,7 +223,7 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const Request& reques
         if (ec) {
             // A keep-alive connection the origin closed while it sat in the pool: nothing was
             // answered, so the request can go again on a fresh connection.
-            if (reused && attempt == 0 && idempotent && !got_some && ec != beast::error::timeout) {
+            if (reused && attempt == 0 && idempotent && !got_some && !body_taken && ec != beast::error::timeout) {
                 spdlog::debug("upstream {}: pooled connection was dead ({}), retrying", up.name, ec.message());
                 continue;
             }

@@ -155,6 +155,50 @@ TEST_CASE("a body the origin cuts short is seen cut short by the client, never s
     CHECK(await_metric(cachalot.admin_port(), R"(cachalot_streams_interrupted_total{by="origin"})", 2) == 2);
 }
 
+TEST_CASE("a client that goes away mid-body stops the origin read, unless the body is kept for the store") {
+    const auto cacheable = GENERATE(false, true);
+    INFO((cacheable ? "cacheable: the fetch completes and is stored" : "not cacheable: the origin read stops"));
+    const std::string mib(1u << 20, 'q');
+    std::unique_ptr<Gate> gate;
+    TestOrigin origin([&](const OriginRequest&) {
+        Reply reply;
+        reply.parts = {"HTTP/1.1 200 OK\r\nCache-Control: " + std::string(cacheable ? "max-age=60" : "no-store") +
+                           "\r\nContent-Length: " + std::to_string(12 * mib.size()) + "\r\n\r\n",
+                       mib};
+        reply.repeat = 12;
+        reply.before_part = [&](std::size_t i) {
+            if (i == 1) gate->wait();
+        };
+        return reply;
+    });
+    Daemon cachalot(with_large_l1(proxy_config(origin.port()), "224MiB", "13MiB"));
+    gate = std::make_unique<Gate>();
+    {
+        Client client(cachalot.port());
+        client.send_raw("GET /leave HTTP/1.1\r\nHost: x\r\n\r\n");
+        client.read_until("\r\n\r\n");
+    }  // gone, with the body still to come
+    gate->open();
+    CHECK(await_metric(cachalot.admin_port(), R"(cachalot_streams_interrupted_total{by="client"})", 1) == 1);
+    if (cacheable) {
+        CHECK(await_metric(cachalot.admin_port(), R"(cachalot_cache_store_total{outcome="stored",route="default"})",
+                           1) == 1);
+        gate = std::make_unique<Gate>();
+        gate->open();
+        const auto hit = fetch(cachalot.port(), "/leave", "GET", {{"Host", "x"}});
+        CHECK(hit.body().size() == 12 * mib.size());
+        CHECK(origin.request_count() == 1);
+        CHECK(origin.cut_writes() == 0);
+    } else {
+        // The daemon closed the origin connection: the origin's writes fail before the end.
+        for (auto until = std::chrono::steady_clock::now() + 10s; origin.cut_writes() == 0;) {
+            REQUIRE(std::chrono::steady_clock::now() < until);
+            std::this_thread::sleep_for(5ms);
+        }
+        CHECK(origin.cut_writes() == 1);
+    }
+}
+
 TEST_CASE("a slow client does not stall a fast one reading the same object") {
     // 12 MiB: more than the socket buffers of a client that reads nothing can take (about 4 MiB).
     const std::string half(6u << 20, 'h');
@@ -230,4 +274,46 @@ TEST_CASE("a 200 MiB response passes through with the daemon's memory flat") {
     // A release build grows by well under 1 MiB; ASan's allocator by about 26 MiB. Either is
     // far from the 200 MiB a buffered body would take.
     CHECK(after < before + (64u << 20));
+}
+
+TEST_CASE("an upload streams to the origin, chunked or with a length, and reaches it whole") {
+    const auto chunked = GENERATE(false, true);
+    INFO((chunked ? "chunked" : "Content-Length"));
+    std::string big(3u << 20, '\0');
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + (i * 7 + i / 4099) % 26);
+    TestOrigin origin([&](const OriginRequest& r) {
+        return Reply{.body = (r.body == big ? "same " : "different ") + r.header("Transfer-Encoding")};
+    });
+    Daemon cachalot(proxy_config(origin.port()));
+    Client client(cachalot.port());
+    client.send_raw("PUT /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n" +
+                    std::string(chunked ? "Transfer-Encoding: chunked" : "Content-Length: " + std::to_string(big.size())) +
+                    "\r\n\r\n");
+    CHECK(client.read_response().result_int() == 100);
+    for (std::size_t at = 0; at < big.size(); at += 1u << 20) {
+        const auto piece = big.substr(at, 1u << 20);
+        client.send_raw(chunked ? chunk(piece) : piece);
+    }
+    if (chunked) client.send_raw("0\r\n\r\n");
+    auto res = client.read_response();
+    CHECK(res.body() == (chunked ? "same chunked" : "same "));
+    CHECK(client.request("GET", "/after").result_int() == 200);  // the connection carries on
+}
+
+TEST_CASE("an upload whose body was sent is not retried when the origin fails it") {
+    TestOrigin origin([](const OriginRequest& r) {
+        if (r.method == "PUT") return Reply{.close_without_answer = true};
+        return Reply{.body = "ok"};
+    });
+    Daemon cachalot(proxy_config(origin.port()));
+    Client client(cachalot.port());
+    CHECK(client.request("GET", "/warm").result_int() == 200);  // a pooled connection for the PUT
+    // PUT is idempotent: without a body it would go again on a fresh connection.
+    client.send_raw("PUT /once HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+    CHECK(client.read_response().result_int() == 100);
+    client.send_raw("data");
+    CHECK(client.read_response().result_int() == 502);
+    std::size_t puts = 0;
+    for (const auto& r : origin.requests()) puts += r.method == "PUT";
+    CHECK(puts == 1);
 }

@@ -141,6 +141,7 @@ void TestOrigin::serve(std::shared_ptr<tcp::socket> socket, std::size_t id) {
                     if (reply.before_part) reply.before_part(i);
                     net::write(*socket, net::buffer(reply.parts[part]), ec);
                 }
+            if (ec) ++cut_writes_;
             if (reply.reset_after) {
                 socket->set_option(net::socket_base::linger(true, 0), ec);
                 socket->close(ec);

@@ -97,6 +97,8 @@ public:
     std::size_t connections() const { return connections_.load(); }
     /// How many Reply::then_send writes have been made.
     std::size_t unsolicited_writes() const { return unsolicited_writes_.load(); }
+    /// How many Reply::parts responses could not be written to the end (the peer closed).
+    std::size_t cut_writes() const { return cut_writes_.load(); }
     std::size_t request_count() const;
     std::vector<OriginRequest> requests() const;
     OriginRequest last_request() const;
@@ -112,6 +114,7 @@ private:
     std::uint16_t port_ = 0;
     std::atomic<std::size_t> connections_{0};
     std::atomic<std::size_t> unsolicited_writes_{0};
+    std::atomic<std::size_t> cut_writes_{0};
     std::atomic<bool> stopped_{false};
     mutable std::mutex mutex_;
     std::vector<OriginRequest> requests_;

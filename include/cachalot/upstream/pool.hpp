@@ -23,16 +23,16 @@ using Response = boost::beast::http::response<boost::beast::http::string_body>;
 /// before its response is passed on: a body that is not complete by then is streamed.
 inline constexpr std::size_t kStreamWindow = 256 * 1024;
 
-/// The rest of a response body, still arriving from the origin. Read to its end, the origin
-/// connection goes back to the pool; dropped before, the connection is closed and the origin
-/// read stops.
+/// A body still arriving, read piece by piece: the rest of a response from the origin (Pool;
+/// read to its end, the origin connection goes back to the pool; dropped before, it is closed
+/// and the origin read stops), or a request's from its client (an upload, streamed to the origin).
 class BodyReader {
 public:
     virtual ~BodyReader() = default;
     /// Replaces `out` with the next bytes of the body (empty once it is complete). An error
-    /// means the body is truncated: the origin closed, reset or stalled (read_timeout) mid-body.
+    /// means the body is truncated: its sender closed, reset or stalled mid-body.
     virtual boost::asio::awaitable<boost::system::error_code> read(std::string& out) = 0;
-    /// The length the origin announced (Content-Length), if it did.
+    /// The length its sender announced (Content-Length), if it did.
     virtual std::optional<std::uint64_t> length() const = 0;
 };
 
@@ -41,6 +41,7 @@ struct FetchResult {
     std::optional<Response> response;  // set on success: the head, and the body as far as it came
     std::unique_ptr<BodyReader> rest;  // set when the body is not complete yet: the rest
     metrics::UpstreamError error{};    // why it failed, when response is empty
+    bool body_failed = false;          // failed: the streamed request body did (its client's doing)
     double seconds = 0;                // time to the response head, retries included
     bool timed_out() const { return !response && error == metrics::UpstreamError::Timeout; }
 };
@@ -49,8 +50,10 @@ struct FetchResult {
 class Origin {
 public:
     virtual ~Origin() = default;
-    /// Sends `request` (already prepared for forwarding) to upstream `index`; the response.
-    virtual boost::asio::awaitable<FetchResult> fetch(std::size_t index, const Request& request) = 0;
+    /// Sends `request` (already prepared for forwarding) to upstream `index`, and after its head
+    /// `body` when there is one (the request's own body is then empty); the response.
+    virtual boost::asio::awaitable<FetchResult> fetch(std::size_t index, const Request& request,
+                                                      BodyReader* body = nullptr) = 0;
     /// The executor background work (revalidations) runs on: the caller's worker.
     virtual boost::asio::any_io_executor executor() const = 0;
 };
@@ -66,8 +69,11 @@ public:
     /// Sends `request` (already prepared for forwarding) to upstream `index` and reads the
     /// response head, and the body as far as it is there (up to kStreamWindow); the rest, if
     /// any, comes from FetchResult::rest. A pooled connection found dead before any response
-    /// byte arrived is replaced and the request sent once more, when the method is idempotent.
-    boost::asio::awaitable<FetchResult> fetch(std::size_t index, const Request& request) override;
+    /// byte arrived is replaced and the request sent once more, when the method is idempotent
+    /// and no byte of a streamed `body` was taken. A streamed body goes framed as `request`
+    /// says: Content-Length, or chunked.
+    boost::asio::awaitable<FetchResult> fetch(std::size_t index, const Request& request,
+                                              BodyReader* body = nullptr) override;
 
     /// The worker's executor this pool runs on.
     boost::asio::any_io_executor executor() const override;

@@ -80,7 +80,7 @@ public:
         gate_.cancel();
     }
 
-    net::awaitable<upstream::FetchResult> fetch(std::size_t, const Request& request) override {
+    net::awaitable<upstream::FetchResult> fetch(std::size_t, const Request& request, upstream::BodyReader*) override {
         seen.push_back(request);
         while (held_) {
             gate_.expires_after(1h);
