@@ -74,6 +74,21 @@ YAML
   fi
 }
 
+# Writes $1/nginx.conf: one worker in the foreground, its pid and error log in $1, no access
+# log, and the http block's directives from stdin.
+nginx_conf() {
+  { cat <<NGINX
+worker_processes 1;
+daemon off;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+NGINX
+    cat; echo "}"; } > "$1/nginx.conf"
+}
+
 # nginx with one worker on CPU 1. $1 = cache: proxy_cache with proxy_cache_lock and background
 # updates (so it honours stale-while-revalidate); plain: a reverse proxy without cache.
 start_nginx() {
@@ -86,14 +101,7 @@ start_nginx() {
       proxy_cache_background_update on;"
   fi
   mkdir -p "$work/nginx"
-  cat > "$work/nginx/nginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
+  nginx_conf "$work/nginx" <<NGINX
   proxy_cache_path $work/nginx/cache keys_zone=bench:10m max_size=64m;
   upstream origin { server 127.0.0.1:$origin_port; keepalive 256; }
   server {
@@ -105,7 +113,6 @@ http {
       proxy_set_header Connection "";
     }
   }
-}
 NGINX
   taskset -c 1 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" & pids+=($!)
 }

@@ -55,6 +55,22 @@ TEST_CASE("a chunked body growing over max_body_bytes gets 413") {
     CHECK(origin.request_count() == 0);
 }
 
+TEST_CASE("a streaming upload growing over max_body_bytes gets 413, and the origin never gets it whole") {
+    TestOrigin origin;
+    Daemon cachalot(proxy_config(origin.port(), kSmallLimits));
+    Client client(cachalot.port());
+    // Expect: 100-continue: the body streams, so the limit is met on the way to the origin.
+    client.send_raw("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n");
+    CHECK(client.read_response().result_int() == 100);
+    client.send_raw("40\r\n" + std::string(64, 'a') + "\r\n1\r\nb\r\n0\r\n\r\n");
+    auto res = client.read_response();
+    CHECK(res.result_int() == 413);
+    CHECK(client.closed_by_peer());
+    CHECK(origin.request_count() == 0);
+    CHECK(await_metric(cachalot.admin_port(), R"(cachalot_upstream_errors_total{reason="bad_response",upstream="origin"})",
+                       0) == 0);
+}
+
 TEST_CASE("a body at exactly max_body_bytes is accepted") {
     TestOrigin origin([](const OriginRequest& r) { return Reply{.body = std::to_string(r.body.size())}; });
     Daemon cachalot(proxy_config(origin.port(), kSmallLimits));
