@@ -23,6 +23,8 @@ struct Connection {
     core::Deadline deadline{socket};  // connect_timeout, then read_timeout for each exchange
     Clock::time_point idle_since{};
     std::string head;  // the request head being written (core::write_message); capacity reused
+    beast::flat_buffer buffer;                   // what was read from the origin; capacity reused
+    std::optional<http::ResponseParser> parser;  // the response being read (trailer fields are not headers)
     explicit Connection(net::any_io_executor ex) : socket(std::move(ex)) {}
     // What a failed operation means: a timeout when the deadline cancelled it.
     beast::error_code outcome(beast::error_code ec) const {
@@ -97,9 +99,8 @@ struct Pool::Impl {
 // each read hands over what it parsed. Read to the end, the connection goes back to the pool.
 class PooledBody final : public BodyReader {
 public:
-    PooledBody(Pool::Impl& pool, std::size_t index, std::unique_ptr<Connection> conn, beast::flat_buffer buffer,
-               std::unique_ptr<http::ResponseParser> parser)
-        : pool_(pool), index_(index), conn_(std::move(conn)), buffer_(std::move(buffer)), parser_(std::move(parser)) {}
+    PooledBody(Pool::Impl& pool, std::size_t index, std::unique_ptr<Connection> conn)
+        : pool_(pool), index_(index), conn_(std::move(conn)) {}
 
     net::awaitable<beast::error_code> read(std::string& out) override;
     std::optional<std::uint64_t> length() const override { return length_; }
@@ -108,9 +109,8 @@ private:
     Pool::Impl& pool_;
     std::size_t index_;
     std::unique_ptr<Connection> conn_;
-    beast::flat_buffer buffer_;
-    std::unique_ptr<http::ResponseParser> parser_;
-    std::optional<std::uint64_t> length_ = parser_->content_length() ? std::optional(*parser_->content_length()) : std::nullopt;
+    std::optional<std::uint64_t> length_ =
+        conn_->parser->content_length() ? std::optional(*conn_->parser->content_length()) : std::nullopt;
 };
 
 Pool::Pool(net::any_io_executor executor, const std::vector<config::Upstream>& upstreams,
@@ -193,13 +193,13 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const Request& reques
                 co_return result;
             }
         }
-        beast::flat_buffer buffer;
-        auto parser = std::make_unique<http::ResponseParser>();  // trailer fields are not headers
+        auto& buffer = conn->buffer;
+        auto& parser = conn->parser;
         beast::error_code ec = conn->outcome(wec);
         bool got_some = false;
         // Interim 1xx responses are read and dropped: the client gets the final one.
         while (!ec) {
-            parser = std::make_unique<http::ResponseParser>();
+            parser.emplace();
             parser->body_limit(boost::none);  // bodies stream: no length is too long
             parser->skip(request.method() == bhttp::verb::head);
             ec = conn->outcome(co_await core::read(conn->socket, buffer, *parser, core::Until::Head));
@@ -238,7 +238,7 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const Request& reques
             result.response.emplace(parser->get().base());
             result.response->body() = std::move(parser->get().body());
             parser->get().body().clear();
-            result.rest = std::make_unique<PooledBody>(*impl_, index, std::move(conn), std::move(buffer), std::move(parser));
+            result.rest = std::make_unique<PooledBody>(*impl_, index, std::move(conn));
             finish();
             co_return result;
         }
@@ -258,16 +258,17 @@ net::awaitable<beast::error_code> PooledBody::read(std::string& out) {
     const auto& up = pool_.upstreams[index_];
     conn_->deadline.expires_after(up.read_timeout);
     beast::error_code ec;
-    while (!ec && out.empty() && !parser_->is_done()) {
-        ec = conn_->outcome(co_await core::read(conn_->socket, buffer_, *parser_, core::Until::More));
-        out.swap(parser_->get().body());
+    auto& parser = *conn_->parser;
+    while (!ec && out.empty() && !parser.is_done()) {
+        ec = conn_->outcome(co_await core::read(conn_->socket, conn_->buffer, parser, core::Until::More));
+        out.swap(parser.get().body());
     }
     if (ec) {
         conn_.reset();
         co_return ec;
     }
-    if (parser_->is_done()) {
-        const bool reusable = parser_->get().keep_alive() && !parser_->need_eof() && buffer_.size() == 0;
+    if (parser.is_done()) {
+        const bool reusable = parser.get().keep_alive() && !parser.need_eof() && conn_->buffer.size() == 0;
         if (reusable) pool_.give_back(index_, std::move(conn_));
         conn_.reset();
     }
