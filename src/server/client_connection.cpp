@@ -91,9 +91,10 @@ net::awaitable<Streamed> write_streamed(tcp::socket& socket, Response& response,
     core::serialize_head(response, head);
     deadline.expires_after(send_timeout);
     if (auto ec = co_await core::write_message(socket, head, {})) co_return Streamed{ec};
-    for (;;) {
+    for (bool chunk_open = false;;) {  // chunk_open: the last chunk's CRLF goes before the next size line
         auto piece = co_await body.next();
         head.clear();
+        if (chunk_open) head.append("\r\n");
         if (piece.bytes.empty()) {
             if (body.transfer().state() != cache::Transfer::State::Complete) co_return Streamed{{}, true};
             if (!chunked) co_return Streamed{};
@@ -101,15 +102,11 @@ net::awaitable<Streamed> write_streamed(tcp::socket& socket, Response& response,
         } else if (chunked) {
             char size[24];
             head.append(size, static_cast<std::size_t>(std::snprintf(size, sizeof size, "%zx\r\n", piece.bytes.size())));
+            chunk_open = true;
         }
         std::string_view bytes = piece.bytes;
         deadline.expires_after(send_timeout);
-        auto ec = co_await core::write_message(socket, head, bytes);
-        if (!ec && chunked && !bytes.empty()) {
-            head.assign("\r\n");
-            ec = co_await core::write_message(socket, head, {});
-        }
-        if (ec) co_return Streamed{ec};
+        if (auto ec = co_await core::write_message(socket, head, bytes)) co_return Streamed{ec};
         sent += bytes.size();
         if (bytes.empty()) co_return Streamed{};
     }
