@@ -63,7 +63,8 @@ void Transfer::leave(Reader* reader) {
         std::lock_guard lock(mutex_);
         readers_.erase(std::find(readers_.begin(), readers_.end(), reader));
         drop_taken();
-        writer = std::move(writer_wake_);
+        writer = writer_wake_.lock();
+        writer_wake_.reset();
     }
     if (writer) ring(std::move(writer));
 }
@@ -86,7 +87,8 @@ net::awaitable<Transfer::Piece> Transfer::Reader::next() {
                 piece = Piece{chunk.bytes, std::string_view(*chunk.bytes).substr(offset)};
                 position_ += piece->bytes.size();
                 t.drop_taken();
-                writer = std::move(t.writer_wake_);  // there may be room now
+                writer = t.writer_wake_.lock();  // there may be room now
+                t.writer_wake_.reset();
             } else if (t.state_ != State::Open) {
                 piece = Piece{};
             } else {

@@ -102,7 +102,9 @@ private:
     bool keeping_;
     core::ByteBudget::Reservation kept_;
     std::vector<Reader*> readers_;
-    std::shared_ptr<Wake> writer_wake_;  // set while append() waits for room
+    /// Set while append() waits for room. Weak: append()'s frame owns it, so that its timer
+    /// never outlives its worker's event loop (at shutdown, loops are destroyed one by one).
+    std::weak_ptr<Wake> writer_wake_;
 };
 
 }  // namespace cachalot::cache
