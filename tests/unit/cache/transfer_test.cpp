@@ -205,3 +205,26 @@ TEST_CASE("a reader on another thread's event loop is woken as bytes arrive") {
     CHECK(ended);
     CHECK(got == expected);
 }
+
+TEST_CASE("a fetch waiting for room whose event loop is destroyed first leaves nothing behind for its readers") {
+    // At shutdown the workers' loops are destroyed one by one: the waiting append's wake-up must
+    // go with its loop, not outlive it inside the transfer (its timer would then touch a dead loop).
+    auto reader_ioc = std::make_unique<net::io_context>();
+    auto t = Transfer::make(std::nullopt, 0, 4, budget.reserve());
+    auto reader = t->read();
+    {
+        net::io_context writer_ioc;
+        int appended = 0;
+        bool refused = false;
+        net::co_spawn(writer_ioc, append_all(*t, {"aaaa", "bbbb"}, appended, refused), net::detached);
+        settle(writer_ioc);
+        CHECK(appended == 1);  // the second waits for room
+    }  // the writer's loop goes, with the waiting append
+    std::string got;
+    net::co_spawn(*reader_ioc, take_one(*reader, got), net::detached);
+    settle(*reader_ioc);
+    CHECK(got == "aaaa");  // takes what is there; the room it makes wakes nobody
+    reader.reset();
+    t.reset();
+    reader_ioc.reset();
+}
