@@ -1036,3 +1036,25 @@ TEST_CASE("pipeline: a streamed body is not lost when its client goes: the fetch
     CHECK(p.get("/gone").body() == "xyz");
     CHECK(p.origin.seen.size() == 1);
 }
+
+TEST_CASE("pipeline: a background revalidation whose new body streams stores it when it completes, with no client "
+          "reading it",
+          "[pipeline][stream]") {
+    Pipe p;
+    int n = 0;
+    p.origin.script = [&](const Request&) {
+        ++n;
+        if (n == 1) return Scripted{200, {{"Cache-Control", "max-age=10, stale-while-revalidate=60"}}, "old"};
+        return Scripted{200, {{"Cache-Control", "max-age=60"}}, "n", false, false, {"e", "w"}, false, false};
+    };
+    p.get("/bg");
+    p.advance(15s);
+    const auto stale = p.get("/bg");  // runs the background revalidation to its end too
+    CHECK(stale.body() == "old");
+    CHECK(status_of(stale) == "cachalot; hit; ttl=-5; detail=stale-while-revalidate");
+    const auto fresh = p.get("/bg");
+    CHECK(fresh.body() == "new");
+    CHECK(status_of(fresh) == "cachalot; hit; ttl=60");
+    CHECK(p.origin.seen.size() == 2);
+    CHECK(test::metric_value(p.metrics.serialize(), R"(cachalot_cache_store_total{outcome="stored",route="api"})") == 2);
+}
