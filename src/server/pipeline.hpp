@@ -14,11 +14,13 @@
 //   deliver   a stored response the policy lets answer: fresh, allowed stale, or stale within
 //             stale-while-revalidate (then one background revalidation starts)
 //   coalesce  one fetch per key (this node; all nodes with cache.l2.lock): the others are
-//             answered from what it stored, or by stale-if-error when the origin failed it
+//             answered from what it stores (reading its body while it still streams in), or by
+//             stale-if-error when the origin failed it
 //   fetch     to the origin, conditional when a stored response has validators; a failed origin
 //             is answered by stale-if-error or grace
 //   store     what the policy accepts goes to L1 now and to L2 through its queue, with its purge
-//             tags and the time it was asked for; a 304 refreshes the stored response
+//             tags and the time it was asked for; a body still arriving streams to the client
+//             (cache::Transfer) and is stored when it completes; a 304 refreshes the stored response
 //   respond   Cache-Status rendered and the outcome recorded in the metrics, once per request
 
 #include "cachalot/cache/fetch_lock.hpp"
