@@ -29,7 +29,7 @@ public:
         std::shared_ptr<const Entry> entry;  // the stored response; null: fetch on your own
         bool origin_failed = false;          // the origin could not answer (waiters may try stale-if-error)
         bool abandoned = false;              // the permit was dropped without publishing
-        std::shared_ptr<Transfer> body;      // set: `entry` has no body; it streams in from here
+        std::shared_ptr<Transfer> body{};    // set: `entry` has no body; it streams in from here
     };
 
     class Permit {
