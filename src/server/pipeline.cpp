@@ -435,10 +435,15 @@ net::awaitable<std::optional<Answer>> Pipeline::coalesce(const Parsed& p, Found&
             co_return deliver(p, std::move(stored), entry.body, std::move(outcome), std::move(reader));
         }
         if (!readable) co_return std::nullopt;
-        // Another variant was stored meanwhile: this one joins its epoch, or the primary key
-        // would be taken over and the other variant lost.
-        auto again = co_await lookup(p);
-        found.primary = std::move(again.primary);
+        // Another variant was stored meanwhile (or is streaming in, not stored yet: its head
+        // names the epoch): this one joins its epoch, or the primary key would be taken over and
+        // the other variant lost.
+        if (wait.published.body) {
+            found.primary = Primary{entry.vary, entry.vary_epoch};
+        } else {
+            auto again = co_await lookup(p);
+            found.primary = std::move(again.primary);
+        }
     } else if (wait.end == cache::FetchLock::End::OriginFailed && found.stored) {
         // The origin just failed the fetch this request waited on: a stored response that
         // stale-if-error or grace allow answers now, without asking the failing origin again.
@@ -583,11 +588,18 @@ void Pipeline::store(const Parsed& p, const Found& found, Answer answer, http::T
     answer.outcome.ttl = decision.judged.remaining().count();
     answer.outcome_pending = true;
     entry.body.clear();
+    // The variants' epoch is chosen now, and published with the head: a waiting request of
+    // another variant stores its own under it meanwhile (put() keeps a primary's epoch).
+    std::optional<Primary> primary = found.primary;
+    if (!entry.vary.empty()) {
+        entry.vary_epoch = primary && primary->vary == entry.vary && !primary->epoch.empty() ? primary->epoch : new_epoch();
+        primary = Primary{entry.vary, entry.vary_epoch};
+    }
     if (write) {
         write->publish({std::make_shared<const cache::Entry>(entry), false, false, transfer});
         fetched.stored = nullptr;
     }
-    auto finish = [this, key = p.key, primary = found.primary, entry = std::move(entry), expiry = decision.expiry_ms,
+    auto finish = [this, key = p.key, primary = std::move(primary), entry = std::move(entry), expiry = decision.expiry_ms,
                    outcome = answer.outcome, series = &p.series,
                    write = std::move(write)](const cache::Transfer& t) mutable {
         outcome.stored = false;

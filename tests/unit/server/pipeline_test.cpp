@@ -1058,3 +1058,32 @@ TEST_CASE("pipeline: a background revalidation whose new body streams stores it 
     CHECK(p.origin.seen.size() == 2);
     CHECK(test::metric_value(p.metrics.serialize(), R"(cachalot_cache_store_total{outcome="stored",route="api"})") == 2);
 }
+
+TEST_CASE("pipeline: a variant fetched while another variant's body still streams in joins its epoch: both stay "
+          "stored",
+          "[pipeline][stream]") {
+    Pipe p;
+    p.origin.script = [](const Request& r) {
+        const std::string lang(r["Accept-Language"]);
+        Scripted s{200, {{"Cache-Control", "max-age=60"}, {"Vary", "Accept-Language"}}, "lang:" + lang};
+        if (lang == "de") s.rest = {"-streamed"};  // de's body streams; en's comes whole
+        return s;
+    };
+    p.origin.hold_body();
+    auto de = p.start(bhttp::verb::get, "/v", {{"Accept-Language", "de"}});
+    p.ioc.restart();
+    p.ioc.poll();  // de's head is in, its body held
+    auto en = p.start(bhttp::verb::get, "/v", {{"Accept-Language", "en"}});
+    p.ioc.restart();
+    p.ioc.poll();  // en waited on de's fetch, saw another variant, fetched and stored its own
+    REQUIRE(*en);
+    CHECK((*en)->body() == "lang:en");
+    p.origin.release_body();
+    p.run();
+    CHECK((*de)->body() == "lang:de-streamed");
+    CHECK(p.origin.seen.size() == 2);
+    // Both variants are reachable: de stored last, under the epoch en joined.
+    CHECK(status_of(p.get("/v", {{"Accept-Language", "en"}})) == "cachalot; hit; ttl=60");
+    CHECK(status_of(p.get("/v", {{"Accept-Language", "de"}})) == "cachalot; hit; ttl=60");
+    CHECK(p.origin.seen.size() == 2);
+}
