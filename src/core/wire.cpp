@@ -44,16 +44,6 @@ void serialize_head(const bhttp::response_header<>& head, std::string& out) {
     append_fields(head, out);
 }
 
-void serialize_head(const bhttp::request_header<>& head, std::string& out) {
-    out.append(head.method_string());
-    out.append(" ");
-    out.append(head.target());
-    out.append(" ");
-    append_version(head.version(), out);
-    out.append("\r\n");
-    append_fields(head, out);
-}
-
 net::awaitable<beast::error_code> write_message(tcp::socket& socket, const std::string& head, std::string_view body) {
     std::array<net::const_buffer, 2> buffers{net::buffer(head), net::buffer(body.data(), body.size())};
     beast::error_code ec;

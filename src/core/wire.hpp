@@ -18,7 +18,6 @@ namespace cachalot::core {
 /// Appends the head as it goes on the wire (start line, fields, empty line) to `out`, byte for
 /// byte what Beast's serializer writes for it.
 void serialize_head(const bhttp::response_header<>& head, std::string& out);
-void serialize_head(const bhttp::request_header<>& head, std::string& out);
 
 /// Writes `head` then `body` on `socket` (non-blocking): what it takes at once, the rest
 /// asynchronously (a core::Deadline on the socket bounds the wait).

@@ -43,11 +43,14 @@ std::variant<Admitted, std::string_view> admit(const Request& req) {
     auto target = http::parse_request_target(req.target());
     if (!target || (target->form == http::RequestTarget::Form::Asterisk && req.method() != bhttp::verb::options))
         return "invalid request target";
-    const auto hosts = req.count(bhttp::field::host);
+    std::size_t hosts = 0;
+    std::string_view host_value;
+    for (const auto& f : req.base())
+        if (f.name() == bhttp::field::host) ++hosts, host_value = f.value();
     if (hosts > 1) return "more than one Host field";
     if (hosts == 0 && req.version() >= 11) return "missing Host field";
     std::optional<http::Authority> host;
-    if (hosts == 1 && !(host = http::parse_authority(req[bhttp::field::host]))) return "invalid Host field";
+    if (hosts == 1 && !(host = http::parse_authority(host_value))) return "invalid Host field";
     if (target->authority) host = target->authority;
     return Admitted{std::move(*target), host ? std::move(*host) : http::Authority{}};
 }
@@ -58,9 +61,15 @@ std::variant<Admitted, std::string_view> admit(const Request& req) {
 // the strip.
 void normalize(Request& req, const Admitted& admitted) {
     http::strip_hop_by_hop(req.base());
-    if (admitted.authority.host.empty()) req.erase(bhttp::field::host);
-    else req.set(bhttp::field::host, admitted.authority.to_string());
-    req.target(admitted.target.origin_form);
+    // (Mostly they are so already: then nothing is rewritten.)
+    const auto host = admitted.authority.host.empty() ? std::string() : admitted.authority.to_string();
+    const auto it = std::find_if(req.begin(), req.end(), [](const auto& f) { return f.name() == bhttp::field::host; });
+    if (host.empty()) {
+        if (it != req.end()) req.erase(it);
+    } else if (it == req.end() || it->value() != host) {
+        req.set(bhttp::field::host, host);
+    }
+    if (req.target() != admitted.target.origin_form) req.target(admitted.target.origin_form);
 }
 
 // Writes a response (core/wire.hpp); `head` is the session's, so that its capacity is reused.

@@ -4,28 +4,81 @@
 
 namespace cachalot::server {
 
-Request origin_request(const Request& client_request, std::string body, const ClientInfo& client,
-                       const config::Upstream& upstream, const Validators& validators) {
-    Request req;
-    req.method_string(client_request.method_string());  // made-up methods too
-    req.target(client_request.target());
-    req.version(11);
-    for (const auto& f : client_request.base())
-        if (f.name() != bhttp::field::expect)  // the body is here already: an interim 100 would only cost a round trip
-            req.insert(f.name(), f.name_string(), f.value());
-    http::add_forwarded(req.base(), {client.address, "http", client.authority.to_string()});
-    http::add_via(req.base(), kPseudonym);
-    if (client.authority.host.empty()) req.set(bhttp::field::host, upstream.host + ":" + std::to_string(upstream.port));
-    if (!validators.etag.empty()) req.set(bhttp::field::if_none_match, validators.etag);
-    else if (!validators.last_modified.empty()) req.set(bhttp::field::if_modified_since, validators.last_modified);
-    req.body() = std::move(body);
-    req.keep_alive(true);
-    req.prepare_payload();
-    return req;
+namespace {
+
+// One field line. A value that could break the head (CR, LF, NUL: only a corrupt stored
+// validator could hold one, parsed fields cannot) is left out.
+void append_field(std::string& head, std::string_view name, std::string_view value) {
+    for (const char c : value)
+        if (c == '\r' || c == '\n' || c == '\0') return;
+    head.append(name);
+    head.append(": ");
+    head.append(value);
+    head.append("\r\n");
+}
+
+}  // namespace
+
+upstream::OriginRequest origin_request(const Request& client_request, std::string body, const ClientInfo& client,
+                                       const config::Upstream& upstream, const Validators& validators,
+                                       const upstream::BodyReader* upload) {
+    upstream::OriginRequest out;
+    out.method = client_request.method();
+    auto& head = out.head;
+    head.reserve(512);
+    head.append(client_request.method_string());  // made-up methods too
+    head += ' ';
+    head.append(client_request.target());
+    head.append(" HTTP/1.1\r\n");
+    const bool etag = !validators.etag.empty();
+    const bool last_modified = !etag && !validators.last_modified.empty();
+    for (const auto& f : client_request.base()) {
+        switch (f.name()) {
+        case bhttp::field::expect:  // the body is here already: an interim 100 would only cost a round trip
+        case bhttp::field::content_length:  // framed below, by the body sent
+        case bhttp::field::transfer_encoding:
+            continue;
+        case bhttp::field::if_none_match:
+            if (etag) continue;
+            break;
+        case bhttp::field::if_modified_since:
+            if (last_modified) continue;
+            break;
+        default:
+            if (http::is_forwarding_field(f.name_string())) continue;
+        }
+        append_field(head, f.name_string(), f.value());
+    }
+    const auto authority = client.authority.to_string();
+    const auto fwd = http::forwarding_fields(client_request.base(), {client.address, "http", authority}, kPseudonym);
+    append_field(head, "X-Forwarded-For", fwd.x_forwarded_for);
+    append_field(head, "Forwarded", fwd.forwarded);
+    append_field(head, "X-Forwarded-Proto", fwd.x_forwarded_proto);
+    if (!fwd.x_forwarded_host.empty()) append_field(head, "X-Forwarded-Host", fwd.x_forwarded_host);
+    append_field(head, "Via", fwd.via);
+    if (client.authority.host.empty()) append_field(head, "Host", upstream.host + ":" + std::to_string(upstream.port));
+    if (etag) append_field(head, "If-None-Match", validators.etag);
+    if (last_modified) append_field(head, "If-Modified-Since", validators.last_modified);
+    // Framed as the client framed a body that streams; a complete one by its length (and an
+    // empty one only where the method expects a body, as Beast's prepare_payload does).
+    const auto m = out.method;
+    if (upload) {
+        const auto length = upload->length();
+        out.chunked = !length;
+        if (length) append_field(head, "Content-Length", std::to_string(*length));
+        else append_field(head, "Transfer-Encoding", "chunked");
+    } else if (!body.empty() || m == bhttp::verb::post || m == bhttp::verb::put || m == bhttp::verb::options) {
+        append_field(head, "Content-Length", std::to_string(body.size()));
+    }
+    head.append("\r\n");
+    out.body = std::move(body);
+    return out;
 }
 
 void prepare_for_client(Response& res, bhttp::verb method, unsigned version, bool streamed) {
-    std::string length(res[bhttp::field::content_length]);
+    // (Connection may name Content-Length: a HEAD keeps the origin's all the same.)
+    std::string length;
+    if (method == bhttp::verb::head) length = res[bhttp::field::content_length];
     http::strip_hop_by_hop(res.base());
     http::add_via(res.base(), kPseudonym);
     res.version(version);
@@ -35,12 +88,25 @@ void prepare_for_client(Response& res, bhttp::verb method, unsigned version, boo
         // No body was read: keep the length the origin announced for the GET.
         if (!length.empty()) res.set(bhttp::field::content_length, length);
     } else {
-        res.prepare_payload();
+        // Most origins announced the length of the body they sent: then there is nothing to do.
+        std::size_t lengths = 0;
+        bool same = false;
+        for (const auto& f : res.base()) {
+            if (f.name() != bhttp::field::content_length) continue;
+            ++lengths;
+            same = f.value() == std::to_string(res.body().size());
+        }
+        if (lengths != 1 || !same) res.prepare_payload();
     }
 }
 
 void add_cache_status(Response& res, std::string_view entry) {
-    std::string value(res["Cache-Status"]);
+    const auto it = res.find("Cache-Status");
+    if (it == res.end()) {  // (usually: no cache before this one)
+        res.insert("Cache-Status", entry);
+        return;
+    }
+    std::string value(it->value());
     if (!value.empty()) value += ", ";
     value += entry;
     res.set("Cache-Status", value);

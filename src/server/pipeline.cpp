@@ -157,7 +157,7 @@ std::optional<Pipeline::Parsed> Pipeline::receive(Request& request, const Client
     if (!index) return std::nullopt;
     const auto& route = cfg_.routes[*index];
     // Before the key is built, so that the key and Vary see what the origin will see.
-    for (const auto& name : route.request_headers.strip) request.erase(name);
+    http::erase_named(request.base(), route.request_headers.strip);
     for (const auto& [name, value] : route.request_headers.set) request.set(name, value);
 
     const auto method = request.method();
@@ -521,12 +521,7 @@ net::awaitable<Pipeline::Fetched> Pipeline::fetch(const Parsed& p, const Found& 
 net::awaitable<bool> Pipeline::forward(const Parsed& p, std::string body, const Validators& validators,
                                        Answer& answer, std::unique_ptr<upstream::BodyReader>& rest) {
     const auto& upstream = cfg_.upstreams[p.route.upstream_index];
-    auto request = origin_request(p.request, std::move(body), p.client, upstream, validators);
-    if (p.upload) {  // framed as the client framed it
-        request.erase(bhttp::field::content_length);
-        if (auto length = p.upload->length()) request.content_length(*length);
-        else request.chunked(true);
-    }
+    const auto request = origin_request(p.request, std::move(body), p.client, upstream, validators, p.upload);
     auto fetched = co_await origin_.fetch(p.route.upstream_index, request, p.upload);
     answer.upstream_seconds = fetched.seconds;
     if (!fetched.response) {
@@ -689,14 +684,17 @@ void Pipeline::respond(const Parsed& p, Answer& answer) const {
     answer.route = p.route_index;
     if (cfg_.cache.debug_cache_status) answer.outcome.key = p.key;
     add_cache_status(answer.response, cache::cache_status_entry(answer.outcome, kPseudonym));
-    if (cfg_.cache.strip_targeted_fields) {
-        answer.response.erase("CDN-Cache-Control");
-        if (!cfg_.cache.targeted_field.empty()) answer.response.erase(cfg_.cache.targeted_field);
-    }
-    if (cfg_.cache.tags.strip) {
-        answer.response.erase(cfg_.cache.tags.header);
-        answer.response.erase("Cache-Tag");
-        answer.response.erase("Cache-Groups");
+    // Fields meant for this cache only: one pass over the response's.
+    const auto& c = cfg_.cache;
+    auto for_this_cache = [&](std::string_view name) {
+        return (c.strip_targeted_fields && (http::iequals(name, "CDN-Cache-Control") ||
+                                            (!c.targeted_field.empty() && http::iequals(name, c.targeted_field)))) ||
+               (c.tags.strip && (http::iequals(name, c.tags.header) || http::iequals(name, "Cache-Tag") ||
+                                 http::iequals(name, "Cache-Groups")));
+    };
+    if (c.strip_targeted_fields || c.tags.strip) {
+        auto& fields = answer.response.base();
+        for (auto it = fields.begin(); it != fields.end();) it = for_this_cache(it->name_string()) ? fields.erase(it) : std::next(it);
     }
     if (!answer.outcome_pending) p.series.record(answer.outcome);
 }

@@ -151,7 +151,7 @@ net::awaitable<beast::error_code> send_body(Connection& conn, BodyReader& body, 
     }
 }
 
-net::awaitable<FetchResult> Pool::fetch(std::size_t index, const Request& request, BodyReader* body) {
+net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& request, BodyReader* body) {
     auto& up = impl_->upstreams[index];
     auto& series = impl_->metrics.upstream(index);
     const bool idempotent = http::is_idempotent(request.method_string());
@@ -182,12 +182,10 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const Request& reques
 
         conn->deadline.expires_after(up.read_timeout);
         beast::error_code wec;
-        conn->head.clear();
-        core::serialize_head(request, conn->head);
-        wec = co_await core::write_message(conn->socket, conn->head, request.body());
+        wec = co_await core::write_message(conn->socket, request.head, request.body);
         if (!wec && body) {
             body_taken = true;
-            wec = co_await send_body(*conn, *body, request.chunked(), up.read_timeout, result.body_failed);
+            wec = co_await send_body(*conn, *body, request.chunked, up.read_timeout, result.body_failed);
             if (result.body_failed) {
                 finish();  // the client's failure, not the origin's: no upstream error counted
                 co_return result;
@@ -201,7 +199,7 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const Request& reques
         while (!ec) {
             parser.emplace();
             parser->body_limit(boost::none);  // bodies stream: no length is too long
-            parser->skip(request.method() == bhttp::verb::head);
+            parser->skip(request.method == bhttp::verb::head);
             ec = conn->outcome(co_await core::read(conn->socket, buffer, *parser, core::Until::Head));
             got_some = got_some || parser->got_some();
             if (ec || parser->get().result_int() / 100 != 1) break;

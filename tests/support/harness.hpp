@@ -54,15 +54,15 @@ struct OriginRequest {
 /// What the origin answers.
 struct Reply {
     unsigned status = 200;
-    Headers headers;
-    std::string body;
+    Headers headers{};
+    std::string body{};
     std::chrono::milliseconds delay{0};  // before answering
-    std::optional<std::string> raw;      // bytes to send instead of a well-formed response
+    std::optional<std::string> raw{};    // bytes to send instead of a well-formed response
     bool close_without_answer = false;   // drop the connection instead of answering
     bool keep_alive = true;
     /// Bytes written on the same connection 10 ms after the response, nobody having asked for
     /// them (a buggy or hostile origin); the connection then goes on serving requests.
-    std::string then_send;
+    std::string then_send{};
     /// Raw bytes written in parts instead of a response: parts[0], then the rest `repeat` times
     /// over; `before_part(i)` runs (on the origin's thread) before part i > 0, so a test can hold
     /// the response mid-body. Then the connection is closed, or reset when `reset_after`.

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace cachalot::http {
 
@@ -22,16 +23,28 @@ void strip_hop_by_hop(Fields& fields);
 
 /// What a proxy adds to a request it forwards.
 struct ForwardedFor {
-    std::string client_address;  // peer IP of the client connection
-    std::string proto;           // "http" or "https": the scheme the client used
-    std::string host;            // the Host the client asked for ("" if none)
+    std::string_view client_address;  // peer IP of the client connection
+    std::string_view proto;           // "http" or "https": the scheme the client used
+    std::string_view host;            // the Host the client asked for ("" if none)
 };
 
-/// Appends the client to X-Forwarded-For and this hop's element (for, host, proto) to Forwarded
-/// (RFC 7239), keeping what an earlier proxy wrote: the last element is the one to trust. Sets
-/// X-Forwarded-Proto and X-Forwarded-Host to what this hop saw (values from the client are
-/// replaced: they cannot be trusted at the edge).
-void add_forwarded(Fields& fields, const ForwardedFor& fwd);
+/// The fields a request forwarded by this proxy carries in place of the client's (those for which
+/// is_forwarding_field() is true): X-Forwarded-For with the client appended, and Forwarded
+/// (RFC 7239) with this hop's element appended, to what earlier proxies wrote (the last element
+/// is the one to trust); X-Forwarded-Proto and X-Forwarded-Host as this hop saw them (values from
+/// the client cannot be trusted at the edge; no host: no X-Forwarded-Host); Via with this hop
+/// appended (RFC 9110 §7.6.3).
+struct Forwarding {
+    std::string x_forwarded_for;
+    std::string forwarded;
+    std::string x_forwarded_proto;
+    std::string x_forwarded_host;  // empty: not sent
+    std::string via;
+};
+Forwarding forwarding_fields(const Fields& client_fields, const ForwardedFor& fwd, std::string_view pseudonym);
+
+/// True for X-Forwarded-For, -Proto, -Host, Forwarded and Via: the fields forwarding replaces.
+bool is_forwarding_field(std::string_view name);
 
 /// Appends "1.1 <pseudonym>" to Via (RFC 9110 §7.6.3).
 void add_via(Fields& fields, std::string_view pseudonym);
@@ -52,6 +65,10 @@ bool iequals(std::string_view a, std::string_view b);
 
 /// Without leading and trailing spaces and tabs (optional whitespace, RFC 9110 §5.6.3).
 std::string_view trim(std::string_view s);
+
+/// Removes every field whose name is one of `names` (case-insensitive), in one pass over the
+/// fields (Beast's erase by name is a tree search per name, with case-insensitive compares).
+void erase_named(Fields& fields, const std::vector<std::string>& names);
 
 /// ASCII lower case.
 std::string to_lower(std::string_view s);

@@ -19,6 +19,22 @@ namespace cachalot::upstream {
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
 using Response = boost::beast::http::response<boost::beast::http::string_body>;
 
+/// A request as it goes to an origin: its head already serialized (start line, fields, empty
+/// line; server::origin_request writes it), and its body when that is complete. A body that
+/// streams comes from a BodyReader, framed as the head says (`chunked`, else Content-Length).
+struct OriginRequest {
+    std::string head;
+    std::string body;
+    boost::beast::http::verb method = boost::beast::http::verb::get;
+    bool chunked = false;
+    /// The method and the target, as the start line has them.
+    std::string_view method_string() const { return std::string_view(head).substr(0, head.find(' ')); }
+    std::string_view target() const {
+        const auto from = head.find(' ') + 1;
+        return std::string_view(head).substr(from, head.find(' ', from) - from);
+    }
+};
+
 /// Bytes of a response body read ahead of the slowest client, and the most read from the origin
 /// before its response is passed on: a body that is not complete by then is streamed.
 inline constexpr std::size_t kStreamWindow = 256 * 1024;
@@ -50,9 +66,9 @@ struct FetchResult {
 class Origin {
 public:
     virtual ~Origin() = default;
-    /// Sends `request` (already prepared for forwarding) to upstream `index`, and after its head
-    /// `body` when there is one (the request's own body is then empty); the response.
-    virtual boost::asio::awaitable<FetchResult> fetch(std::size_t index, const Request& request,
+    /// Sends `request` to upstream `index`, and after its head `body` when there is one (the
+    /// request's own body is then empty); the response.
+    virtual boost::asio::awaitable<FetchResult> fetch(std::size_t index, const OriginRequest& request,
                                                       BodyReader* body = nullptr) = 0;
     /// The executor background work (revalidations) runs on: the caller's worker.
     virtual boost::asio::any_io_executor executor() const = 0;
@@ -66,13 +82,13 @@ public:
     Pool(const Pool&) = delete;
     Pool& operator=(const Pool&) = delete;
 
-    /// Sends `request` (already prepared for forwarding) to upstream `index` and reads the
+    /// Sends `request` to upstream `index` and reads the
     /// response head, and the body as far as it is there (up to kStreamWindow); the rest, if
     /// any, comes from FetchResult::rest. A pooled connection found dead before any response
     /// byte arrived is replaced and the request sent once more, when the method is idempotent
     /// and no byte of a streamed `body` was taken. A streamed body goes framed as `request`
-    /// says: Content-Length, or chunked.
-    boost::asio::awaitable<FetchResult> fetch(std::size_t index, const Request& request,
+    /// says (OriginRequest::chunked).
+    boost::asio::awaitable<FetchResult> fetch(std::size_t index, const OriginRequest& request,
                                               BodyReader* body = nullptr) override;
 
     /// The worker's executor this pool runs on.

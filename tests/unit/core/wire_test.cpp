@@ -7,7 +7,6 @@
 
 using namespace cachalot;
 using Response = bhttp::response<bhttp::string_body>;
-using Request = bhttp::request<bhttp::string_body>;
 
 namespace {
 
@@ -66,19 +65,4 @@ TEST_CASE("serialize_head writes a response head byte for byte as Beast's serial
         head.set(bhttp::field::content_length, "1024");
         CHECK(our_wire(head) == beast_wire(head));
     }
-}
-
-TEST_CASE("serialize_head writes a request head byte for byte as Beast's serializer does") {
-    Request req{bhttp::verb::post, "/items/42?x=1", 11};
-    req.set(bhttp::field::host, "api.example:8080");
-    req.insert("Forwarded", "for=127.0.0.1;proto=http");
-    req.body() = "{}";
-    req.prepare_payload();
-    CHECK(our_wire(req) == beast_wire(req));
-    CHECK(our_wire(req).starts_with("POST /items/42?x=1 HTTP/1.1\r\nHost: api.example:8080\r\n"));
-    Request made_up;
-    made_up.method_string("BREW");
-    made_up.target("*");
-    made_up.version(10);
-    CHECK(our_wire(made_up) == beast_wire(made_up));
 }

@@ -47,35 +47,40 @@ TEST_CASE("fields named in several Connection headers are all removed, case-inse
 }
 
 TEST_CASE("X-Forwarded-For appends the client to what earlier proxies wrote") {
-    auto f = make({{"X-Forwarded-For", "203.0.113.7"}, {"X-Other", "x"}, {"X-Forwarded-For", "198.51.100.2 "}});
-    add_forwarded(f, {"127.0.0.1", "http", "api.example.com"});
-    CHECK(f.count("X-Forwarded-For") == 1);
-    CHECK(f["X-Forwarded-For"] == "203.0.113.7, 198.51.100.2, 127.0.0.1");
+    auto f = make({{"X-Forwarded-For", "203.0.113.7"}, {"X-Other", "x"}, {"x-forwarded-for", "198.51.100.2 "}});
+    CHECK(forwarding_fields(f, {"127.0.0.1", "http", "api.example.com"}, "cachalot").x_forwarded_for ==
+          "203.0.113.7, 198.51.100.2, 127.0.0.1");
 }
 
 TEST_CASE("X-Forwarded-For is created when absent") {
     Fields f;
-    add_forwarded(f, {"10.1.2.3", "http", "h"});
-    CHECK(f["X-Forwarded-For"] == "10.1.2.3");
+    CHECK(forwarding_fields(f, {"10.1.2.3", "http", "h"}, "cachalot").x_forwarded_for == "10.1.2.3");
 }
 
 TEST_CASE("X-Forwarded-Proto and -Host replace what the client claimed") {
     auto f = make({{"X-Forwarded-Proto", "https"}, {"X-Forwarded-Host", "evil.example"}});
-    add_forwarded(f, {"127.0.0.1", "http", "api.example.com:8080"});
-    CHECK(f["X-Forwarded-Proto"] == "http");
-    CHECK(f["X-Forwarded-Host"] == "api.example.com:8080");
-    add_forwarded(f, {"127.0.0.1", "http", ""});
-    CHECK(f.count("X-Forwarded-Host") == 0);
+    auto fwd = forwarding_fields(f, {"127.0.0.1", "http", "api.example.com:8080"}, "cachalot");
+    CHECK(fwd.x_forwarded_proto == "http");
+    CHECK(fwd.x_forwarded_host == "api.example.com:8080");
+    CHECK(forwarding_fields(f, {"127.0.0.1", "http", ""}, "cachalot").x_forwarded_host.empty());
+    CHECK(is_forwarding_field("x-forwarded-proto"));
+    CHECK(is_forwarding_field("X-Forwarded-Host"));
 }
 
 TEST_CASE("Forwarded gets this hop's element appended after what earlier proxies wrote") {
     auto f = make({{"Forwarded", "for=192.0.2.60;proto=https"}, {"Forwarded", " for=unknown "}});
-    add_forwarded(f, {"127.0.0.1", "http", "api.example.com:8080"});
-    CHECK(f.count("Forwarded") == 1);
-    CHECK(f["Forwarded"] == R"(for=192.0.2.60;proto=https, for=unknown, for="127.0.0.1";host="api.example.com:8080";proto=http)");
+    CHECK(forwarding_fields(f, {"127.0.0.1", "http", "api.example.com:8080"}, "cachalot").forwarded ==
+          R"(for=192.0.2.60;proto=https, for=unknown, for="127.0.0.1";host="api.example.com:8080";proto=http)");
     Fields g;
-    add_forwarded(g, {"2001:db8::1", "http", ""});
-    CHECK(g["Forwarded"] == R"(for="[2001:db8::1]";proto=http)");
+    CHECK(forwarding_fields(g, {"2001:db8::1", "http", ""}, "cachalot").forwarded == R"(for="[2001:db8::1]";proto=http)");
+}
+
+TEST_CASE("a forwarded request's Via gets this hop appended") {
+    CHECK(forwarding_fields(Fields{}, {"127.0.0.1", "http", ""}, "cachalot").via == "1.1 cachalot");
+    auto f = make({{"Via", "1.0 fred, 1.1 p.example.net"}});
+    CHECK(forwarding_fields(f, {"127.0.0.1", "http", ""}, "cachalot").via == "1.0 fred, 1.1 p.example.net, 1.1 cachalot");
+    CHECK(is_forwarding_field("via"));
+    CHECK_FALSE(is_forwarding_field("X-Forwarded"));
 }
 
 TEST_CASE("Via gets this hop appended") {

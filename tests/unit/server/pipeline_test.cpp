@@ -62,6 +62,18 @@ private:
     std::optional<std::uint64_t> length_;
 };
 
+// The request as the origin reads it off the wire.
+Request parse_sent(const upstream::OriginRequest& sent) {
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.eager(true);
+    beast::error_code ec;
+    const std::string wire = sent.head + sent.body;
+    parser.put(net::buffer(wire), ec);
+    REQUIRE((!ec || ec == bhttp::error::need_more));
+    REQUIRE(parser.is_header_done());
+    return parser.release();
+}
+
 class ScriptedOrigin final : public upstream::Origin {
 public:
     explicit ScriptedOrigin(net::io_context& ioc) : ioc_(ioc), gate_(ioc) {}
@@ -80,8 +92,10 @@ public:
         gate_.cancel();
     }
 
-    net::awaitable<upstream::FetchResult> fetch(std::size_t, const Request& request, upstream::BodyReader*) override {
-        seen.push_back(request);
+    net::awaitable<upstream::FetchResult> fetch(std::size_t, const upstream::OriginRequest& sent,
+                                                upstream::BodyReader*) override {
+        seen.push_back(parse_sent(sent));
+        const Request request = seen.back();  // (seen grows while this one is held)
         while (held_) {
             gate_.expires_after(1h);
             co_await gate_.async_wait(net::as_tuple(net::use_awaitable));
