@@ -44,41 +44,58 @@ void serialize_head(const bhttp::response_header<>& head, std::string& out) {
     append_fields(head, out);
 }
 
-net::awaitable<beast::error_code> write_message(tcp::socket& socket, const std::string& head, std::string_view body) {
-    std::array<net::const_buffer, 2> buffers{net::buffer(head), net::buffer(body.data(), body.size())};
-    beast::error_code ec;
+std::size_t write_now(tcp::socket& socket, const std::string& head, std::string_view body, beast::error_code& ec) {
+    const std::array<net::const_buffer, 2> buffers{net::buffer(head), net::buffer(body.data(), body.size())};
     const std::size_t sent = socket.write_some(buffers, ec);
-    if (ec && ec != net::error::would_block) co_return ec;
-    if (sent == head.size() + body.size()) co_return beast::error_code{};
+    if (ec == net::error::would_block) ec = {};
+    return sent;
+}
+
+net::awaitable<beast::error_code> write_rest(tcp::socket& socket, const std::string& head, std::string_view body,
+                                             std::size_t sent) {
+    std::array<net::const_buffer, 2> buffers{net::buffer(head), net::buffer(body.data(), body.size())};
     auto rest = beast::buffers_suffix<std::array<net::const_buffer, 2>>(buffers);
     rest.consume(sent);
-    auto [wec, n] = co_await net::async_write(socket, rest, net::as_tuple(net::use_awaitable));
-    co_return wec;
+    auto [ec, n] = co_await net::async_write(socket, rest, net::as_tuple(net::use_awaitable));
+    co_return ec;
+}
+
+net::awaitable<beast::error_code> write_message(tcp::socket& socket, const std::string& head, std::string_view body) {
+    beast::error_code ec;
+    const std::size_t sent = write_now(socket, head, body, ec);
+    if (ec || sent == head.size() + body.size()) co_return ec;
+    co_return co_await write_rest(socket, head, body, sent);
+}
+
+template <class Parser>
+bool parse_buffered(beast::flat_buffer& buffer, Parser& parser, Until until, beast::error_code& ec) {
+    ec = {};
+    if (buffer.size() == 0) return false;
+    const auto used = parser.put(buffer.data(), ec);
+    buffer.consume(used);
+    if (ec == bhttp::error::need_more) {
+        ec = {};
+        return false;
+    }
+    return ec || (until == Until::Head ? parser.is_header_done() : used > 0 || parser.is_done());
 }
 
 template <class Parser>
 net::awaitable<beast::error_code> read(tcp::socket& socket, beast::flat_buffer& buffer, Parser& parser, Until until) {
     for (;;) {
-        if (buffer.size() > 0) {
-            beast::error_code ec;
-            const auto used = parser.put(buffer.data(), ec);
-            buffer.consume(used);
-            if (ec != bhttp::error::need_more) {
-                if (ec) co_return ec;
-                if (until == Until::Head ? parser.is_header_done() : used > 0 || parser.is_done()) co_return ec;
-            }
-        }
+        beast::error_code ec;
+        if (parse_buffered(buffer, parser, until, ec)) co_return ec;
         const auto size = read_size(buffer, until == Until::More);
         if (size == 0) co_return bhttp::error::buffer_overflow;
-        auto [ec, n] = co_await socket.async_read_some(buffer.prepare(size), net::as_tuple(net::use_awaitable));
+        auto [rec, n] = co_await socket.async_read_some(buffer.prepare(size), net::as_tuple(net::use_awaitable));
         buffer.commit(n);
-        if (ec == net::error::eof) {
+        if (rec == net::error::eof) {
             if (!parser.got_some()) co_return bhttp::error::end_of_stream;
             beast::error_code eof;
             parser.put_eof(eof);  // complete for a body that ends with the connection, else partial_message
             co_return eof;
         }
-        if (ec) co_return ec;
+        if (rec) co_return rec;
     }
 }
 
@@ -110,6 +127,7 @@ beast::error_code read_available(tcp::socket& socket, beast::flat_buffer& buffer
 }
 
 template net::awaitable<beast::error_code> read(tcp::socket&, beast::flat_buffer&, http::RequestParser&, Until);
+template bool parse_buffered(beast::flat_buffer&, http::RequestParser&, Until, beast::error_code&);
 template beast::error_code read_available(tcp::socket&, beast::flat_buffer&, http::RequestParser&, std::size_t);
 template beast::error_code read_available(tcp::socket&, beast::flat_buffer&, http::ResponseParser&, std::size_t);
 template net::awaitable<beast::error_code> read(tcp::socket&, beast::flat_buffer&, http::ResponseParser&, Until);

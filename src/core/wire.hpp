@@ -23,6 +23,13 @@ void serialize_head(const bhttp::response_header<>& head, std::string& out);
 /// asynchronously (a core::Deadline on the socket bounds the wait).
 net::awaitable<beast::error_code> write_message(tcp::socket& socket, const std::string& head, std::string_view body);
 
+/// The two halves of write_message, for the hot paths (most messages go at once, and then no
+/// coroutine frame is made): write_now() writes what the socket takes at once and returns how
+/// much that was (an error other than would_block in `ec`); write_rest() waits to write the rest.
+std::size_t write_now(tcp::socket& socket, const std::string& head, std::string_view body, beast::error_code& ec);
+net::awaitable<beast::error_code> write_rest(tcp::socket& socket, const std::string& head, std::string_view body,
+                                             std::size_t sent);
+
 /// Reads into `parser` (a Beast request or response parser) until its head is complete
 /// (`Until::Head`) or until it made progress on its body (`Until::More`): from `buffer` first,
 /// from `socket` when that is not enough. The results Beast's async_read_header and
@@ -31,6 +38,12 @@ net::awaitable<beast::error_code> write_message(tcp::socket& socket, const std::
 enum class Until { Head, More };
 template <class Parser>
 net::awaitable<beast::error_code> read(tcp::socket& socket, beast::flat_buffer& buffer, Parser& parser, Until until);
+
+/// The part of read() that needs no socket: feeds `parser` what `buffer` holds. True when that
+/// was enough (as `until` says) or failed (`ec`); false when read() has to wait for more. (A
+/// keep-alive request is usually all in the buffer already: no coroutine frame for it.)
+template <class Parser>
+bool parse_buffered(beast::flat_buffer& buffer, Parser& parser, Until until, beast::error_code& ec);
 
 /// Feeds `parser` what `buffer` holds and what `socket` (non-blocking) has ready, never waiting:
 /// until the message is complete, its body holds `limit` bytes, or the socket has nothing more

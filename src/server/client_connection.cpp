@@ -72,13 +72,6 @@ void normalize(Request& req, const Admitted& admitted) {
     if (req.target() != admitted.target.origin_form) req.target(admitted.target.origin_form);
 }
 
-// Writes a response (core/wire.hpp); `head` is the session's, so that its capacity is reused.
-net::awaitable<beast::error_code> write_response(tcp::socket& socket, Response& response, std::string& head) {
-    head.clear();
-    core::serialize_head(response, head);
-    co_return co_await core::write_message(socket, head, response.body());
-}
-
 // A response whose body streams (Answer::stream), framed here: by the length the origin
 // announced, else chunked for HTTP/1.1 and by the connection's close for HTTP/1.0. The head goes
 // at once; each piece as it arrives, every write bounded by `send_timeout`. A body that ends
@@ -196,12 +189,12 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
     auto peer = socket.remote_endpoint(ignored);
     const std::string peer_address = peer.address().to_string();
     socket.set_option(tcp::no_delay(true), ignored);
-    socket.non_blocking(true, ignored);  // write_response tries a send before it waits
+    socket.non_blocking(true, ignored);  // a response write tries a send before it waits
 
     SessionRegistration registration(sessions_, socket, metrics_.active_connections());
     core::Deadline deadline(socket);
     beast::flat_buffer buffer;
-    std::string head;  // the response head being written (write_response)
+    std::string head;  // the response head being written (core::write_now)
     bool truncated = false;  // a streamed body was cut short: the connection ends with a reset
 
     // Answers a request that cannot be served and closes the connection. The close lingers:
@@ -239,7 +232,9 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
         parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(limits.max_header_bytes, UINT32_MAX)));
         parser.body_limit(limits.max_body_bytes);
         deadline.expires_after(limits.header_timeout);
-        const auto hec = co_await core::read(socket, buffer, parser, core::Until::Head);
+        beast::error_code hec;
+        if (!core::parse_buffered(buffer, parser, core::Until::Head, hec))
+            hec = co_await core::read(socket, buffer, parser, core::Until::Head);
         if (hec) {
             if (auto status = status_for_read_error(hec, deadline.expired()))
                 co_await reject(status, parser.is_header_done() ? parser.get().version() : 11, hec.message());
@@ -321,8 +316,16 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
                 wec = net::error::connection_aborted;
             }
         } else {
-            deadline.expires_after(limits.send_timeout);
-            wec = co_await write_response(socket, outcome.response, head);
+            // (core/wire.hpp; `head` is the session's, so that its capacity is reused. Most
+            // responses go at once: the coroutine that waits is made only when one does not.)
+            head.clear();
+            core::serialize_head(outcome.response, head);
+            const std::string_view body = outcome.response.body();
+            const auto sent = core::write_now(socket, head, body, wec);
+            if (!wec && sent < head.size() + body.size()) {
+                deadline.expires_after(limits.send_timeout);
+                wec = co_await core::write_rest(socket, head, body, sent);
+            }
         }
         const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
         const auto status = outcome.response.result_int();

@@ -6,15 +6,22 @@ namespace cachalot::server {
 
 namespace {
 
-// One field line. A value that could break the head (CR, LF, NUL: only a corrupt stored
-// validator could hold one, parsed fields cannot) is left out.
+// One field line, of a value that cannot break the head: parsed from a request (Beast's parser
+// refuses CR, LF and NUL in fields), set by the route (the config loader checks those), or made of
+// such values, validated authorities and addresses.
 void append_field(std::string& head, std::string_view name, std::string_view value) {
-    for (const char c : value)
-        if (c == '\r' || c == '\n' || c == '\0') return;
     head.append(name);
     head.append(": ");
     head.append(value);
     head.append("\r\n");
+}
+
+// The same for a value from elsewhere (a stored validator, which a corrupt store could fill with
+// anything): one with CR, LF or NUL is left out.
+void append_checked_field(std::string& head, std::string_view name, std::string_view value) {
+    for (const char c : value)
+        if (c == '\r' || c == '\n' || c == '\0') return;
+    append_field(head, name, value);
 }
 
 }  // namespace
@@ -56,9 +63,10 @@ upstream::OriginRequest origin_request(const Request& client_request, std::strin
     append_field(head, "X-Forwarded-Proto", fwd.x_forwarded_proto);
     if (!fwd.x_forwarded_host.empty()) append_field(head, "X-Forwarded-Host", fwd.x_forwarded_host);
     append_field(head, "Via", fwd.via);
-    if (client.authority.host.empty()) append_field(head, "Host", upstream.host + ":" + std::to_string(upstream.port));
-    if (etag) append_field(head, "If-None-Match", validators.etag);
-    if (last_modified) append_field(head, "If-Modified-Since", validators.last_modified);
+    if (client.authority.host.empty())
+        append_checked_field(head, "Host", upstream.host + ":" + std::to_string(upstream.port));
+    if (etag) append_checked_field(head, "If-None-Match", validators.etag);
+    if (last_modified) append_checked_field(head, "If-Modified-Since", validators.last_modified);
     // Framed as the client framed a body that streams; a complete one by its length (and an
     // empty one only where the method expects a body, as Beast's prepare_payload does).
     const auto m = out.method;

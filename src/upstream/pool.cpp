@@ -182,7 +182,9 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& 
 
         conn->deadline.expires_after(up.read_timeout);
         beast::error_code wec;
-        wec = co_await core::write_message(conn->socket, request.head, request.body);
+        const auto sent = core::write_now(conn->socket, request.head, request.body, wec);
+        if (!wec && sent < request.head.size() + request.body.size())
+            wec = co_await core::write_rest(conn->socket, request.head, request.body, sent);
         if (!wec && body) {
             body_taken = true;
             wec = co_await send_body(*conn, *body, request.chunked, up.read_timeout, result.body_failed);
