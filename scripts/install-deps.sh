@@ -14,7 +14,7 @@ build=(build-essential cmake ninja-build ccache pkg-config
        libxxhash-dev)
 fuzz=(clang-14 libclang-rt-14-dev libfuzzer-14-dev libboost1.81-dev libyaml-cpp-dev cmake ninja-build)
 test=(redis-server curl)
-bench=(wrk nginx-light varnish python3)  # python3: loadtest/purge.sh
+bench=(wrk nginx-light varnish python3 valgrind)  # python3: loadtest/purge.sh; valgrind: loadtest/instructions.sh
 
 case "${1:-build}" in
   runtime) want=("${runtime[@]}") ;;
