@@ -121,6 +121,40 @@ std::string normalized_accept_encoding(std::string_view value) {
     return out;
 }
 
+std::string normalized_accept_language(std::string_view value) {
+    std::vector<std::string> ranges;
+    split(value, ',', [&](std::string_view element) {
+        const auto semi = element.find(';');
+        auto range = to_lower(trim(element.substr(0, semi)));
+        if (range.empty()) return;
+        std::string weight;  // empty: 1
+        if (semi != std::string_view::npos) {
+            split(element.substr(semi + 1), ';', [&](std::string_view p) {
+                p = trim(p);
+                if (p.size() < 2 || (p[0] != 'q' && p[0] != 'Q') || p[1] != '=') return;
+                auto q = trim(p.substr(2));
+                // qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ): trailing zeros go.
+                std::string w(q);
+                if (w.find('.') != std::string::npos) {
+                    while (w.back() == '0') w.pop_back();
+                    if (w.back() == '.') w.pop_back();
+                }
+                weight = w == "1" ? "" : w;
+            });
+        }
+        if (weight == "0") return;  // "not acceptable": the same as not listed
+        ranges.push_back(weight.empty() ? range : range + ";q=" + weight);
+    });
+    std::sort(ranges.begin(), ranges.end());
+    ranges.erase(std::unique(ranges.begin(), ranges.end()), ranges.end());
+    std::string out;
+    for (const auto& r : ranges) {
+        if (!out.empty()) out += ',';
+        out += r;
+    }
+    return out;
+}
+
 std::string normalized_path(std::string_view path) { return normalize_percent(path); }
 
 std::string normalized_url(std::string_view scheme, const http::Authority& authority, std::string_view target,
@@ -192,7 +226,9 @@ std::string variant_key(const std::vector<std::string>& vary, const http::Fields
         key += name;
         key += '=';
         auto value = http::field_values(request, name);
-        key += name == "accept-encoding" ? normalized_accept_encoding(value) : normalized_list(value);
+        if (name == "accept-encoding") key += normalized_accept_encoding(value);
+        else if (name == "accept-language") key += normalized_accept_language(value);
+        else key += normalized_list(value);
     }
     return key;
 }

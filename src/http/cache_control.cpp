@@ -84,10 +84,17 @@ std::optional<int> number(std::string_view s, std::size_t digits) {
     return v;
 }
 
+// Day and month names and "GMT" are compared without regard to case: RFC 9110 §5.6.7 asks
+// recipients to be lenient there (senders must not be, so only a few origins need it).
 std::optional<int> month_of(std::string_view m) {
     for (std::size_t i = 0; i < kMonths.size(); ++i)
-        if (m == kMonths[i]) return static_cast<int>(i) + 1;
+        if (iequals(m, kMonths[i])) return static_cast<int>(i) + 1;
     return std::nullopt;
+}
+
+template <std::size_t N>
+bool one_of(std::string_view name, const std::array<std::string_view, N>& names) {
+    return std::any_of(names.begin(), names.end(), [&](std::string_view n) { return iequals(name, n); });
 }
 
 // "HH:MM:SS"
@@ -168,8 +175,8 @@ std::optional<Time> parse_http_date(std::string_view t, Time now) {
     int h = 0, m = 0, s = 0;
     // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT"
     if (t.size() == 29 && t[3] == ',' && t[4] == ' ' && t[7] == ' ' && t[11] == ' ' && t[16] == ' ' &&
-        t[25] == ' ' && t.substr(26) == "GMT") {
-        if (std::find(kDays.begin(), kDays.end(), t.substr(0, 3)) == kDays.end()) return std::nullopt;
+        t[25] == ' ' && iequals(t.substr(26), "GMT")) {
+        if (!one_of(t.substr(0, 3), kDays)) return std::nullopt;
         auto day = number(t.substr(5, 2), 2);
         auto month = month_of(t.substr(8, 3));
         auto year = number(t.substr(12, 4), 4);
@@ -178,10 +185,9 @@ std::optional<Time> parse_http_date(std::string_view t, Time now) {
     }
     // RFC 850: "Sunday, 06-Nov-94 08:49:37 GMT"
     if (auto comma = t.find(", "); comma != std::string_view::npos && comma >= 6 && t.size() == comma + 24) {
-        if (std::find(kLongDays.begin(), kLongDays.end(), t.substr(0, comma)) == kLongDays.end())
-            return std::nullopt;
+        if (!one_of(t.substr(0, comma), kLongDays)) return std::nullopt;
         auto rest = t.substr(comma + 2);  // "06-Nov-94 08:49:37 GMT"
-        if (rest[2] != '-' || rest[6] != '-' || rest[9] != ' ' || rest[18] != ' ' || rest.substr(19) != "GMT")
+        if (rest[2] != '-' || rest[6] != '-' || rest[9] != ' ' || rest[18] != ' ' || !iequals(rest.substr(19), "GMT"))
             return std::nullopt;
         auto day = number(rest.substr(0, 2), 2);
         auto month = month_of(rest.substr(3, 3));
@@ -195,7 +201,7 @@ std::optional<Time> parse_http_date(std::string_view t, Time now) {
     }
     // asctime: "Sun Nov  6 08:49:37 1994"
     if (t.size() == 24 && t[3] == ' ' && t[7] == ' ' && t[10] == ' ' && t[19] == ' ') {
-        if (std::find(kDays.begin(), kDays.end(), t.substr(0, 3)) == kDays.end()) return std::nullopt;
+        if (!one_of(t.substr(0, 3), kDays)) return std::nullopt;
         auto month = month_of(t.substr(4, 3));
         auto day_text = t.substr(8, 2);
         std::optional<int> day = day_text[0] == ' ' ? number(day_text.substr(1), 1) : number(day_text, 2);

@@ -56,9 +56,23 @@ Freshness freshness_lifetime(unsigned status, const Fields& response, const Cach
 }
 
 Seconds current_age(const Fields& response, Time request_time, Time response_time, Time now) {
+    // §5.1: a list-valued Age (or several lines) counts by its first member; one that is not a
+    // non-negative integer makes the response unusable: as old as an age can be, so never fresh
+    // and past every stale window (an Age of "old" must not read as 0, fresh).
     Seconds age_value{0};
-    if (auto age = single(response, bhttp::field::age); age && !age->empty())
-        age_value = parse_delta_seconds(*age).value_or(Seconds{0});
+    bool has_age = false;
+    std::string_view first;
+    for (const auto& f : response) {
+        if (f.name() != bhttp::field::age) continue;
+        has_age = true;
+        first = trim(f.value().substr(0, f.value().find(',')));
+        break;
+    }
+    if (has_age) {
+        const auto parsed = parse_delta_seconds(first);
+        if (!parsed) return kMaxDelta;
+        age_value = *parsed;
+    }
     auto date_field = single(response, bhttp::field::date);
     auto date = date_field ? parse_http_date(*date_field, response_time) : std::nullopt;
     const Seconds apparent_age = std::max(Seconds{0}, response_time - date.value_or(response_time));

@@ -33,6 +33,16 @@ TestOrigin::Handler by_path() {
         else if (path == "/s-maxage") cc("s-maxage=60, max-age=0");
         else if (path == "/expires") reply.headers = {{"Date", http_date(0)}, {"Expires", http_date(60)}};
         else if (path == "/heuristic") reply.headers = {{"Date", http_date(0)}, {"Last-Modified", http_date(-36000)}};
+        else if (path == "/expires-lower-case") {
+            auto lower = [](std::string d) {
+                for (auto& c : d) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+                return d;
+            };
+            reply.headers = {{"Date", lower(http_date(0))}, {"Expires", lower(http_date(60))}};
+        } else if (path == "/bad-age") {
+            cc("max-age=60");
+            reply.headers.push_back({"Age", "old, 0"});
+        }
         else if (path == "/no-store") cc("max-age=60, no-store");
         else if (path == "/private") cc("private, max-age=60");
         else if (path == "/public") cc("public, max-age=60");
@@ -65,6 +75,39 @@ TEST_CASE("a fresh response is stored on the first request and served from L1 on
     CHECK_THAT(std::string(second["Cache-Status"]), Catch::StartsWith("cachalot; hit; ttl="));
     CHECK(second["Age"] == "0");
     CHECK(origin.request_count() == 1);
+}
+
+TEST_CASE("an Expires with its names in lower case still gives freshness (RFC 9110 §5.6.7)") {
+    TestOrigin origin(by_path());
+    Daemon cachalot(proxy_config(origin.port()));
+    fetch(cachalot.port(), "/expires-lower-case");
+    CHECK_THAT(std::string(fetch(cachalot.port(), "/expires-lower-case")["Cache-Status"]), Catch::StartsWith("cachalot; hit"));
+    CHECK(origin.request_count() == 1);
+}
+
+TEST_CASE("a response whose Age is not a number is never served as fresh") {
+    TestOrigin origin(by_path());
+    Daemon cachalot(proxy_config(origin.port()));
+    fetch(cachalot.port(), "/bad-age");
+    auto second = fetch(cachalot.port(), "/bad-age");
+    CHECK(second.body() == "response 2");
+    CHECK_THAT(std::string(second["Cache-Status"]), !Catch::StartsWith("cachalot; hit"));
+    CHECK(origin.request_count() == 2);
+}
+
+TEST_CASE("Vary: Accept-Language lists that ask for the same thing share a variant, other weights do not") {
+    TestOrigin origin([](const OriginRequest& r) {
+        return Reply{.headers = {{"Cache-Control", "max-age=60"}, {"Vary", "Accept-Language"}},
+                     .body = r.header("Accept-Language")};
+    });
+    Daemon cachalot(proxy_config(origin.port()));
+    CHECK(fetch(cachalot.port(), "/l", "GET", {{"Accept-Language", "en-US, fr;q=0.5"}}).body() == "en-US, fr;q=0.5");
+    auto same = fetch(cachalot.port(), "/l", "GET", {{"Accept-Language", "FR;q=0.50,en-us"}});
+    CHECK(same.body() == "en-US, fr;q=0.5");
+    CHECK(same["Cache-Status"].starts_with("cachalot; hit"));
+    auto other = fetch(cachalot.port(), "/l", "GET", {{"Accept-Language", "en-US, fr;q=0.6"}});
+    CHECK(other.body() == "en-US, fr;q=0.6");
+    CHECK(origin.request_count() == 2);
 }
 
 TEST_CASE("freshness from s-maxage, Expires and the Last-Modified heuristic each allow a hit") {
@@ -159,6 +202,12 @@ TEST_CASE("client conditionals are answered 304 from a fresh stored response") {
     CHECK(fetch(cachalot.port(), "/heuristic", "GET", {{"If-Modified-Since", http_date(-72000)}}).result_int() ==
           200);
     CHECK(origin.request_count() == 2);
+
+    // No Last-Modified: the stored Date is compared instead (RFC 9110 §13.1.3).
+    fetch(cachalot.port(), "/expires");  // Date: now, Expires: in a minute
+    CHECK(fetch(cachalot.port(), "/expires", "GET", {{"If-Modified-Since", http_date(0)}}).result_int() == 304);
+    CHECK(fetch(cachalot.port(), "/expires", "GET", {{"If-Modified-Since", http_date(-3600)}}).result_int() == 200);
+    CHECK(origin.request_count() == 3);
 }
 
 TEST_CASE("Set-Cookie reaches the client that caused the fetch but is never stored") {

@@ -35,11 +35,18 @@ std::string primary_key(std::string_view method, std::string_view url, const htt
 std::vector<std::string> vary_names(const http::Fields& response);
 
 /// The variant key: for each nominated header, the request's value normalized (list
-/// elements trimmed and sorted; Accept-Encoding reduced to the codings a cache can serve).
+/// elements trimmed and sorted; Accept-Encoding reduced to the codings a cache can serve;
+/// Accept-Language as normalized_accept_language says).
 std::string variant_key(const std::vector<std::string>& vary, const http::Fields& request);
 
 /// Accept-Encoding reduced to the content codings worth a separate variant, sorted:
 /// "br", "gzip", "zstd" when accepted with q > 0 (identity is always acceptable).
 std::string normalized_accept_encoding(std::string_view value);
+
+/// Accept-Language with each language range lower-cased (ranges are case-insensitive, RFC
+/// 4647 §2), its weight written the shortest way (q=1 and none are the same, "q=0.50" is
+/// "q=0.5"), ranges refused with q=0 left out, sorted: lists that ask for the same thing share
+/// a variant. Weights stay: "en;q=0.5, fr" and "en, fr;q=0.5" may get different answers.
+std::string normalized_accept_language(std::string_view value);
 
 }  // namespace cachalot::cache

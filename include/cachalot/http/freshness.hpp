@@ -38,7 +38,8 @@ Freshness freshness_lifetime(unsigned status, const Fields& response, const Cach
                              Seconds heuristic_limit);
 
 /// The response's current age (§4.2.3). `request_time` and `response_time` are when the
-/// request was sent to the origin and when the response arrived.
+/// request was sent to the origin and when the response arrived. An Age whose first member is
+/// not a non-negative integer gives kMaxDelta: never fresh (§5.1).
 Seconds current_age(const Fields& response, Time request_time, Time response_time, Time now);
 
 /// Why a response is not stored; None when it may be. (cache::Detail names them for metrics and

@@ -114,6 +114,35 @@ TEST_CASE("variant key: whitespace and list order do not split variants but valu
     CHECK(a != absent);
 }
 
+TEST_CASE("Accept-Language: ranges compared without case, weights written one way, refusals dropped") {
+    struct Row {
+        const char* header;
+        const char* normalized;
+    };
+    auto row = GENERATE(values<Row>({
+        {"en-US, fr;q=0.5", "en-us,fr;q=0.5"},
+        {"FR;Q=0.50, EN-us", "en-us,fr;q=0.5"},
+        {"en;q=1.000, fr;q=0.500", "en,fr;q=0.5"},
+        {"en;q=1", "en"},
+        {"de;q=0, en", "en"},
+        {"de;q=0.000", ""},
+        {"en, EN", "en"},
+        {" , ", ""},
+        {"*;q=0.1, en", "*;q=0.1,en"},
+    }));
+    INFO(row.header);
+    CHECK(cache::normalized_accept_language(row.header) == row.normalized);
+}
+
+TEST_CASE("Vary on Accept-Language: one variant for lists that ask for the same thing") {
+    std::vector<std::string> vary{"accept-language"};
+    auto a = cache::variant_key(vary, make({{"Accept-Language", "en-US, fr;q=0.5"}}));
+    auto b = cache::variant_key(vary, make({{"accept-language", "FR;q=0.50,en-us"}}));
+    auto c = cache::variant_key(vary, make({{"Accept-Language", "en-US, fr;q=0.6"}}));
+    CHECK(a == b);
+    CHECK(a != c);  // another weight may get another answer
+}
+
 TEST_CASE("Accept-Encoding is reduced to the codings worth a variant") {
     struct Row {
         const char* header;

@@ -78,6 +78,14 @@ TEST_CASE("HTTP dates: the three formats name the same instant") {
     CHECK(parse_http_date("Sun Nov  6 08:49:37 1994", kNow) == expected);
 }
 
+TEST_CASE("HTTP dates: day and month names and GMT in any case are read (RFC 9110 §5.6.7)") {
+    const Time expected = sys_days{1994y / November / 6} + 8h + 49min + 37s;
+    auto text = GENERATE(as<std::string>{}, "sun, 06 nov 1994 08:49:37 gmt", "SUN, 06 NOV 1994 08:49:37 GMT",
+                         "Sun, 06 Nov 1994 08:49:37 Gmt", "SUNDAY, 06-nov-94 08:49:37 gmt", "sun NOV  6 08:49:37 1994");
+    INFO(text);
+    CHECK(parse_http_date(text, kNow) == expected);
+}
+
 TEST_CASE("HTTP dates: invalid ones are refused") {
     auto text = GENERATE(as<std::string>{}, "", "0", "-1", "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 6 Nov 1994 08:49:37 GMT",
                          "Sun, 31 Feb 1994 08:49:37 GMT", "Sun, 06 Foo 1994 08:49:37 GMT",

@@ -55,6 +55,17 @@ TEST_CASE("If-Modified-Since against a stored response") {
                              tagged, kNow));
 }
 
+TEST_CASE("If-Modified-Since against a stored response without Last-Modified uses its Date (RFC 9110 §13.1.3)") {
+    auto stored = make({{"Date", format_http_date(kNow - 3600s)}});
+    CHECK(not_modified(make({{"If-Modified-Since", format_http_date(kNow - 60s)}}), stored, kNow));
+    CHECK_FALSE(not_modified(make({{"If-Modified-Since", format_http_date(kNow - 7200s)}}), stored, kNow));
+    // Last-Modified, when there is one, is what counts.
+    auto both = make({{"Date", format_http_date(kNow - 60s)}, {"Last-Modified", format_http_date(kNow - 3600s)}});
+    CHECK(not_modified(make({{"If-Modified-Since", format_http_date(kNow - 1800s)}}), both, kNow));
+    // Neither: nothing to compare, so modified.
+    CHECK_FALSE(not_modified(make({{"If-Modified-Since", format_http_date(kNow - 60s)}}), Fields{}, kNow));
+}
+
 TEST_CASE("preconditions and ranges are recognized") {
     CHECK(has_precondition_or_range(make({{"if-none-match", "\"a\""}})));
     CHECK(has_precondition_or_range(make({{"Range", "bytes=0-10"}})));

@@ -84,7 +84,12 @@ TEST_CASE("current age: apparent age, Age header and response delay (RFC 9111 §
         {"a Date in the past: apparent age", make({{"Date", date(-30s)}}), 0s, 0s, 0s, 30s},
         {"the larger of apparent and corrected age", make({{"Date", date(-30s)}, {"Age", "40"}}), -2s, 0s, 0s, 42s},
         {"a Date in the future is not a negative age", make({{"Date", date(3600s)}}), 0s, 0s, 0s, 0s},
-        {"an invalid Age counts as 0", make({{"Date", date(0s)}, {"Age", "old"}}), 0s, 0s, 5s, 5s},
+        {"an invalid Age makes it as old as can be", make({{"Date", date(0s)}, {"Age", "old"}}), 0s, 0s, 5s, kMaxDelta},
+        {"a list Age counts by its first member", make({{"Date", date(0s)}, {"Age", "5, 0"}}), 0s, 0s, 0s, 5s},
+        {"a list Age whose first member is invalid", make({{"Date", date(0s)}, {"Age", "old, 0"}}), 0s, 0s, 0s, kMaxDelta},
+        {"two Age lines: the first counts", make({{"Date", date(0s)}, {"Age", "7"}, {"Age", "0"}}), 0s, 0s, 0s, 7s},
+        {"two Age lines, the first invalid", make({{"Date", date(0s)}, {"Age", "-1"}, {"Age", "0"}}), 0s, 0s, 0s, kMaxDelta},
+        {"an empty Age", make({{"Date", date(0s)}, {"Age", ""}}), 0s, 0s, 0s, kMaxDelta},
         {"no Date: the response time stands in", make({}), 0s, 0s, 7s, 7s},
     }));
     INFO(row.name);
