@@ -67,12 +67,15 @@ Policy::Policy(const config::RouteCache& route, const config::Cache& cache, Unif
 
 std::optional<http::Fields> Policy::targeted_view(const http::Fields& fields) const {
     for (const auto& name : targeted_fields_) {
-        auto value = http::field_values(fields, name);
+        const auto value = http::field_values(fields, name);
         if (value.empty()) continue;
+        // Not a valid Dictionary, or a directive of the wrong type: ignored as if absent.
+        const auto cc = http::targeted_cache_control(value);
+        if (!cc) continue;
         http::Fields view = fields;
         view.erase(bhttp::field::cache_control);
         view.erase(bhttp::field::expires);
-        view.set(bhttp::field::cache_control, value);
+        if (!cc->empty()) view.set(bhttp::field::cache_control, *cc);
         return view;
     }
     return std::nullopt;

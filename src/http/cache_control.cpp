@@ -1,6 +1,7 @@
 #include "cachalot/http/cache_control.hpp"
 
 #include "cachalot/http/headers.hpp"
+#include "cachalot/http/structured_field.hpp"
 
 #include <algorithm>
 #include <array>
@@ -169,6 +170,40 @@ CacheControl parse_cache_control(std::string_view value) {
         else if (name == "only-if-cached") cc.only_if_cached = true;
     });
     return cc;
+}
+
+std::optional<std::string> targeted_cache_control(std::string_view value) {
+    const auto members = parse_dictionary(value);
+    if (!members) return std::nullopt;
+    using Type = StructuredItem::Type;
+    static constexpr std::array<std::string_view, 4> kIntegers{"max-age", "s-maxage", "stale-while-revalidate",
+                                                               "stale-if-error"};
+    static constexpr std::array<std::string_view, 9> kBooleans{
+        "no-store",         "no-cache",     "private",         "public",   "must-revalidate",
+        "proxy-revalidate", "no-transform", "must-understand", "immutable"};
+    std::string out;
+    auto add = [&](std::string_view directive) {
+        if (!out.empty()) out += ", ";
+        out += directive;
+    };
+    for (const auto& [key, item] : *members) {
+        if (std::find(kIntegers.begin(), kIntegers.end(), key) != kIntegers.end()) {
+            if (item.type != Type::Integer || item.integer < 0) return std::nullopt;
+            add(key + "=" + std::to_string(item.integer));
+        } else if (std::find(kBooleans.begin(), kBooleans.end(), key) != kBooleans.end()) {
+            if (item.type == Type::Boolean) {
+                if (item.boolean) add(key);
+            } else if (item.type == Type::String && (key == "no-cache" || key == "private")) {
+                // Field names: tokens, so nothing in them needs escaping in a quoted-string.
+                if (!std::all_of(item.text.begin(), item.text.end(), [](char c) { return is_tchar(c) || c == ',' || c == ' '; }))
+                    return std::nullopt;
+                add(key + "=\"" + item.text + "\"");
+            } else {
+                return std::nullopt;
+            }
+        }
+    }
+    return out;
 }
 
 std::optional<Time> parse_http_date(std::string_view t, Time now) {

@@ -44,7 +44,9 @@ Freshness freshness_lifetime(unsigned status, const Fields& response, const Cach
         return {std::max(Seconds{0}, *at - date_value), FreshnessSource::Expires};
     }
 
-    if (heuristic_limit > Seconds{0} && heuristically_cacheable(status)) {
+    // A status not cacheable by default gets a heuristic too when the response is `public`
+    // (RFC 9111 §4.2.2: "public" marks it as cacheable).
+    if (heuristic_limit > Seconds{0} && (heuristically_cacheable(status) || cc.public_)) {
         if (auto lm_field = single(response, bhttp::field::last_modified)) {
             if (auto lm = parse_http_date(*lm_field, response_time); lm && *lm < date_value) {
                 auto lifetime = std::min(heuristic_limit, (date_value - *lm) / 10);

@@ -1,4 +1,4 @@
-// Cache-Control and the policy functions that read it, on any field value.
+// Cache-Control and the policy functions that read it, and targeted fields, on any field value.
 #include "cachalot/http/freshness.hpp"
 
 #include <cstdlib>
@@ -16,5 +16,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     (void)storability("GET", 200, Fields{}, CacheControl{}, response, cc);
     (void)freshness_lifetime(200, response, cc, now, Seconds{86400});
     (void)usability(cc, false, cc, Seconds{60}, Seconds{30}, Seconds{0});
+    // The same value as a targeted field (RFC 9213): what it stands for must parse as well-formed
+    // Cache-Control (it is built from a valid Dictionary).
+    if (const auto targeted = targeted_cache_control(value); targeted && parse_cache_control(*targeted).malformed)
+        std::abort();
     return 0;
 }

@@ -7,6 +7,7 @@ set(FUZZ_CORE_SOURCES
   ${PROJECT_SOURCE_DIR}/src/http/conditional.cpp
   ${PROJECT_SOURCE_DIR}/src/http/freshness.cpp
   ${PROJECT_SOURCE_DIR}/src/http/headers.cpp
+  ${PROJECT_SOURCE_DIR}/src/http/structured_field.cpp
   ${PROJECT_SOURCE_DIR}/src/http/target.cpp
   ${PROJECT_SOURCE_DIR}/src/cache/entry.cpp
   ${PROJECT_SOURCE_DIR}/src/cache/key.cpp

@@ -39,6 +39,10 @@ TestOrigin::Handler by_path() {
                 return d;
             };
             reply.headers = {{"Date", lower(http_date(0))}, {"Expires", lower(http_date(60))}};
+        } else if (path == "/public-302") {
+            reply.status = 302;
+            reply.headers = {{"Cache-Control", "public"}, {"Location", "/max-age"}, {"Date", http_date(0)},
+                             {"Last-Modified", http_date(-36000)}};
         } else if (path == "/bad-age") {
             cc("max-age=60");
             reply.headers.push_back({"Age", "old, 0"});
@@ -82,6 +86,16 @@ TEST_CASE("an Expires with its names in lower case still gives freshness (RFC 91
     Daemon cachalot(proxy_config(origin.port()));
     fetch(cachalot.port(), "/expires-lower-case");
     CHECK_THAT(std::string(fetch(cachalot.port(), "/expires-lower-case")["Cache-Status"]), Catch::StartsWith("cachalot; hit"));
+    CHECK(origin.request_count() == 1);
+}
+
+TEST_CASE("a status not cacheable by default, marked public, gets heuristic freshness") {
+    TestOrigin origin(by_path());
+    Daemon cachalot(proxy_config(origin.port()));
+    // (ttl 3600 or, across a second boundary between the origin's Date and its arrival, 3599)
+    CHECK_THAT(std::string(fetch(cachalot.port(), "/public-302")["Cache-Status"]),
+               Catch::StartsWith("cachalot; fwd=uri-miss; fwd-status=302; stored; ttl=3"));
+    CHECK_THAT(std::string(fetch(cachalot.port(), "/public-302")["Cache-Status"]), Catch::StartsWith("cachalot; hit"));
     CHECK(origin.request_count() == 1);
 }
 
@@ -352,6 +366,18 @@ TEST_CASE("CDN-Cache-Control and a configured targeted field decide this cache's
     CHECK_THAT(std::string(fetch(targeted.port(), "/cdn")["Cache-Status"]), Catch::StartsWith("cachalot; hit"));
     auto plain = fetch(targeted.port(), "/plain");
     CHECK_THAT(std::string(plain["Cache-Status"]), Catch::EndsWith("detail=stale-on-arrival"));
+}
+
+TEST_CASE("a targeted field that is not a valid structured Dictionary is ignored and Cache-Control decides") {
+    TestOrigin origin([](const OriginRequest& r) {
+        Reply reply{.headers = {{"Cache-Control", "max-age=60"}}, .body = "x"};
+        if (r.target == "/quoted") reply.headers.push_back({"CDN-Cache-Control", "max-age=\"600\""});  // a String
+        if (r.target == "/no-store") reply.headers.push_back({"CDN-Cache-Control", "no-store=yes"});    // a Token
+        return reply;
+    });
+    Daemon cachalot(proxy_config(origin.port()));
+    CHECK(fetch(cachalot.port(), "/quoted")["Cache-Status"] == "cachalot; fwd=uri-miss; fwd-status=200; stored; ttl=60");
+    CHECK(fetch(cachalot.port(), "/no-store")["Cache-Status"] == "cachalot; fwd=uri-miss; fwd-status=200; stored; ttl=60");
 }
 
 TEST_CASE("debug_cache_status adds the cache key to Cache-Status") {

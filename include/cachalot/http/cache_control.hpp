@@ -54,6 +54,15 @@ struct CacheControl {
 /// Parses the value of every Cache-Control field line of a message, joined with ", ".
 CacheControl parse_cache_control(std::string_view value);
 
+/// A targeted cache-control field's value (CDN-Cache-Control and the like, RFC 9213) as the
+/// Cache-Control value it stands for. It is a Dictionary (RFC 8941) whose known directives have
+/// fixed types: max-age, s-maxage, stale-while-revalidate and stale-if-error non-negative
+/// Integers; no-store, no-cache, private, public, must-revalidate, proxy-revalidate,
+/// no-transform, must-understand and immutable Booleans (no-cache and private also a String of
+/// field names). Nothing when it is not a valid Dictionary or a known directive has another type:
+/// then the field is ignored as a whole (RFC 9213 §2.1). Unknown directives are dropped.
+std::optional<std::string> targeted_cache_control(std::string_view value);
+
 /// Parses an HTTP-date in any of its three formats (IMF-fixdate, RFC 850, asctime). `now`
 /// places RFC 850's two-digit years (RFC 9110 §5.6.7). Nothing for an invalid date.
 std::optional<Time> parse_http_date(std::string_view text, Time now);

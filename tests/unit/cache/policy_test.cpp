@@ -76,6 +76,25 @@ TEST_CASE("policy: a targeted field stands in for Cache-Control and Expires", "[
     CHECK_FALSE(policy.targeted_view(fields({{"Cache-Control", "max-age=1"}})));
 }
 
+TEST_CASE("policy: a targeted field that is not a valid Dictionary, or has a directive of the wrong type, is ignored",
+          "[policy]") {
+    config::Cache global;
+    global.targeted_field = "Cachalot-Cache-Control";
+    config::RouteCache route;
+    cache::Policy policy(route, global);
+    // The configured field is invalid: CDN-Cache-Control is next.
+    auto f = fields({{"Cache-Control", "max-age=100"}, {"Cachalot-Cache-Control", "max-age=\"5\""},
+                     {"CDN-Cache-Control", "max-age=20"}});
+    CHECK(policy.decide_store(false, {}, {}, 200, f, T0, T0).judged.lifetime.count() == 20);
+    // Both invalid: Cache-Control decides.
+    f = fields({{"Cache-Control", "max-age=100"}, {"CDN-Cache-Control", "max-age=20.5"}});
+    CHECK_FALSE(policy.targeted_view(f));
+    CHECK(policy.decide_store(false, {}, {}, 200, f, T0, T0).judged.lifetime.count() == 100);
+    // A valid one with no known directive still stands in: nothing says the response is fresh.
+    f = fields({{"Cache-Control", "max-age=100"}, {"CDN-Cache-Control", "x-unknown"}});
+    CHECK(policy.decide_store(false, {}, {}, 200, f, T0, T0).refused != Detail::None);
+}
+
 TEST_CASE("policy: why a fetched response is not stored", "[policy]") {
     config::Cache global;
     config::RouteCache route;

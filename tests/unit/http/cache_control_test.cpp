@@ -1,6 +1,7 @@
 #include "cachalot/http/cache_control.hpp"
 
 #include <catch2/catch.hpp>
+#include <optional>
 
 using namespace cachalot::http;
 using namespace std::chrono;
@@ -128,4 +129,38 @@ TEST_CASE("Cache-Control: malformed directive lists are flagged") {
     }));
     INFO(row.header);
     CHECK(parse_cache_control(row.header).malformed == row.malformed);
+}
+
+TEST_CASE("targeted fields: a Dictionary (RFC 8941) read as the Cache-Control it stands for (RFC 9213)") {
+    struct Row {
+        const char* value;
+        std::optional<std::string> cache_control;
+    };
+    auto row = GENERATE(values<Row>({
+        {"max-age=60", "max-age=60"},
+        {"max-age=60, s-maxage=30, public", "max-age=60, s-maxage=30, public"},
+        {"no-store", "no-store"},
+        {"no-store=?0, max-age=5", "max-age=5"},  // false: absent
+        {"must-revalidate=?1", "must-revalidate"},
+        {"max-age=60;foo=bar, x-unknown=(1 2), y=:YWJj:, z=\"s\"", "max-age=60"},  // parameters, unknown members
+        {"max-age=1, max-age=9", "max-age=9"},                                       // a later key wins
+        {"private=\"set-cookie\"", "private=\"set-cookie\""},
+        {"", ""},
+        // Not a Dictionary: ignored as a whole.
+        {"max-age=60,", std::nullopt},
+        {"Max-Age=60", std::nullopt},  // keys are lower case
+        {"max-age=\"60", std::nullopt},
+        {"max-age=60 s-maxage=1", std::nullopt},
+        {"max-age=1234567890123456", std::nullopt},  // more than 15 digits
+        // A known directive of the wrong type: ignored as a whole.
+        {"max-age=\"60\"", std::nullopt},
+        {"max-age=60.0", std::nullopt},
+        {"max-age=-1", std::nullopt},
+        {"max-age=?1", std::nullopt},
+        {"no-store=1", std::nullopt},
+        {"public=\"yes\"", std::nullopt},
+        {"max-age=60, no-store=tok", std::nullopt},
+    }));
+    INFO(row.value);
+    CHECK(targeted_cache_control(row.value) == row.cache_control);
 }
