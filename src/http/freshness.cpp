@@ -22,6 +22,14 @@ std::optional<std::string_view> single(const Fields& fields, bhttp::field name) 
 
 CacheControl cache_control_of(const Fields& fields) { return parse_cache_control(field_values(fields, "Cache-Control")); }
 
+bool understood_status(unsigned status) {
+    // The final statuses RFC 9110 defines, less 206 (ranges are not stored) and 304, and 306
+    // and 418 (reserved, unused).
+    return (status >= 200 && status <= 205) || (status >= 300 && status <= 308 && status != 304 && status != 306) ||
+           (status >= 400 && status <= 417) || status == 421 || status == 422 || status == 426 ||
+           (status >= 500 && status <= 505);
+}
+
 bool heuristically_cacheable(unsigned status) {
     for (unsigned s : {200u, 203u, 204u, 206u, 300u, 301u, 308u, 404u, 405u, 410u, 414u, 501u})
         if (status == s) return true;
@@ -92,7 +100,13 @@ NotStorable storability(std::string_view method, unsigned status, const Fields& 
     // explicit freshness, below.
     if (status < 200 || status == 206 || status > 599) return NotStorable::Status;
     if (request_cc.no_store) return NotStorable::RequestNoStore;
-    if (response_cc.no_store) return NotStorable::ResponseNoStore;
+    // must-understand (§5.2.2.3): a cache that knows the status's caching rules stores it despite
+    // the no-store that comes with it for caches that do not; an unknown status is not stored.
+    if (response_cc.must_understand) {
+        if (!understood_status(status)) return NotStorable::Status;
+    } else if (response_cc.no_store) {
+        return NotStorable::ResponseNoStore;
+    }
     // A directive list that does not parse may hide any directive, no-store included.
     if (response_cc.malformed) return NotStorable::MalformedCacheControl;
     // private="field" allows storing without those fields; storing nothing is the safe reading.

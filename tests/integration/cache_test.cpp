@@ -43,6 +43,11 @@ TestOrigin::Handler by_path() {
             reply.status = 302;
             reply.headers = {{"Cache-Control", "public"}, {"Location", "/max-age"}, {"Date", http_date(0)},
                              {"Last-Modified", http_date(-36000)}};
+        } else if (path == "/must-understand") {
+            cc("must-understand, no-store, max-age=60");
+        } else if (path == "/must-understand-299") {
+            reply.status = 299;
+            cc("must-understand, no-store, max-age=60");
         } else if (path == "/bad-age") {
             cc("max-age=60");
             reply.headers.push_back({"Age", "old, 0"});
@@ -97,6 +102,17 @@ TEST_CASE("a status not cacheable by default, marked public, gets heuristic fres
                Catch::StartsWith("cachalot; fwd=uri-miss; fwd-status=302; stored; ttl=3"));
     CHECK_THAT(std::string(fetch(cachalot.port(), "/public-302")["Cache-Status"]), Catch::StartsWith("cachalot; hit"));
     CHECK(origin.request_count() == 1);
+}
+
+TEST_CASE("must-understand: stored despite no-store for a known status, not stored for an unknown one") {
+    TestOrigin origin(by_path());
+    Daemon cachalot(proxy_config(origin.port()));
+    CHECK(fetch(cachalot.port(), "/must-understand")["Cache-Status"] ==
+          "cachalot; fwd=uri-miss; fwd-status=200; stored; ttl=60");
+    CHECK_THAT(std::string(fetch(cachalot.port(), "/must-understand")["Cache-Status"]), Catch::StartsWith("cachalot; hit"));
+    CHECK(fetch(cachalot.port(), "/must-understand-299")["Cache-Status"] ==
+          "cachalot; fwd=uri-miss; fwd-status=299; detail=status");
+    CHECK(origin.request_count() == 2);
 }
 
 TEST_CASE("a response whose Age is not a number is never served as fresh") {

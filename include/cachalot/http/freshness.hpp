@@ -28,6 +28,10 @@ struct Freshness {
 /// The Cache-Control of a message: every Cache-Control field line, as one list.
 CacheControl cache_control_of(const Fields& fields);
 
+/// The final statuses whose caching rules this cache implements (those RFC 9110 defines, but
+/// 206 and 304): what `must-understand` asks about (RFC 9111 §5.2.2.3).
+bool understood_status(unsigned status);
+
 /// Statuses a cache may store without explicit freshness (RFC 9110 §15.1): 200, 203, 204, 206,
 /// 300, 301, 308, 404, 405, 410, 414, 501.
 bool heuristically_cacheable(unsigned status);
