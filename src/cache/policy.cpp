@@ -10,6 +10,12 @@
 namespace cachalot::cache {
 namespace {
 
+// A field the response's private="…" names: for one user's cache only, never stored here.
+bool private_field(const http::CacheControl& cc, std::string_view name) {
+    return std::any_of(cc.private_fields.begin(), cc.private_fields.end(),
+                       [&](const std::string& n) { return http::iequals(n, name); });
+}
+
 Detail detail_of(http::NotStorable reason) {
     switch (reason) {
         case http::NotStorable::None: return Detail::None;
@@ -177,7 +183,8 @@ Entry Policy::entry_for(const StoreDecision& decision, unsigned status, const ht
     entry.status = status;
     const bool keep_cookies = route_.set_cookie == config::SetCookiePolicy::Store;
     for (const auto& f : response)
-        if ((keep_cookies || f.name() != bhttp::field::set_cookie) && !http::iequals(f.name_string(), "Cache-Status"))
+        if ((keep_cookies || f.name() != bhttp::field::set_cookie) && !http::iequals(f.name_string(), "Cache-Status") &&
+            !private_field(decision.judged.cc, f.name_string()))
             entry.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
     entry.body = std::move(body);
     entry.request_time = request_time.time_since_epoch().count();
@@ -205,7 +212,10 @@ Entry Policy::refreshed(const Entry& stored, const http::Fields& not_modified, h
     http::Fields fields;
     for (const auto& [name, value] : merged.headers) fields.insert(name, value);
     merged.lifetime_jitter = 0;
-    merged.lifetime_jitter = jitter(judge(merged, fields, now).lifetime);
+    const auto judged = judge(merged, fields, now);
+    merged.lifetime_jitter = jitter(judged.lifetime);
+    // What the 304 names private="…" is not kept either (it may have brought such a field).
+    std::erase_if(merged.headers, [&](const auto& h) { return private_field(judged.cc, h.first); });
     return merged;
 }
 

@@ -109,8 +109,8 @@ NotStorable storability(std::string_view method, unsigned status, const Fields& 
     }
     // A directive list that does not parse may hide any directive, no-store included.
     if (response_cc.malformed) return NotStorable::MalformedCacheControl;
-    // private="field" allows storing without those fields; storing nothing is the safe reading.
-    if (response_cc.private_ || !response_cc.private_fields.empty()) return NotStorable::Private;
+    // private="field" is stored, without those fields (cache::Policy::entry_for drops them).
+    if (response_cc.private_) return NotStorable::Private;
     if (request.count(bhttp::field::authorization) > 0 && !response_cc.public_ && !response_cc.must_revalidate &&
         !response_cc.s_maxage)
         return NotStorable::Authorization;

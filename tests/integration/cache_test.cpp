@@ -43,6 +43,9 @@ TestOrigin::Handler by_path() {
             reply.status = 302;
             reply.headers = {{"Cache-Control", "public"}, {"Location", "/max-age"}, {"Date", http_date(0)},
                              {"Last-Modified", http_date(-36000)}};
+        } else if (path == "/private-field") {
+            cc("private=\"X-User\", max-age=60");
+            reply.headers.push_back({"X-User", "user " + std::to_string(n)});
         } else if (path == "/must-understand") {
             cc("must-understand, no-store, max-age=60");
         } else if (path == "/must-understand-299") {
@@ -101,6 +104,19 @@ TEST_CASE("a status not cacheable by default, marked public, gets heuristic fres
     CHECK_THAT(std::string(fetch(cachalot.port(), "/public-302")["Cache-Status"]),
                Catch::StartsWith("cachalot; fwd=uri-miss; fwd-status=302; stored; ttl=3"));
     CHECK_THAT(std::string(fetch(cachalot.port(), "/public-302")["Cache-Status"]), Catch::StartsWith("cachalot; hit"));
+    CHECK(origin.request_count() == 1);
+}
+
+TEST_CASE("private=\"field\": stored and shared without the named field, which only the first client sees") {
+    TestOrigin origin(by_path());
+    Daemon cachalot(proxy_config(origin.port()));
+    auto first = fetch(cachalot.port(), "/private-field");
+    CHECK(first["X-User"] == "user 1");
+    CHECK(first["Cache-Status"] == "cachalot; fwd=uri-miss; fwd-status=200; stored; ttl=60");
+    auto second = fetch(cachalot.port(), "/private-field");
+    CHECK_THAT(std::string(second["Cache-Status"]), Catch::StartsWith("cachalot; hit"));
+    CHECK(second.body() == "response 1");
+    CHECK(second.count("X-User") == 0);
     CHECK(origin.request_count() == 1);
 }
 

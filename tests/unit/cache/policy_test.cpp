@@ -95,6 +95,31 @@ TEST_CASE("policy: a targeted field that is not a valid Dictionary, or has a dir
     CHECK(policy.decide_store(false, {}, {}, 200, f, T0, T0).refused != Detail::None);
 }
 
+TEST_CASE("policy: private=\"field\" is stored without the fields it names, and a 304 cannot bring them back",
+          "[policy]") {
+    config::Cache global;
+    config::RouteCache route;
+    cache::Policy policy(route, global);
+    const auto response = fields({{"Cache-Control", "private=\"X-User, x-session\", max-age=60"},
+                                  {"X-User", "alice"}, {"X-Session", "s1"}, {"Content-Type", "text/plain"}});
+    const auto d = policy.decide_store(false, {}, {}, 200, response, T0, T0);
+    REQUIRE(d.refused == Detail::None);
+    const auto entry = policy.entry_for(d, 200, response, "body", {}, T0, T0);
+    auto has = [](const cache::Entry& e, std::string_view name) {
+        return std::any_of(e.headers.begin(), e.headers.end(), [&](const auto& h) { return h.first == name; });
+    };
+    CHECK_FALSE(has(entry, "X-User"));
+    CHECK_FALSE(has(entry, "X-Session"));
+    CHECK(has(entry, "Content-Type"));
+    CHECK(has(entry, "Cache-Control"));
+    const auto refreshed = policy.refreshed(entry, fields({{"X-User", "bob"}, {"ETag", "\"2\""}}), T0, T0);
+    CHECK_FALSE(has(refreshed, "X-User"));
+    CHECK(has(refreshed, "ETag"));
+    // Unqualified private is still for one user only.
+    CHECK(policy.decide_store(false, {}, {}, 200, fields({{"Cache-Control", "private, max-age=60"}}), T0, T0).refused ==
+          Detail::Private);
+}
+
 TEST_CASE("policy: why a fetched response is not stored", "[policy]") {
     config::Cache global;
     config::RouteCache route;
