@@ -173,7 +173,11 @@ StoreDecision Policy::decide_store(bool head, const RequestDirectives& request, 
     else if (vary_names(response) == std::vector<std::string>{"*"}) d.refused = Detail::VaryStar;
     else if (response.count(bhttp::field::set_cookie) && route_.set_cookie == config::SetCookiePolicy::Refuse)
         d.refused = Detail::SetCookie;
-    else if (d.judged.lifetime <= d.judged.age) d.refused = Detail::StaleOnArrival;
+    // Stale on arrival is not worth storing, but for a no-cache response with a validator: it is
+    // revalidated on every use anyway, and a 304 then serves the stored body (RFC 9111 §5.2.2.4).
+    else if (d.judged.lifetime <= d.judged.age &&
+             !(d.judged.cc.no_cache && (response.count(bhttp::field::etag) || response.count(bhttp::field::last_modified))))
+        d.refused = Detail::StaleOnArrival;
     return d;
 }
 

@@ -46,6 +46,15 @@ TestOrigin::Handler by_path() {
         } else if (path == "/private-field") {
             cc("private=\"X-User\", max-age=60");
             reply.headers.push_back({"X-User", "user " + std::to_string(n)});
+        } else if (path == "/no-cache-etag") {
+            cc("no-cache");
+            reply.headers.push_back({"ETag", "\"nc\""});
+            if (r.header("If-None-Match") == "\"nc\"") {
+                reply.status = 304;
+                reply.body.clear();
+            }
+        } else if (path == "/no-cache-bare") {
+            cc("no-cache");
         } else if (path == "/must-understand") {
             cc("must-understand, no-store, max-age=60");
         } else if (path == "/must-understand-299") {
@@ -118,6 +127,25 @@ TEST_CASE("private=\"field\": stored and shared without the named field, which o
     CHECK(second.body() == "response 1");
     CHECK(second.count("X-User") == 0);
     CHECK(origin.request_count() == 1);
+}
+
+TEST_CASE("a no-cache response with a validator is stored and revalidated on every use; a 304 serves the stored body") {
+    TestOrigin origin(by_path());
+    Daemon cachalot(proxy_config(origin.port()));
+    auto first = fetch(cachalot.port(), "/no-cache-etag");
+    CHECK(first.body() == "response 1");
+    CHECK_THAT(std::string(first["Cache-Status"]), Catch::StartsWith("cachalot; fwd=uri-miss; fwd-status=200; stored"));
+    for (std::size_t i = 2; i <= 3; ++i) {
+        auto again = fetch(cachalot.port(), "/no-cache-etag");
+        CHECK(again.result_int() == 200);
+        CHECK(again.body() == "response 1");  // the stored body, after the origin's 304
+        CHECK_THAT(std::string(again["Cache-Status"]), Catch::StartsWith("cachalot; fwd=stale; fwd-status=304"));
+        CHECK(origin.last_request().header("If-None-Match") == "\"nc\"");
+        CHECK(origin.request_count() == i);  // every use asks the origin
+    }
+    // Without a validator there is nothing to revalidate with: not stored.
+    CHECK_THAT(std::string(fetch(cachalot.port(), "/no-cache-bare")["Cache-Status"]),
+               Catch::EndsWith("detail=stale-on-arrival"));
 }
 
 TEST_CASE("must-understand: stored despite no-store for a known status, not stored for an unknown one") {

@@ -137,6 +137,11 @@ TEST_CASE("policy: why a fetched response is not stored", "[policy]") {
     CHECK(refused(policy, 304, fresh) == Detail::Status);
     CHECK(refused(policy, 200, fields({{"Cache-Control", "max-age=60"}, {"Vary", "*"}})) == Detail::VaryStar);
     CHECK(refused(policy, 200, fields({{"Cache-Control", "max-age=60"}, {"Age", "90"}})) == Detail::StaleOnArrival);
+    // no-cache with a validator: stored to be revalidated on every use; without one, nothing to gain.
+    CHECK(refused(policy, 200, fields({{"Cache-Control", "no-cache"}, {"ETag", "\"a\""}})) == Detail::None);
+    CHECK(refused(policy, 200, fields({{"Cache-Control", "no-cache"}, {"Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT"}})) ==
+          Detail::None);
+    CHECK(refused(policy, 200, fields({{"Cache-Control", "no-cache"}})) == Detail::StaleOnArrival);
     const auto cookie = fields({{"Cache-Control", "max-age=60"}, {"Set-Cookie", "a=1"}});
     CHECK(refused(policy, 200, cookie) == Detail::None);
     route.set_cookie = config::SetCookiePolicy::Refuse;
