@@ -112,7 +112,8 @@ http::Seconds Policy::lifetime(unsigned status, const http::Fields& fields, cons
 // stale-while-revalidate, stale-if-error and grace windows.
 std::chrono::milliseconds Policy::retention(const http::CacheControl& cc) const {
     using std::chrono::milliseconds;
-    auto window = std::max({cache_.keep, route_.stale_while_revalidate, route_.stale_if_error, route_.grace});
+    auto window = std::max({cache_.keep, route_.stale_while_revalidate, route_.stale_if_error,
+                            route_.stale_if_disconnected, route_.grace});
     if (cc.stale_while_revalidate) window = std::max<milliseconds>(window, *cc.stale_while_revalidate);
     if (cc.stale_if_error) window = std::max<milliseconds>(window, *cc.stale_if_error);
     return window;
@@ -142,10 +143,12 @@ http::Usability Policy::usability(const RequestDirectives& request, const Judged
                            seconds(route_.stale_while_revalidate));
 }
 
-Detail Policy::stale_on_error(const RequestDirectives& request, const Judged& judged) const {
+Detail Policy::stale_on_error(const RequestDirectives& request, const Judged& judged, bool unreachable) const {
     switch (http::stale_on_error(request.cc, judged.cc, judged.staleness(), seconds(route_.stale_if_error),
-                                 seconds(route_.grace))) {
+                                 seconds(route_.grace),
+                                 unreachable ? seconds(route_.stale_if_disconnected) : http::Seconds{0})) {
         case http::StaleReason::StaleIfError: return Detail::StaleIfError;
+        case http::StaleReason::Disconnected: return Detail::Disconnected;
         case http::StaleReason::Grace: return Detail::Grace;
         case http::StaleReason::None: break;
     }

@@ -209,7 +209,8 @@ void read_string_list(Reader& r, const YAML::Node& parent, const std::string& pa
 void read_route_cache(Reader& r, const YAML::Node& node, const std::string& key, RouteCache& cache) {
     if (!node.IsDefined() || node.IsNull() ||
         !r.expect_map(node, key, {"enabled", "default_ttl", "max_ttl", "status_ttl", "override_origin", "set_cookie",
-                                  "stale_while_revalidate", "stale_if_error", "grace", "key"}))
+                                  "stale_while_revalidate", "stale_if_error", "stale_if_disconnected", "grace",
+                                  "key"}))
         return;
     r.read_bool(node, key, "enabled", cache.enabled);
     r.read_duration(node, key, "default_ttl", cache.default_ttl);
@@ -217,6 +218,7 @@ void read_route_cache(Reader& r, const YAML::Node& node, const std::string& key,
     r.read_bool(node, key, "override_origin", cache.override_origin);
     r.read_duration(node, key, "stale_while_revalidate", cache.stale_while_revalidate);
     r.read_duration(node, key, "stale_if_error", cache.stale_if_error);
+    r.read_duration(node, key, "stale_if_disconnected", cache.stale_if_disconnected);
     r.read_duration(node, key, "grace", cache.grace);
     if (auto ttl = node["status_ttl"]; ttl.IsDefined() && !ttl.IsNull()) {
         if (!ttl.IsMap()) {

@@ -144,11 +144,15 @@ Usability usability(const CacheControl& request_cc, bool request_pragma_no_cache
 }
 
 StaleReason stale_on_error(const CacheControl& request_cc, const CacheControl& response_cc, Seconds staleness,
-                           Seconds default_sie, Seconds grace) {
+                           Seconds default_sie, Seconds grace, Seconds disconnected) {
     const auto window = request_cc.stale_if_error ? *request_cc.stale_if_error
                                                   : response_cc.stale_if_error.value_or(default_sie);
     const bool forbidden = response_cc.must_revalidate || response_cc.proxy_revalidate || response_cc.no_cache;
     if (!forbidden && window > Seconds{0} && staleness <= window) return StaleReason::StaleIfError;
+    // (Nobody asked for this one: a client's no-cache, wanting the origin's word, is respected.)
+    if (!forbidden && !response_cc.s_maxage && !request_cc.no_cache && disconnected > Seconds{0} &&
+        staleness <= disconnected)
+        return StaleReason::Disconnected;
     if (grace > Seconds{0} && staleness <= grace) return StaleReason::Grace;
     return StaleReason::None;
 }

@@ -213,7 +213,7 @@ net::awaitable<Answer> Pipeline::bypass(const Parsed& p, std::string body) {
     if (p.with_body && p.route.cache.enabled && cache_.enabled()) answer.outcome.detail = cache::Detail::RequestBody;
     const Validators none;  // named: GCC 12 mishandles temporaries that live across a co_await
     std::unique_ptr<upstream::BodyReader> rest;
-    const bool answered = co_await forward(p, std::move(body), none, answer, rest);
+    const bool answered = co_await forward(p, std::move(body), none, answer, rest) == Reach::Answered;
     if (rest) {
         auto transfer = cache::Transfer::make(rest->length(), 0, upstream::kStreamWindow, {});
         stream(answer, std::move(transfer), std::move(rest), [](const cache::Transfer&) {});
@@ -446,9 +446,11 @@ net::awaitable<std::optional<Answer>> Pipeline::coalesce(const Parsed& p, Found&
         }
     } else if (wait.end == cache::FetchLock::End::OriginFailed && found.stored) {
         // The origin just failed the fetch this request waited on: a stored response that
-        // stale-if-error or grace allow answers now, without asking the failing origin again.
+        // stale-if-error, stale_if_disconnected or grace allow answers now, without asking the
+        // failing origin again.
         auto stored = judge(p, *found.stored, now(), found.stale_since);
-        if (auto reason = p.policy.stale_on_error(p.directives, stored.judged); reason != cache::Detail::None) {
+        if (auto reason = p.policy.stale_on_error(p.directives, stored.judged, wait.published.origin_unreachable);
+            reason != cache::Detail::None) {
             cache::Outcome outcome;
             outcome.fwd = found.fwd;
             outcome.collapsed = true;
@@ -480,7 +482,8 @@ net::awaitable<Pipeline::Fetched> Pipeline::fetch(const Parsed& p, const Found& 
     p.series.origin_fetches->Increment();
     std::string no_body;
     std::unique_ptr<upstream::BodyReader> rest;
-    const bool answered = co_await forward(p, std::move(no_body), validators, answer, rest);
+    const auto reach = co_await forward(p, std::move(no_body), validators, answer, rest);
+    const bool answered = reach == Reach::Answered;
     const auto received_ms = clock_();
     const http::Time now{std::chrono::floor<http::Seconds>(std::chrono::milliseconds(received_ms))};
     // The response delay in whole seconds, measured in milliseconds, not as the difference of
@@ -493,14 +496,15 @@ net::awaitable<Pipeline::Fetched> Pipeline::fetch(const Parsed& p, const Found& 
     Fetched fetched;
     fetched.sent_ms = sent_ms;
     fetched.origin_failed = !answered || status == 500 || status == 502 || status == 503 || status == 504;
+    const bool unreachable = reach == Reach::Unreachable;
     if (fetched.origin_failed && found.stored) {
         auto stored = judge(p, *found.stored, now, found.stale_since);
-        if (auto reason = p.policy.stale_on_error(p.directives, stored.judged); reason != cache::Detail::None) {
+        if (auto reason = p.policy.stale_on_error(p.directives, stored.judged, unreachable); reason != cache::Detail::None) {
             auto outcome = answer.outcome;
             outcome.detail = reason;
             fetched.answer = deliver(p, std::move(stored), found.stored->body, std::move(outcome));
             fetched.answer.upstream_seconds = answer.upstream_seconds;
-            if (write) write->publish({nullptr, true});
+            if (write) write->publish({nullptr, true, false, nullptr, unreachable});
             co_return fetched;
         }
     }
@@ -512,14 +516,15 @@ net::awaitable<Pipeline::Fetched> Pipeline::fetch(const Parsed& p, const Found& 
     } else {
         store(p, found, std::move(answer), request_time, now, fetched, std::move(rest), write);
     }
-    if (write) write->publish({fetched.stored, fetched.origin_failed});
+    if (write) write->publish({fetched.stored, fetched.origin_failed, false, nullptr, unreachable});
     co_return fetched;
 }
 
-// Sends the request to the route's origin; false when the origin failed (the answer then
-// holds the proxy's own 502, 503 or 504).
-net::awaitable<bool> Pipeline::forward(const Parsed& p, std::string body, const Validators& validators,
-                                       Answer& answer, std::unique_ptr<upstream::BodyReader>& rest) {
+// Sends the request to the route's origin; Failed or Unreachable when the origin failed (the
+// answer then holds the proxy's own 502 or 504). Unreachable: refused, reset or closed before a
+// response, or silent past read_timeout; a response that would not parse is Failed.
+net::awaitable<Pipeline::Reach> Pipeline::forward(const Parsed& p, std::string body, const Validators& validators,
+                                                  Answer& answer, std::unique_ptr<upstream::BodyReader>& rest) {
     const auto& upstream = cfg_.upstreams[p.route.upstream_index];
     const auto request = origin_request(p.request, std::move(body), p.client, upstream, validators, p.upload);
     auto fetched = co_await origin_.fetch(p.route.upstream_index, request, p.upload);
@@ -528,12 +533,13 @@ net::awaitable<bool> Pipeline::forward(const Parsed& p, std::string body, const 
         answer.response = fetched.timed_out()
                               ? make_error_response(504, p.version, "the origin did not answer in time")
                               : make_error_response(502, p.version, "the origin could not be reached or answered badly");
-        co_return false;
+        co_return fetched.error == metrics::UpstreamError::BadResponse || fetched.body_failed ? Reach::Failed
+                                                                                                : Reach::Unreachable;
     }
     answer.response = std::move(*fetched.response);
     rest = std::move(fetched.rest);
     prepare_for_client(answer.response, p.method, p.version, rest != nullptr);
-    co_return true;
+    co_return Reach::Answered;
 }
 
 // ---- store ------------------------------------------------------------------------------------

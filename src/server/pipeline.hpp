@@ -17,7 +17,7 @@
 //             answered from what it stores (reading its body while it still streams in), or by
 //             stale-if-error when the origin failed it
 //   fetch     to the origin, conditional when a stored response has validators; a failed origin
-//             is answered by stale-if-error or grace
+//             is answered by stale-if-error, stale_if_disconnected (unreachable) or grace
 //   store     what the policy accepts goes to L1 now and to L2 through its queue, with its purge
 //             tags and the time it was asked for; a body still arriving streams to the client
 //             (cache::Transfer) and is stored when it completes; a 304 refreshes the stored response
@@ -90,8 +90,9 @@ private:
     net::awaitable<std::optional<Answer>> coalesce(const Parsed& p, Found& found,
                                                    std::optional<cache::FetchLock::Write>& write);
     net::awaitable<Fetched> fetch(const Parsed& p, const Found& found, std::optional<cache::FetchLock::Write>& write);
-    net::awaitable<bool> forward(const Parsed& p, std::string body, const Validators& validators, Answer& answer,
-                                 std::unique_ptr<upstream::BodyReader>& rest);
+    enum class Reach { Answered, Failed, Unreachable };  // Failed: reached, but no usable answer
+    net::awaitable<Reach> forward(const Parsed& p, std::string body, const Validators& validators, Answer& answer,
+                                  std::unique_ptr<upstream::BodyReader>& rest);
     void store(const Parsed& p, const Found& found, Answer answer, http::Time request_time, http::Time now,
                Fetched& fetched, std::unique_ptr<upstream::BodyReader> rest,
                std::optional<cache::FetchLock::Write>& write);

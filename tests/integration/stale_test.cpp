@@ -48,6 +48,34 @@ TEST_CASE("a stored response answers for an origin that refuses connections or i
                        2) == 2);
 }
 
+TEST_CASE("an origin that cannot be reached at all is stood in for by a stored response, by default for 10 s",
+          "[stale]") {
+    std::atomic<bool> fail{false};
+    TestOrigin origin([&](const OriginRequest& r) {
+        Reply reply{.headers = {{"Cache-Control", r.target == "/strict" ? "max-age=600, must-revalidate" : "max-age=600"}},
+                    .body = "stored"};
+        if (fail) reply = Reply{.status = 500, .body = "broken"};
+        return reply;
+    });
+    Daemon cachalot(proxy_config(origin.port()));  // no stale windows configured
+    CHECK(fetch(cachalot.port(), "/d").body() == "stored");
+    CHECK(fetch(cachalot.port(), "/strict").body() == "stored");
+    // min-fresh makes the stored response unusable as it is: the request goes to the origin.
+    const Headers ask{{"Cache-Control", "min-fresh=3600"}};
+
+    fail = true;  // reached, and it answers 500: that goes through (stale-if-error would be the opt-in)
+    CHECK(fetch(cachalot.port(), "/d", "GET", ask).result_int() == 500);
+
+    origin.stop();  // the port now refuses connections
+    auto stood_in = fetch(cachalot.port(), "/d", "GET", ask);
+    CHECK(stood_in.result_int() == 200);
+    CHECK(stood_in.body() == "stored");
+    CHECK(has(stood_in, "detail=disconnected"));
+    CHECK(fetch(cachalot.port(), "/strict", "GET", ask).result_int() == 502);  // must-revalidate forbids it
+    CHECK(await_metric(cachalot.admin_port(), "cachalot_stale_served_total{reason=\"disconnected\",route=\"default\"}",
+                       1) == 1);
+}
+
 TEST_CASE("ttl_jitter spreads the lifetimes of entries stored together", "[stale]") {
     TestOrigin origin([](const OriginRequest&) { return Reply{.headers = {{"Cache-Control", "max-age=1000"}}}; });
     auto ttl_of = [](const Response& r) {

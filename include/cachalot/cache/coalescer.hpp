@@ -30,6 +30,7 @@ public:
         bool origin_failed = false;          // the origin could not answer (waiters may try stale-if-error)
         bool abandoned = false;              // the permit was dropped without publishing
         std::shared_ptr<Transfer> body{};    // set: `entry` has no body; it streams in from here
+        bool origin_unreachable = false;     // origin_failed, and not even reached (stale_if_disconnected)
     };
 
     class Permit {

@@ -29,6 +29,7 @@ enum class Detail : std::uint8_t {
     // a stale response was served
     StaleWhileRevalidate,
     StaleIfError,
+    Disconnected,  // the origin could not be reached at all (routes[].cache.stale_if_disconnected)
     Grace,
     // a fetched response was not stored
     Method,                 // only GET and HEAD responses are stored
@@ -50,10 +51,11 @@ enum class Detail : std::uint8_t {
     // the cache was not consulted
     RequestBody,  // a GET or HEAD with a body: its answer depends on bytes the key does not hold
 };
-inline constexpr std::array<std::string_view, 21> kDetailNames{
+inline constexpr std::array<std::string_view, 22> kDetailNames{
     "",
     "stale-while-revalidate",
     "stale-if-error",
+    "disconnected",
     "grace",
     "method",
     "status",

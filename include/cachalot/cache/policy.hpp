@@ -71,9 +71,11 @@ public:
     /// What a judged stored response may do for a request without the origin.
     http::Usability usability(const RequestDirectives& request, const Judged& judged) const;
 
-    /// Whether stale-if-error or grace let a stored response answer for a failed origin:
-    /// Detail::StaleIfError, Detail::Grace, or Detail::None.
-    Detail stale_on_error(const RequestDirectives& request, const Judged& judged) const;
+    /// Whether stale-if-error, the route's stale_if_disconnected (when the origin was
+    /// `unreachable`: refused, reset or silent, not answering badly) or grace let a stored
+    /// response answer for a failed origin: Detail::StaleIfError, Detail::Disconnected,
+    /// Detail::Grace, or Detail::None.
+    Detail stale_on_error(const RequestDirectives& request, const Judged& judged, bool unreachable) const;
 
     /// Whether a response fetched for this request is stored, judged at `now` (it was asked for
     /// at `request_time`). `head`: the request was a HEAD.

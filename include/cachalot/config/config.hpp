@@ -95,6 +95,10 @@ struct RouteCache {
     /// Stale windows for responses that do not set their own (RFC 5861); 0: none.
     Duration stale_while_revalidate{0};  // serve stale at once, revalidate in the background
     Duration stale_if_error{0};          // serve stale when the origin fails (5xx, unreachable, timeout)
+    /// Serve a stored response up to this long past its freshness when the origin cannot be
+    /// reached at all (refused, reset, or no answer before read_timeout), unless it says
+    /// must-revalidate, proxy-revalidate, no-cache or s-maxage (RFC 9111 §4.2.4). 0: off.
+    Duration stale_if_disconnected{std::chrono::seconds(10)};
     /// Serve a stored response up to this long past its freshness when the origin fails,
     /// whatever its directives say (Varnish's grace). 0: off.
     Duration grace{0};

@@ -81,13 +81,16 @@ Usability usability(const CacheControl& request_cc, bool request_pragma_no_cache
                     Seconds lifetime, Seconds age, Seconds default_swr = Seconds{0});
 
 /// Why a stored response stands in for a failed origin answer.
-enum class StaleReason { None, StaleIfError, Grace };
+enum class StaleReason { None, StaleIfError, Disconnected, Grace };
 
 /// May a stored response `staleness` past its freshness (negative: still fresh) answer a
 /// request whose origin fetch failed (unreachable, timed out, 500/502/503/504)? stale-if-error
 /// (RFC 5861): the request's directive, else the response's, else `default_sie`; never past
-/// must-revalidate, proxy-revalidate or no-cache. Then `grace`, whatever the directives say.
+/// must-revalidate, proxy-revalidate or no-cache. Then, when the origin could not be reached at
+/// all, `disconnected` (RFC 9111 §4.2.4; 0 when it was reached), never past those nor s-maxage,
+/// nor for a request that says no-cache.
+/// Then `grace`, whatever the directives say.
 StaleReason stale_on_error(const CacheControl& request_cc, const CacheControl& response_cc, Seconds staleness,
-                           Seconds default_sie, Seconds grace);
+                           Seconds default_sie, Seconds grace, Seconds disconnected = Seconds{0});
 
 }  // namespace cachalot::http

@@ -205,7 +205,7 @@ TEST_CASE("policy: a failed origin is answered by stale-if-error, then by grace"
     const auto s = stored_at(policy, 200, fields({{"Cache-Control", "max-age=60"}}));
     auto on_error_at = [&](int seconds_later, const char* cc = "") {
         return policy.stale_on_error(cache::request_directives(*cc ? fields({{"Cache-Control", cc}}) : http::Fields{}),
-                                     policy.judge(s.entry, s.fields, T0 + http::Seconds{seconds_later}));
+                                     policy.judge(s.entry, s.fields, T0 + http::Seconds{seconds_later}), false);
     };
     CHECK(on_error_at(70) == Detail::StaleIfError);
     CHECK(on_error_at(80) == Detail::StaleIfError);
@@ -214,7 +214,27 @@ TEST_CASE("policy: a failed origin is answered by stale-if-error, then by grace"
     CHECK(on_error_at(161) == Detail::None);
     CHECK(on_error_at(70, "stale-if-error=5") == Detail::Grace);  // the request's own window first
     const auto strict = stored_at(policy, 200, fields({{"Cache-Control", "max-age=60, must-revalidate"}}));
-    CHECK(policy.stale_on_error({}, policy.judge(strict.entry, strict.fields, T0 + seconds(70))) == Detail::Grace);
+    CHECK(policy.stale_on_error({}, policy.judge(strict.entry, strict.fields, T0 + seconds(70)), false) == Detail::Grace);
+}
+
+TEST_CASE("policy: an origin that cannot be reached at all is answered by stale_if_disconnected", "[policy]") {
+    config::Cache global;
+    config::RouteCache route;  // stale_if_disconnected: 10 s by default, nothing else
+    cache::Policy policy(route, global);
+    auto at = [&](const char* cc, int seconds_later, bool unreachable) {
+        const auto s = stored_at(policy, 200, fields({{"Cache-Control", cc}}));
+        return policy.stale_on_error({}, policy.judge(s.entry, s.fields, T0 + http::Seconds{seconds_later}), unreachable);
+    };
+    CHECK(at("max-age=60", 70, true) == Detail::Disconnected);
+    CHECK(at("max-age=60", 71, true) == Detail::None);   // past the window
+    CHECK(at("max-age=60", 70, false) == Detail::None);  // reached, and it failed: stale-if-error's business
+    for (const char* strict : {"max-age=60, must-revalidate", "max-age=60, proxy-revalidate", "s-maxage=60",
+                               "no-cache, max-age=60"}) {
+        INFO(strict);
+        CHECK(at(strict, 65, true) == Detail::None);
+    }
+    route.stale_if_disconnected = seconds(0);  // off
+    CHECK(at("max-age=60", 61, true) == Detail::None);
 }
 
 TEST_CASE("policy: the expiry keeps a response past its freshness for revalidation and its stale windows",

@@ -244,3 +244,21 @@ TEST_CASE("stale-if-error: request directive, then response directive, then rout
     CHECK(stale_on_error(parse_cache_control(row.request_cc), parse_cache_control(row.response_cc), row.staleness,
                          row.default_sie, row.grace) == row.expected);
 }
+
+TEST_CASE("stale when disconnected: after stale-if-error, before grace, never past the strict directives",
+          "[freshness]") {
+    const auto none = parse_cache_control("");
+    auto reason = [&](const char* response_cc, Seconds staleness, Seconds sie, Seconds grace) {
+        return stale_on_error(none, parse_cache_control(response_cc), staleness, sie, grace, 10s);
+    };
+    CHECK(reason("max-age=60", 10s, 0s, 0s) == StaleReason::Disconnected);
+    CHECK(reason("max-age=60", 11s, 0s, 0s) == StaleReason::None);
+    CHECK(reason("max-age=60", 5s, 30s, 0s) == StaleReason::StaleIfError);  // the longer, explicit window first
+    CHECK(reason("max-age=60", 20s, 0s, 60s) == StaleReason::Grace);
+    CHECK(reason("max-age=60, s-maxage=60", 5s, 0s, 0s) == StaleReason::None);
+    CHECK(reason("max-age=60, must-revalidate", 5s, 0s, 0s) == StaleReason::None);
+    CHECK(reason("max-age=60, proxy-revalidate", 5s, 0s, 0s) == StaleReason::None);
+    CHECK(reason("no-cache", 5s, 0s, 0s) == StaleReason::None);
+    CHECK(stale_on_error(parse_cache_control("no-cache"), parse_cache_control("max-age=60"), 5s, 0s, 0s, 10s) ==
+          StaleReason::None);  // the client asked for the origin's word
+}
