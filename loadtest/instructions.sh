@@ -18,19 +18,7 @@ scripts/build.sh release >/dev/null
 setup_work
 require_free_ports $origin_port $cachalot_port $cachalot_admin $nginx_port
 start_origin
-cat > "$work/cachalot.yaml" <<YAML
-listen:
-  proxy: {address: 127.0.0.1, port: $cachalot_port}
-  admin: {address: 127.0.0.1, port: $cachalot_admin}
-workers: 1
-upstreams:
-  - {name: origin, host: 127.0.0.1, port: $origin_port, max_idle_connections: 256}
-routes:
-  - {name: all, upstream: origin, cache: {enabled: false}}
-cache:
-  l1: {path: $work/l1, size: 64MiB}
-logging: {level: warn, access_log: false}
-YAML
+CACHALOT_ROUTE="cache: {enabled: false}" cachalot_config
 mkdir -p "$work/nginx"
 nginx_conf "$work/nginx" <<NGINX
   upstream origin { server 127.0.0.1:$origin_port; keepalive 256; }

@@ -48,10 +48,10 @@ start_origin() {
   taskset -c 0 build/release/cachalot-demo-origin "$origin_port" >/dev/null & pids+=($!)
 }
 
-# Cachalot with one worker on CPU 1 ($1: taskset CPU list, default 1; "" leaves it unpinned).
+# Writes $work/cachalot.yaml: one worker in front of the origin, on the benchmark's ports.
 # $CACHALOT_ROUTE adds keys to the route's flow map (e.g. "cache: {enabled: false}");
 # $CACHALOT_CACHE (YAML lines under `cache:`) replaces the default 64 MiB L1.
-start_cachalot() {
+cachalot_config() {
   local default_cache="  l1: {path: $work/l1, size: 64MiB}"
   cat > "$work/cachalot.yaml" <<YAML
 listen:
@@ -66,6 +66,11 @@ cache:
 ${CACHALOT_CACHE:-$default_cache}
 logging: {level: warn, access_log: false}
 YAML
+}
+
+# Cachalot (cachalot_config) on CPU 1 ($1: taskset CPU list, default 1; "" leaves it unpinned).
+start_cachalot() {
+  cachalot_config
   local cpu="${1-1}"
   if [ -n "$cpu" ]; then
     taskset -c "$cpu" build/release/cachalot --config "$work/cachalot.yaml" & pids+=($!)
