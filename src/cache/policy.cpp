@@ -60,7 +60,8 @@ RequestDirectives request_directives(const http::Fields& request) {
     d.cc = http::cache_control_of(request);
     d.pragma_no_cache = request.count(bhttp::field::cache_control) == 0 &&
                         request[bhttp::field::pragma].find("no-cache") != std::string_view::npos;
-    d.conditional = http::has_precondition_or_range(request);
+    d.conditional = http::has_origin_precondition(request);
+    d.answered_here = !d.conditional && http::has_cache_condition(request);
     return d;
 }
 

@@ -69,6 +69,22 @@ void Transfer::leave(Reader* reader) {
     if (writer) ring(std::move(writer));
 }
 
+void Transfer::Reader::only(std::uint64_t first, std::uint64_t last) {
+    first_ = first;
+    end_ = last + 1;
+}
+
+std::optional<std::uint64_t> Transfer::Reader::length() const {
+    if (end_) return *end_ - first_;
+    return transfer_->length_;
+}
+
+bool Transfer::Reader::complete() const {
+    std::lock_guard lock(transfer_->mutex_);
+    if (end_) return position_ >= *end_;
+    return transfer_->state_ == State::Complete && position_ == transfer_->size_;
+}
+
 net::awaitable<Transfer::Piece> Transfer::Reader::next() {
     auto& t = *transfer_;
     const auto executor = co_await net::this_coro::executor;
@@ -78,7 +94,9 @@ net::awaitable<Transfer::Piece> Transfer::Reader::next() {
         {
             std::lock_guard lock(t.mutex_);
             waiting_ = false;
-            if (position_ < t.size_) {
+            if (end_ && position_ >= *end_) {
+                piece = Piece{};
+            } else if (position_ < t.size_) {
                 // The chunk holding position_: the last one starting at or before it.
                 auto it = std::upper_bound(t.chunks_.begin(), t.chunks_.end(), position_,
                                            [](std::uint64_t pos, const Chunk& c) { return pos < c.start; });
@@ -97,7 +115,18 @@ net::awaitable<Transfer::Piece> Transfer::Reader::next() {
             }
         }
         if (writer) ring(std::move(writer));
-        if (piece) co_return std::move(*piece);
+        if (piece) {
+            // Within its range: what lies before first_ is skipped, what lies past the end cut.
+            if (!piece->bytes.empty()) {
+                const auto start = position_ - piece->bytes.size();
+                if (start < first_) {
+                    if (position_ <= first_) continue;
+                    piece->bytes.remove_prefix(static_cast<std::size_t>(first_ - start));
+                }
+                if (end_ && position_ > *end_) piece->bytes.remove_suffix(static_cast<std::size_t>(position_ - *end_));
+            }
+            co_return std::move(*piece);
+        }
         co_await sleep_on(*wake_);
     }
 }

@@ -1,15 +1,22 @@
 #include "cachalot/http/conditional.hpp"
 
 namespace cachalot::http {
-namespace {
 
-}  // namespace
-
-bool has_precondition_or_range(const Fields& request) {
+bool has_origin_precondition(const Fields& request) {
     for (const auto& f : request)
-        for (std::string_view n : {"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range",
-                                   "Range"})
-            if (iequals(f.name_string(), n)) return true;
+        if (f.name() == bhttp::field::if_match || f.name() == bhttp::field::if_unmodified_since) return true;
+    return false;
+}
+
+bool has_cache_condition(const Fields& request) {
+    for (const auto& f : request)
+        switch (f.name()) {
+            case bhttp::field::if_none_match:
+            case bhttp::field::if_modified_since:
+            case bhttp::field::range:
+            case bhttp::field::if_range: return true;
+            default: break;
+        }
     return false;
 }
 

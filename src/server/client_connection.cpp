@@ -84,7 +84,7 @@ struct Streamed {
 net::awaitable<Streamed> write_streamed(tcp::socket& socket, Response& response, std::string& head,
                                         cache::Transfer::Reader& body, core::Deadline& deadline,
                                         std::chrono::milliseconds send_timeout, std::uint64_t& sent) {
-    const auto length = body.transfer().length();
+    const auto length = body.length();
     const bool chunked = !length && response.version() >= 11;
     if (length) response.content_length(*length);
     else if (chunked) response.set(bhttp::field::transfer_encoding, "chunked");
@@ -98,7 +98,7 @@ net::awaitable<Streamed> write_streamed(tcp::socket& socket, Response& response,
         head.clear();
         if (chunk_open) head.append("\r\n");
         if (piece.bytes.empty()) {
-            if (body.transfer().state() != cache::Transfer::State::Complete) co_return Streamed{{}, true};
+            if (!body.complete()) co_return Streamed{{}, true};
             if (!chunked) co_return Streamed{};
             head.append("0\r\n\r\n");
         } else if (chunked) {
@@ -164,6 +164,35 @@ private:
     bool send_continue_;
     beast::error_code error_;
     bool timed_out_ = false;
+};
+
+// Interim responses from the origin (103 Early Hints, 102 Processing, …) on to the client as they
+// come, before the final response: hop-by-hop fields removed, never to an HTTP/1.0 client (RFC
+// 9110 §15.2). A write that fails is not retried; the final response then fails the same way.
+class InterimToClient final : public upstream::InterimSink {
+public:
+    InterimToClient(tcp::socket& socket, core::Deadline& deadline, std::chrono::milliseconds timeout, unsigned version)
+        : socket_(socket), deadline_(deadline), timeout_(timeout), version_(version) {}
+
+    net::awaitable<void> send(const bhttp::response_header<>& head) override {
+        if (version_ < 11 || failed_) co_return;
+        bhttp::response_header<> out = head;
+        http::strip_hop_by_hop(out);
+        out.version(11);
+        out.erase(bhttp::field::content_length);
+        bytes_.clear();
+        core::serialize_head(out, bytes_);
+        deadline_.expires_after(timeout_);
+        if (co_await core::write_message(socket_, bytes_, {})) failed_ = true;
+    }
+
+private:
+    tcp::socket& socket_;
+    core::Deadline& deadline_;
+    std::chrono::milliseconds timeout_;
+    unsigned version_;
+    std::string bytes_;
+    bool failed_ = false;
 };
 
 // Keeps the worker's list of sessions and the active-connections gauge in step with the session.
@@ -280,7 +309,8 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
         std::string method(request.method_string());
         std::string target(request.target());
         const ClientInfo client{peer_address, ok.authority};
-        Answer outcome = co_await pipeline_.handle(request, client, upload ? &*upload : nullptr);
+        InterimToClient interim(socket, deadline, limits.send_timeout, request.version());
+        Answer outcome = co_await pipeline_.handle(request, client, upload ? &*upload : nullptr, &interim);
         if (upload && upload->error()) {
             // The client's body failed, not the origin: answered as a failed read (413, 408, or
             // nothing when the client went away).

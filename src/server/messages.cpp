@@ -46,10 +46,14 @@ upstream::OriginRequest origin_request(const Request& client_request, std::strin
         case bhttp::field::transfer_encoding:
             continue;
         case bhttp::field::if_none_match:
-            if (etag) continue;
+            if (etag || validators.answered_here) continue;
             break;
         case bhttp::field::if_modified_since:
-            if (last_modified) continue;
+            if (last_modified || validators.answered_here) continue;
+            break;
+        case bhttp::field::range:
+        case bhttp::field::if_range:
+            if (validators.answered_here) continue;
             break;
         default:
             if (http::is_forwarding_field(f.name_string())) continue;

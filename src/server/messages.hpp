@@ -28,6 +28,9 @@ struct ClientInfo {
 struct Validators {
     std::string etag;
     std::string last_modified;
+    /// The cache answers the client's If-None-Match, If-Modified-Since, Range and If-Range
+    /// itself, from the complete response: they are not sent.
+    bool answered_here = false;
     bool empty() const { return etag.empty() && last_modified.empty(); }
 };
 

@@ -6,6 +6,7 @@
 #include "cachalot/cache/key.hpp"
 #include "cachalot/http/conditional.hpp"
 #include "cachalot/http/headers.hpp"
+#include "cachalot/http/range.hpp"
 #include "cachalot/http/target.hpp"
 #include "cachalot/server/router.hpp"
 #include "server/purge_api.hpp"
@@ -86,6 +87,7 @@ struct Pipeline::Parsed {
     std::string key;  // the primary key, when the cache is used
     cache::RequestDirectives directives;
     upstream::BodyReader* upload = nullptr;  // the body, when it streams from the client
+    upstream::InterimSink* interim = nullptr;  // the client's, for its own fetch's 1xx
 };
 
 /// What the primary key holds, for the names of its Vary fields and the epoch of its variants.
@@ -132,10 +134,14 @@ Pipeline::Pipeline(const config::Config& cfg, upstream::Origin& origin, cache::T
         if (auto n = core::parse_network(network)) purge_from_.push_back(*n);
 }
 
-net::awaitable<Answer> Pipeline::handle(Request& request, const ClientInfo& client, upstream::BodyReader* upload) {
+net::awaitable<Answer> Pipeline::handle(Request& request, const ClientInfo& client, upstream::BodyReader* upload,
+                                        upstream::InterimSink* interim) {
     std::string body = std::move(request.body());
     auto parsed = receive(request, client, !body.empty() || upload);
-    if (parsed) parsed->upload = upload;
+    if (parsed) {
+        parsed->upload = upload;
+        parsed->interim = interim;
+    }
     if (!parsed) {
         Answer answer;
         answer.response = make_error_response(404, request.version(), "no route for this request");
@@ -214,10 +220,7 @@ net::awaitable<Answer> Pipeline::bypass(const Parsed& p, std::string body) {
     const Validators none;  // named: GCC 12 mishandles temporaries that live across a co_await
     std::unique_ptr<upstream::BodyReader> rest;
     const bool answered = co_await forward(p, std::move(body), none, answer, rest) == Reach::Answered;
-    if (rest) {
-        auto transfer = cache::Transfer::make(rest->length(), 0, upstream::kStreamWindow, {});
-        stream(answer, std::move(transfer), std::move(rest), [](const cache::Transfer&) {});
-    }
+    pass_through(answer, std::move(rest));
     if (cache_.enabled() && answered && invalidating_method(p.method) && answer.response.result_int() < 400)
         invalidate(p, answer.response);
     co_return answer;
@@ -343,29 +346,78 @@ Pipeline::Stored Pipeline::judge(const Parsed& p, const cache::Entry& entry, htt
 
 // ---- deliver ----------------------------------------------------------------------------------
 
-// The stored response as this request gets it: 304 when its conditions say so, HEAD without
-// body, with Age.
+// The stored response as this request gets it: 304, 206 or 416 when its conditions and range
+// say so, HEAD without body, with Age.
 Answer Pipeline::deliver(const Parsed& p, Stored stored, std::string body, cache::Outcome outcome,
                          std::unique_ptr<cache::Transfer::Reader> stream) const {
     Answer answer;
     answer.outcome = std::move(outcome);
     auto& res = answer.response;
-    if (http::not_modified(p.request.base(), stored.response.base(), now())) {
-        res = Response{bhttp::status::not_modified, p.version};
-        for (const auto& f : stored.response.base())
-            if (http::sent_with_304(f.name_string()) || f.name() == bhttp::field::via)
-                res.insert(f.name(), f.name_string(), f.value());
-    } else if (stream) {
-        res = std::move(stored.response);  // the session frames it
-        answer.stream = std::move(stream);
+    res = std::move(stored.response);
+    if (stream) {
+        answer.stream = std::move(stream);  // the session frames it
     } else {
-        res = std::move(stored.response);
         res.body() = std::move(body);
         res.prepare_payload();
-        if (p.method == bhttp::verb::head) res.body().clear();  // Content-Length stays
     }
+    answer_conditions(p, answer, now());
+    if (p.method == bhttp::verb::head) res.body().clear();  // Content-Length stays
     res.set(bhttp::field::age, std::to_string(std::max<std::int64_t>(0, stored.judged.age.count())));
     return answer;
+}
+
+// The client's If-None-Match or If-Modified-Since, and a GET's Range, answered from a complete
+// 2xx response (stored, or just fetched whole for it): 304 when the client's copy is current,
+// else 206 with the range (one part, or multipart/byteranges when the body is here whole), or
+// 416 when no range starts inside the body. A body still streaming in whose length was not
+// announced is sent whole, as is one asked for several ranges: RFC 9110 §14.2 allows both.
+void Pipeline::answer_conditions(const Parsed& p, Answer& answer, http::Time now) const {
+    auto& res = answer.response;
+    const unsigned status = res.result_int();
+    if (status / 100 != 2) return;  // preconditions apply to 2xx answers only (RFC 9110 §13.2.1)
+    if (http::not_modified(p.request.base(), res.base(), now)) {
+        Response not_modified{bhttp::status::not_modified, p.version};
+        for (const auto& f : res.base())
+            if (http::sent_with_304(f.name_string()) || f.name() == bhttp::field::via)
+                not_modified.insert(f.name(), f.name_string(), f.value());
+        res = std::move(not_modified);
+        answer.stream.reset();
+        return;
+    }
+    if (status != 200 || p.method != bhttp::verb::get || !http::has_range(p.request.base())) return;
+    const auto length = answer.stream ? answer.stream->length() : std::optional<std::uint64_t>(res.body().size());
+    if (!length) return;
+    const auto range = http::answer_range(p.request.base(), res.base(), *length, now);
+    if (range.kind == http::RangeAnswer::Kind::Full) return;
+    if (range.kind == http::RangeAnswer::Kind::Unsatisfiable) {
+        Response unsatisfiable{bhttp::status::range_not_satisfiable, p.version};
+        for (const auto& f : res.base())
+            if (f.name() == bhttp::field::via || f.name() == bhttp::field::etag || f.name() == bhttp::field::last_modified)
+                unsatisfiable.insert(f.name(), f.name_string(), f.value());
+        unsatisfiable.set(bhttp::field::content_range, http::unsatisfied_range(*length));
+        unsatisfiable.prepare_payload();
+        res = std::move(unsatisfiable);
+        answer.stream.reset();
+        return;
+    }
+    if (range.ranges.size() == 1) {
+        const auto r = range.ranges.front();
+        res.result(bhttp::status::partial_content);
+        res.set(bhttp::field::content_range, http::content_range(r, *length));
+        if (answer.stream) {
+            answer.stream->only(r.first, r.last);
+        } else {
+            res.body() = res.body().substr(static_cast<std::size_t>(r.first), static_cast<std::size_t>(r.size()));
+            res.prepare_payload();
+        }
+        return;
+    }
+    if (answer.stream) return;
+    const auto boundary = http::new_boundary();
+    res.body() = http::multipart_byteranges(res.body(), range.ranges, res[bhttp::field::content_type], boundary);
+    res.result(bhttp::status::partial_content);
+    res.set(bhttp::field::content_type, "multipart/byteranges; boundary=" + boundary);
+    res.prepare_payload();
 }
 
 // stale-while-revalidate: one background revalidation per key (none if a fetch is in flight).
@@ -395,9 +447,11 @@ void Pipeline::revalidate_in_background(const Parsed& p, const Found& found) {
 
 // ---- coalesce ---------------------------------------------------------------------------------
 
-// Plain GETs share one fetch per key. Conditional and range requests, and HEAD, are forwarded
-// as they are: their answers are not stored, so there is nothing to share. Empty: this request
-// fetches (holding `write` when others may wait on it).
+// GETs share one fetch per key, conditional and range ones too: the fetch is for the whole
+// response, and each request's conditions are answered from it. If-Match or
+// If-Unmodified-Since, and HEAD, are forwarded as they are: their answers are not stored, so
+// there is nothing to share. Empty: this request fetches (holding `write` when others may wait
+// on it).
 net::awaitable<std::optional<Answer>> Pipeline::coalesce(const Parsed& p, Found& found,
                                                          std::optional<cache::FetchLock::Write>& write) {
     if (p.method != bhttp::verb::get || p.directives.conditional) co_return std::nullopt;
@@ -470,6 +524,7 @@ net::awaitable<Pipeline::Fetched> Pipeline::fetch(const Parsed& p, const Found& 
     // A stored response that may not be used as it is, but has validators, is revalidated: the
     // origin answers 304 if it is still current (RFC 9111 §4.3.1).
     Validators validators;
+    validators.answered_here = p.method == bhttp::verb::get && p.directives.answered_here;
     if (found.stored && !p.directives.conditional && p.method == bhttp::verb::get) {
         for (const auto& [name, value] : found.stored->headers) {
             if (http::iequals(name, "ETag")) validators.etag = value;
@@ -482,7 +537,19 @@ net::awaitable<Pipeline::Fetched> Pipeline::fetch(const Parsed& p, const Found& 
     p.series.origin_fetches->Increment();
     std::string no_body;
     std::unique_ptr<upstream::BodyReader> rest;
-    const auto reach = co_await forward(p, std::move(no_body), validators, answer, rest);
+    auto reach = co_await forward(p, std::move(no_body), validators, answer, rest);
+    // A range of a body announced larger than the store takes: the range itself is asked for
+    // instead of the whole (the connection that brought the head is closed).
+    const bool range_instead = validators.answered_here && http::has_range(p.request.base()) &&
+                               reach == Reach::Answered && answer.response.result_int() == 200 && rest &&
+                               rest->length() && *rest->length() > store_limit();
+    if (range_instead) {
+        rest.reset();
+        answer = Answer{};
+        answer.outcome.fwd = found.fwd;
+        const Validators as_sent;
+        reach = co_await forward(p, std::string(), as_sent, answer, rest);
+    }
     const bool answered = reach == Reach::Answered;
     const auto received_ms = clock_();
     const http::Time now{std::chrono::floor<http::Seconds>(std::chrono::milliseconds(received_ms))};
@@ -511,10 +578,15 @@ net::awaitable<Pipeline::Fetched> Pipeline::fetch(const Parsed& p, const Found& 
     if (!answered) {
         answer.outcome.detail = cache::Detail::OriginUnavailable;
         fetched.answer = std::move(answer);
+    } else if (range_instead) {
+        answer.outcome.detail = cache::Detail::TooLarge;
+        pass_through(answer, std::move(rest));
+        fetched.answer = std::move(answer);
     } else if (!validators.empty() && status == 304) {
         refresh(p, found, std::move(answer), request_time, now, fetched);
     } else {
         store(p, found, std::move(answer), request_time, now, fetched, std::move(rest), write);
+        if (validators.answered_here) answer_conditions(p, fetched.answer, now);
     }
     if (write) write->publish({fetched.stored, fetched.origin_failed, false, nullptr, unreachable});
     co_return fetched;
@@ -527,7 +599,7 @@ net::awaitable<Pipeline::Reach> Pipeline::forward(const Parsed& p, std::string b
                                                   Answer& answer, std::unique_ptr<upstream::BodyReader>& rest) {
     const auto& upstream = cfg_.upstreams[p.route.upstream_index];
     const auto request = origin_request(p.request, std::move(body), p.client, upstream, validators, p.upload);
-    auto fetched = co_await origin_.fetch(p.route.upstream_index, request, p.upload);
+    auto fetched = co_await origin_.fetch(p.route.upstream_index, request, p.upload, p.interim);
     answer.upstream_seconds = fetched.seconds;
     if (!fetched.response) {
         answer.response = fetched.timed_out()
@@ -555,10 +627,7 @@ void Pipeline::store(const Parsed& p, const Found& found, Answer answer, http::T
                                                 res.base(), request_time, now);
     answer.outcome.detail = decision.refused;
     if (decision.refused != cache::Detail::None) {
-        if (rest) {
-            auto transfer = cache::Transfer::make(rest->length(), 0, upstream::kStreamWindow, {});
-            stream(answer, std::move(transfer), std::move(rest), [](const cache::Transfer&) {});
-        }
+        pass_through(answer, std::move(rest));
         fetched.answer = std::move(answer);
         return;
     }
@@ -628,6 +697,13 @@ void Pipeline::stream(Answer& answer, std::shared_ptr<cache::Transfer> transfer,
     net::co_spawn(origin_.executor(),
                   pump(std::move(transfer), std::move(first), std::move(rest), metrics_, std::move(finish)),
                   net::detached);
+}
+
+// The answer's body streams to the client, and is not kept.
+void Pipeline::pass_through(Answer& answer, std::unique_ptr<upstream::BodyReader> rest) {
+    if (!rest) return;
+    auto transfer = cache::Transfer::make(rest->length(), 0, upstream::kStreamWindow, {});
+    stream(answer, std::move(transfer), std::move(rest), [](const cache::Transfer&) {});
 }
 
 // The largest body a tier may take (entries are a little larger: their fields).

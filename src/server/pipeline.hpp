@@ -12,12 +12,15 @@
 //   lookup    L1, then L2; the primary entry names the Vary fields, the request picks the variant;
 //             a hard-purged entry is a miss, a soft-purged one stale (cache/purge.hpp)
 //   deliver   a stored response the policy lets answer: fresh, allowed stale, or stale within
-//             stale-while-revalidate (then one background revalidation starts)
+//             stale-while-revalidate (then one background revalidation starts); the client's
+//             If-None-Match, If-Modified-Since and Range are answered from it (304, 206, 416)
 //   coalesce  one fetch per key (this node; all nodes with cache.l2.lock): the others are
 //             answered from what it stores (reading its body while it still streams in), or by
 //             stale-if-error when the origin failed it
-//   fetch     to the origin, conditional when a stored response has validators; a failed origin
-//             is answered by stale-if-error, stale_if_disconnected (unreachable) or grace
+//   fetch     to the origin, conditional when a stored response has validators, for the whole
+//             response (the client's own conditions and range are answered here, but a range of
+//             a body too large to store is asked for as it is); a failed origin is answered by
+//             stale-if-error, stale_if_disconnected (unreachable) or grace
 //   store     what the policy accepts goes to L1 now and to L2 through its queue, with its purge
 //             tags and the time it was asked for; a body still arriving streams to the client
 //             (cache::Transfer) and is stored when it completes; a 304 refreshes the stored response
@@ -65,7 +68,9 @@ public:
 
     /// Answers `request` (its body moves out). `client` describes where it came from. `upload`:
     /// the body, when it streams from the client instead (then the request's own is empty).
-    net::awaitable<Answer> handle(Request& request, const ClientInfo& client, upstream::BodyReader* upload = nullptr);
+    /// `interim`: where the origin's interim responses to this request's own fetch go.
+    net::awaitable<Answer> handle(Request& request, const ClientInfo& client, upstream::BodyReader* upload = nullptr,
+                                  upstream::InterimSink* interim = nullptr);
 
 private:
     struct Parsed;
@@ -86,6 +91,7 @@ private:
     Stored judge(const Parsed& p, const cache::Entry& entry, http::Time now, store::WallMillis stale_since = 0) const;
     Answer deliver(const Parsed& p, Stored stored, std::string body, cache::Outcome outcome,
                    std::unique_ptr<cache::Transfer::Reader> stream = nullptr) const;
+    void answer_conditions(const Parsed& p, Answer& answer, http::Time now) const;
     void revalidate_in_background(const Parsed& p, const Found& found);
     net::awaitable<std::optional<Answer>> coalesce(const Parsed& p, Found& found,
                                                    std::optional<cache::FetchLock::Write>& write);
@@ -99,6 +105,7 @@ private:
     template <class Finish>
     void stream(Answer& answer, std::shared_ptr<cache::Transfer> transfer, std::unique_ptr<upstream::BodyReader> rest,
                 Finish finish);
+    void pass_through(Answer& answer, std::unique_ptr<upstream::BodyReader> rest);
     std::size_t store_limit() const;
     void refresh(const Parsed& p, const Found& found, Answer answer, http::Time request_time, http::Time now,
                  Fetched& fetched);

@@ -151,7 +151,8 @@ net::awaitable<beast::error_code> send_body(Connection& conn, BodyReader& body, 
     }
 }
 
-net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& request, BodyReader* body) {
+net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& request, BodyReader* body,
+                                        InterimSink* interim) {
     auto& up = impl_->upstreams[index];
     auto& series = impl_->metrics.upstream(index);
     const bool idempotent = http::is_idempotent(request.method_string());
@@ -197,14 +198,19 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& 
         auto& parser = conn->parser;
         beast::error_code ec = conn->outcome(wec);
         bool got_some = false;
-        // Interim 1xx responses are read and dropped: the client gets the final one.
-        while (!ec) {
+        // Interim responses go on to the client as they come, each read by a parser of its own,
+        // so that none of their fields stays with the final response. 100 Continue is not passed
+        // on (the proxy answers Expect itself), and 101 is refused below (no upgrade was asked).
+        for (std::size_t interims = 0; !ec;) {
             parser.emplace();
             parser->body_limit(boost::none);  // bodies stream: no length is too long
             parser->skip(request.method == bhttp::verb::head);
             ec = conn->outcome(co_await core::read(conn->socket, buffer, *parser, core::Until::Head));
             got_some = got_some || parser->got_some();
-            if (ec || parser->get().result_int() / 100 != 1) break;
+            if (ec) break;
+            const unsigned status = parser->get().result_int();
+            if (status / 100 != 1 || status == 101) break;
+            if (status != 100 && interim && interims++ < kMaxInterim) co_await interim->send(parser->get().base());
         }
         if (!ec) {
             const auto& head = parser->get();
@@ -212,7 +218,7 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& 
                 spdlog::warn("upstream {}: {} {}: response refused: {}", up.name, request.method_string(),
                              request.target(), *reason);
                 ec = bhttp::error::bad_transfer_encoding;
-            } else if (head.result_int() < 200 || head.result_int() > 599) {
+            } else if (head.result_int() < 200 || head.result_int() > 599) {  // (101 comes here)
                 spdlog::warn("upstream {}: {} {}: response refused: status {}", up.name, request.method_string(),
                              request.target(), head.result_int());
                 ec = bhttp::error::bad_status;

@@ -251,14 +251,3 @@ TEST_CASE("Expect: 100-continue gets an interim 100 before the body is read") {
     CHECK(res.body() == "data");
     CHECK(origin.last_request().headers.count("Expect") == 0);
 }
-
-TEST_CASE("interim 1xx responses from the origin are not passed on") {
-    TestOrigin origin([](const OriginRequest&) {
-        return Reply{.raw = std::string("HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
-                                        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nfinal")};
-    });
-    Daemon cachalot(proxy_config(origin.port()));
-    auto res = fetch(cachalot.port(), "/");
-    CHECK(res.result_int() == 200);
-    CHECK(res.body() == "final");
-}

@@ -25,7 +25,10 @@ namespace cachalot::cache {
 struct RequestDirectives {
     http::CacheControl cc;
     bool pragma_no_cache = false;  // Pragma: no-cache without Cache-Control (RFC 9111 §5.4)
-    bool conditional = false;      // preconditions or Range: forwarded as they are, answers not stored
+    bool conditional = false;  // If-Match or If-Unmodified-Since: forwarded as they are, answers not stored
+    /// If-None-Match, If-Modified-Since, Range or If-Range on a request without `conditional`
+    /// ones: a GET's are answered by the cache from the complete response (fetched whole).
+    bool answered_here = false;
     /// Why a stored response that may not answer this request sends it to the origin.
     Fwd fwd_when_stale() const;
 };

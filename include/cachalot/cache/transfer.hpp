@@ -48,6 +48,14 @@ public:
         Reader(const Reader&) = delete;
         /// The bytes after those already taken, once there are some; empty at the end.
         boost::asio::awaitable<Piece> next();
+        /// Only bytes `first` to `last` (both included) from now on, for a range request: those
+        /// before are taken and skipped as they arrive, and the reader ends after `last`.
+        void only(std::uint64_t first, std::uint64_t last);
+        /// How many bytes it gives in all, when known: its range's, else the announced length.
+        std::optional<std::uint64_t> length() const;
+        /// It gave every byte it was to give: its range, or the whole body, which completed.
+        /// (At the end of a body cut short: false.)
+        bool complete() const;
         const Transfer& transfer() const { return *transfer_; }
 
     private:
@@ -55,6 +63,8 @@ public:
         explicit Reader(std::shared_ptr<Transfer> transfer);
         std::shared_ptr<Transfer> transfer_;
         std::uint64_t position_ = 0;
+        std::uint64_t first_ = 0;  // only(): what it gives is [first_, end_)
+        std::optional<std::uint64_t> end_;
         std::shared_ptr<Wake> wake_;  // made when it first waits for bytes
         bool waiting_ = false;        // waits now (guarded by the transfer's mutex)
     };

@@ -6,9 +6,13 @@
 
 namespace cachalot::http {
 
-/// True when the request carries a precondition or a range (If-Match, If-None-Match,
-/// If-Modified-Since, If-Unmodified-Since, If-Range, Range).
-bool has_precondition_or_range(const Fields& request);
+/// True when the request carries If-Match or If-Unmodified-Since: preconditions a cache
+/// leaves to the origin (they guard against lost updates, and are rare on GET).
+bool has_origin_precondition(const Fields& request);
+
+/// True when the request carries If-None-Match, If-Modified-Since, Range or If-Range: what a
+/// cache answers itself from a complete response (304, 206, 416; RFC 9111 §4.3.2, RFC 9110 §14).
+bool has_cache_condition(const Fields& request);
 
 /// Weak comparison of two entity-tags (RFC 9110 §8.8.3.2): W/ prefixes ignored.
 bool weak_etag_match(std::string_view a, std::string_view b);

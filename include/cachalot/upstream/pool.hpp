@@ -52,6 +52,18 @@ public:
     virtual std::optional<std::uint64_t> length() const = 0;
 };
 
+/// Where interim responses (1xx but 100 and 101: 102 Processing, 103 Early Hints, …) go while
+/// the final response is awaited: on to the client that asked (server::Worker's session).
+class InterimSink {
+public:
+    virtual ~InterimSink() = default;
+    /// Passes one interim response's head on, as it came.
+    virtual boost::asio::awaitable<void> send(const boost::beast::http::response_header<>& head) = 0;
+};
+
+/// At most this many interim responses of one exchange are passed on; the rest are dropped.
+inline constexpr std::size_t kMaxInterim = 16;
+
 /// The outcome of one origin exchange.
 struct FetchResult {
     std::optional<Response> response;  // set on success: the head, and the body as far as it came
@@ -67,9 +79,10 @@ class Origin {
 public:
     virtual ~Origin() = default;
     /// Sends `request` to upstream `index`, and after its head `body` when there is one (the
-    /// request's own body is then empty); the response.
+    /// request's own body is then empty); the final response. Interim ones go to `interim`
+    /// (when there is one) as they come, and are never part of the result.
     virtual boost::asio::awaitable<FetchResult> fetch(std::size_t index, const OriginRequest& request,
-                                                      BodyReader* body = nullptr) = 0;
+                                                      BodyReader* body = nullptr, InterimSink* interim = nullptr) = 0;
     /// The executor background work (revalidations) runs on: the caller's worker.
     virtual boost::asio::any_io_executor executor() const = 0;
 };
@@ -89,7 +102,7 @@ public:
     /// and no byte of a streamed `body` was taken. A streamed body goes framed as `request`
     /// says (OriginRequest::chunked).
     boost::asio::awaitable<FetchResult> fetch(std::size_t index, const OriginRequest& request,
-                                              BodyReader* body = nullptr) override;
+                                              BodyReader* body = nullptr, InterimSink* interim = nullptr) override;
 
     /// The worker's executor this pool runs on.
     boost::asio::any_io_executor executor() const override;

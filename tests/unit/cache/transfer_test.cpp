@@ -228,3 +228,55 @@ TEST_CASE("a fetch waiting for room whose event loop is destroyed first leaves n
     t.reset();
     reader_ioc.reset();
 }
+
+TEST_CASE("a reader limited to a range gets only those bytes, across pieces, and is complete at its end") {
+    net::io_context ioc;
+    auto t = Transfer::make(20, 1 << 20, 1024, budget.reserve());
+    auto reader = t->read();
+    reader->only(3, 11);
+    CHECK(reader->length() == 9);
+    auto whole = t->read();
+    CHECK(whole->length() == 20);  // the announced length
+    std::string got, all;
+    bool ended = false, all_ended = false;
+    net::co_spawn(ioc, drain(std::move(reader), got, ended), net::detached);
+    net::co_spawn(ioc, drain(std::move(whole), all, all_ended), net::detached);
+    int appended = 0;
+    bool refused = false;
+    // "012" is skipped whole, "3456" whole, "789ab" cut after 'b', then nothing more.
+    net::co_spawn(ioc, append_all(*t, {"012", "3456", "789abcd"}, appended, refused), net::detached);
+    settle(ioc);
+    CHECK(got == "3456789ab");
+    CHECK(ended);  // its range done before the body is
+    net::co_spawn(ioc, append_all(*t, {"efghijk"}, appended, refused), net::detached);
+    t->end(Transfer::State::Complete);
+    settle(ioc);
+    CHECK(all == "0123456789abcdefghijk");
+}
+
+TEST_CASE("a ranged reader of a body cut short before its range ends is not complete") {
+    net::io_context ioc;
+    auto t = Transfer::make(20, 1 << 20, 1024, budget.reserve());
+    auto reader = t->read();
+    reader->only(2, 15);
+    auto done = t->read();
+    done->only(0, 1);
+    std::string got;
+    net::co_spawn(ioc, take_one(*reader, got), net::detached);
+    int appended = 0;
+    bool refused = false;
+    net::co_spawn(ioc, append_all(*t, {"0123456"}, appended, refused), net::detached);
+    settle(ioc);
+    CHECK(got == "23456");
+    t->end(Transfer::State::Failed);
+    std::string rest;
+    net::co_spawn(ioc, take_one(*reader, rest), net::detached);
+    settle(ioc);
+    CHECK(rest.empty());
+    CHECK_FALSE(reader->complete());
+    std::string first;
+    net::co_spawn(ioc, take_one(*done, first), net::detached);
+    settle(ioc);
+    CHECK(first == "01");
+    CHECK(done->complete());  // its range came whole before the failure
+}

@@ -66,8 +66,17 @@ TEST_CASE("If-Modified-Since against a stored response without Last-Modified use
     CHECK_FALSE(not_modified(make({{"If-Modified-Since", format_http_date(kNow - 60s)}}), Fields{}, kNow));
 }
 
-TEST_CASE("preconditions and ranges are recognized") {
-    CHECK(has_precondition_or_range(make({{"if-none-match", "\"a\""}})));
-    CHECK(has_precondition_or_range(make({{"Range", "bytes=0-10"}})));
-    CHECK_FALSE(has_precondition_or_range(make({{"Accept", "*/*"}})));
+TEST_CASE("conditions the cache answers and preconditions it leaves to the origin are told apart") {
+    for (const char* name : {"if-none-match", "If-Modified-Since", "Range", "If-Range"}) {
+        INFO(name);
+        CHECK(has_cache_condition(make({{name, "x"}})));
+        CHECK_FALSE(has_origin_precondition(make({{name, "x"}})));
+    }
+    for (const char* name : {"If-Match", "if-unmodified-since"}) {
+        INFO(name);
+        CHECK(has_origin_precondition(make({{name, "x"}})));
+        CHECK_FALSE(has_cache_condition(make({{name, "x"}})));
+    }
+    CHECK_FALSE(has_cache_condition(make({{"Accept", "*/*"}})));
+    CHECK_FALSE(has_origin_precondition(make({{"Accept", "*/*"}})));
 }

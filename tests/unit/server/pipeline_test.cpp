@@ -93,7 +93,7 @@ public:
     }
 
     net::awaitable<upstream::FetchResult> fetch(std::size_t, const upstream::OriginRequest& sent,
-                                                upstream::BodyReader*) override {
+                                                upstream::BodyReader*, upstream::InterimSink*) override {
         seen.push_back(parse_sent(sent));
         const Request request = seen.back();  // (seen grows while this one is held)
         while (held_) {
@@ -173,7 +173,7 @@ struct Pipe {
                         (*out)->body().append(piece.bytes);
                         continue;
                     }
-                    const bool complete = answer.stream->transfer().state() == cache::Transfer::State::Complete;
+                    const bool complete = answer.stream->complete();
                     (*out)->set("X-Test-Stream", complete ? "complete" : "truncated");
                     answer.stream.reset();
                 }
@@ -1100,4 +1100,209 @@ TEST_CASE("pipeline: a variant fetched while another variant's body still stream
     CHECK(status_of(p.get("/v", {{"Accept-Language", "en"}})) == "cachalot; hit; ttl=60");
     CHECK(status_of(p.get("/v", {{"Accept-Language", "de"}})) == "cachalot; hit; ttl=60");
     CHECK(p.origin.seen.size() == 2);
+}
+
+// ---- conditions and ranges answered here ------------------------------------------------------
+
+namespace {
+// An origin with one representation: its body, ETag "r1", a Last-Modified a day before the test's
+// clock and a Date; it answers whatever it is asked (the test checks what it was asked).
+Scripted representation(const Request&, const std::string& body = "0123456789abcdefghij", bool streamed = false) {
+    Scripted s{200,
+               {{"Cache-Control", "max-age=60"},
+                {"ETag", "\"r1\""},
+                {"Content-Type", "text/plain"},
+                {"Last-Modified", "Mon, 13 Nov 2023 22:13:20 GMT"},
+                {"Date", "Tue, 14 Nov 2023 22:13:20 GMT"}},
+               body};
+    if (streamed) {  // the first 5 bytes with the head, the rest as 3 pieces
+        s.rest = {body.substr(5, 5), body.substr(10, 5), body.substr(15)};
+        s.body = body.substr(0, 5);
+    }
+    return s;
+}
+}  // namespace
+
+TEST_CASE("pipeline: a conditional GET miss is fetched whole, stored, and its condition answered here",
+          "[pipeline][conditional]") {
+    Pipe p;
+    p.origin.script = [](const Request& r) { return representation(r); };
+    SECTION("If-None-Match that matches: 304") {
+        const auto res = p.get("/c", {{"If-None-Match", "\"r1\""}});
+        CHECK(res.result_int() == 304);
+        CHECK(res.body().empty());
+        CHECK(res[bhttp::field::etag] == "\"r1\"");
+        CHECK(status_of(res) == "cachalot; fwd=uri-miss; fwd-status=200; stored; ttl=60");
+    }
+    SECTION("If-Modified-Since at Last-Modified: 304") {
+        CHECK(p.get("/c", {{"If-Modified-Since", "Mon, 13 Nov 2023 22:13:20 GMT"}}).result_int() == 304);
+    }
+    SECTION("If-None-Match that does not match: the full 200") {
+        const auto res = p.get("/c", {{"If-None-Match", "\"old\""}});
+        CHECK(res.result_int() == 200);
+        CHECK(res.body() == "0123456789abcdefghij");
+    }
+    REQUIRE(p.origin.seen.size() == 1);
+    CHECK(p.origin.seen[0].count(bhttp::field::if_none_match) == 0);  // the origin was asked unconditionally
+    CHECK(p.origin.seen[0].count(bhttp::field::if_modified_since) == 0);
+    const auto hit = p.get("/c");  // what was fetched for it was stored whole
+    CHECK(hit.body() == "0123456789abcdefghij");
+    CHECK(status_of(hit) == "cachalot; hit; ttl=60");
+    CHECK(p.origin.seen.size() == 1);
+}
+
+TEST_CASE("pipeline: If-Match is the origin's to answer: forwarded as it is, and its answer not stored",
+          "[pipeline][conditional]") {
+    Pipe p;
+    p.origin.script = [](const Request& r) { return representation(r); };
+    const auto res = p.get("/m", {{"If-Match", "\"r1\""}, {"Range", "bytes=0-1"}});
+    CHECK(status_of(res) == "cachalot; fwd=uri-miss; fwd-status=200; detail=conditional");
+    REQUIRE(p.origin.seen.size() == 1);
+    CHECK(p.origin.seen[0][bhttp::field::if_match] == "\"r1\"");
+    CHECK(p.origin.seen[0][bhttp::field::range] == "bytes=0-1");
+    p.get("/m");
+    CHECK(p.origin.seen.size() == 2);
+}
+
+TEST_CASE("pipeline: a stale stored response is revalidated with its own validators, and the client's "
+          "condition answered from the result",
+          "[pipeline][conditional]") {
+    Pipe p;
+    p.origin.script = [](const Request& r) {
+        if (r[bhttp::field::if_none_match] == "\"r1\"")  // (dated when the test asks: 61 s after the first)
+            return Scripted{304, {{"Cache-Control", "max-age=60"}, {"Date", "Tue, 14 Nov 2023 22:14:21 GMT"}}, ""};
+        return representation(r);
+    };
+    p.get("/v");
+    p.advance(61s);
+    const auto res = p.get("/v", {{"If-None-Match", "\"client-copy\""}, {"Range", "bytes=2-4"}});
+    REQUIRE(p.origin.seen.size() == 2);
+    CHECK(p.origin.seen[1][bhttp::field::if_none_match] == "\"r1\"");  // the cache's validator, not the client's
+    CHECK(p.origin.seen[1].count(bhttp::field::range) == 0);
+    CHECK(res.result_int() == 206);
+    CHECK(res.body() == "234");
+    CHECK(res[bhttp::field::content_range] == "bytes 2-4/20");
+    CHECK(status_of(res) == "cachalot; fwd=stale; fwd-status=304; stored; ttl=60");
+}
+
+TEST_CASE("pipeline: ranges of a stored response, table", "[pipeline][range]") {
+    Pipe p;
+    p.origin.script = [](const Request& r) { return representation(r); };
+    p.get("/r");
+    struct Row {
+        std::vector<std::pair<std::string, std::string>> headers;
+        unsigned status;
+        std::string body;
+        std::string content_range;
+    };
+    auto row = GENERATE(values<Row>({
+        {{{"Range", "bytes=0-4"}}, 206, "01234", "bytes 0-4/20"},
+        {{{"Range", "bytes=15-"}}, 206, "fghij", "bytes 15-19/20"},
+        {{{"Range", "bytes=-3"}}, 206, "hij", "bytes 17-19/20"},
+        {{{"Range", "bytes=18-99"}}, 206, "ij", "bytes 18-19/20"},
+        {{{"Range", "bytes=20-"}}, 416, "", "bytes */20"},
+        {{{"Range", "bytes=x-y"}}, 200, "0123456789abcdefghij", ""},  // invalid: ignored
+        {{{"Range", "bytes=0-4"}, {"If-Range", "\"r1\""}}, 206, "01234", "bytes 0-4/20"},
+        {{{"Range", "bytes=0-4"}, {"If-Range", "\"r0\""}}, 200, "0123456789abcdefghij", ""},  // another version
+        {{{"Range", "bytes=0-4"}, {"If-Range", "Mon, 13 Nov 2023 22:13:20 GMT"}}, 206, "01234", "bytes 0-4/20"},
+        {{{"Range", "bytes=0-4"}, {"If-None-Match", "\"r1\""}}, 304, "", ""},  // the client has it all
+    }));
+    INFO(row.headers.front().second);
+    const auto res = p.get("/r", row.headers);
+    CHECK(res.result_int() == row.status);
+    CHECK(res.body() == row.body);
+    CHECK(res[bhttp::field::content_range] == row.content_range);
+    if (row.status == 206) CHECK(res[bhttp::field::content_length] == std::to_string(row.body.size()));
+    CHECK(status_of(res) == "cachalot; hit; ttl=60");
+    CHECK(p.origin.seen.size() == 1);
+}
+
+TEST_CASE("pipeline: several ranges of a stored response are one multipart/byteranges answer",
+          "[pipeline][range]") {
+    Pipe p;
+    p.origin.script = [](const Request& r) { return representation(r); };
+    p.get("/mr");
+    const auto res = p.get("/mr", {{"Range", "bytes=0-1, 18-"}});
+    REQUIRE(res.result_int() == 206);
+    const std::string type(res[bhttp::field::content_type]);
+    REQUIRE(type.rfind("multipart/byteranges; boundary=", 0) == 0);
+    const auto boundary = type.substr(type.find('=') + 1);
+    CHECK(res.body() == "\r\n--" + boundary + "\r\nContent-Type: text/plain\r\nContent-Range: bytes 0-1/20\r\n\r\n01" +
+                            "\r\n--" + boundary + "\r\nContent-Type: text/plain\r\nContent-Range: bytes 18-19/20\r\n\r\nij" +
+                            "\r\n--" + boundary + "--\r\n");
+    CHECK(res.count(bhttp::field::content_range) == 0);
+}
+
+TEST_CASE("pipeline: a range miss fetches the whole response, stores it, and answers the range",
+          "[pipeline][range]") {
+    Pipe p;
+    const bool streamed = GENERATE(false, true);
+    p.origin.script = [&](const Request& r) { return representation(r, "0123456789abcdefghij", streamed); };
+    const auto res = p.get("/rm", {{"Range", "bytes=3-12"}});
+    REQUIRE(p.origin.seen.size() == 1);
+    CHECK(p.origin.seen[0].count(bhttp::field::range) == 0);
+    CHECK(res.result_int() == 206);
+    CHECK(res.body() == "3456789abc");
+    CHECK(res[bhttp::field::content_range] == "bytes 3-12/20");
+    if (streamed) CHECK(res.at("X-Test-Stream") == "complete");
+    CHECK(status_of(res) == "cachalot; fwd=uri-miss; fwd-status=200; stored; ttl=60");
+    const auto hit = p.get("/rm");
+    CHECK(hit.body() == "0123456789abcdefghij");  // the store got the whole body, not the range
+    CHECK(p.origin.seen.size() == 1);
+}
+
+TEST_CASE("pipeline: a range miss for a body that streams without a length is answered with the whole body",
+          "[pipeline][range]") {
+    Pipe p;
+    p.origin.script = [](const Request& r) {
+        auto s = representation(r, "0123456789abcdefghij", true);
+        s.announce_length = false;
+        return s;
+    };
+    const auto res = p.get("/rn", {{"Range", "bytes=3-12"}});
+    CHECK(res.result_int() == 200);
+    CHECK(res.body() == "0123456789abcdefghij");
+    CHECK(p.get("/rn", {{"Range", "bytes=3-12"}}).body() == "3456789abc");  // now stored: its length is known
+    CHECK(p.origin.seen.size() == 1);
+}
+
+TEST_CASE("pipeline: a range of a body announced larger than the store takes is asked for as it is",
+          "[pipeline][range]") {
+    Pipe p;
+    p.cfg.cache.l1.max_object_size = 10;
+    p.origin.script = [](const Request& r) {
+        if (r.count(bhttp::field::range) == 0) return representation(r, "0123456789abcdefghij", true);
+        auto s = representation(r, "34");
+        s.status = 206;
+        s.headers.emplace_back("Content-Range", "bytes 3-4/20");
+        return s;
+    };
+    const auto res = p.get("/big", {{"Range", "bytes=3-4"}});
+    REQUIRE(p.origin.seen.size() == 2);
+    CHECK(p.origin.seen[0].count(bhttp::field::range) == 0);  // the whole, first: its length was not known
+    CHECK(p.origin.seen[1][bhttp::field::range] == "bytes=3-4");
+    CHECK(res.result_int() == 206);
+    CHECK(res.body() == "34");
+    CHECK(status_of(res) == "cachalot; fwd=uri-miss; fwd-status=206; detail=too-large");
+}
+
+TEST_CASE("pipeline: range and plain GETs of one cold URL share one fetch", "[pipeline][range]") {
+    Pipe p;
+    p.origin.script = [](const Request& r) { return representation(r, "0123456789abcdefghij", true); };
+    p.origin.hold();
+    auto ranged = p.start(bhttp::verb::get, "/share", {{"Range", "bytes=-4"}});
+    auto plain = p.start(bhttp::verb::get, "/share");
+    auto conditional = p.start(bhttp::verb::get, "/share", {{"If-None-Match", "\"r1\""}});
+    p.ioc.restart();
+    p.ioc.poll();
+    p.origin.release();
+    p.run();
+    CHECK(p.origin.seen.size() == 1);
+    REQUIRE(*ranged);
+    CHECK((*ranged)->result_int() == 206);
+    CHECK((*ranged)->body() == "ghij");
+    REQUIRE(*plain);
+    CHECK((*plain)->body() == "0123456789abcdefghij");
+    REQUIRE(*conditional);
+    CHECK((*conditional)->result_int() == 304);
 }
