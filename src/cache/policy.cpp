@@ -127,6 +127,15 @@ std::int64_t Policy::jitter(http::Seconds lifetime) const {
     return std::llround(std::clamp(uniform_(), -1.0, 1.0) * span);
 }
 
+bool Policy::explicit_freshness(const http::Fields& response) const {
+    const auto view = targeted_view(response);
+    const auto& decisive = view ? *view : response;
+    const auto source = http::freshness_lifetime(200, decisive, http::cache_control_of(decisive), http::Time{},
+                                                 http::Seconds{0}).source;
+    return source == http::FreshnessSource::SMaxAge || source == http::FreshnessSource::MaxAge ||
+           source == http::FreshnessSource::Expires;
+}
+
 Judged Policy::judge(const Entry& entry, const http::Fields& fields, http::Time now) const {
     const auto view = targeted_view(fields);
     const auto& decisive = view ? *view : fields;

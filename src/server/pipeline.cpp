@@ -219,11 +219,45 @@ net::awaitable<Answer> Pipeline::bypass(const Parsed& p, std::string body) {
     if (p.with_body && p.route.cache.enabled && cache_.enabled()) answer.outcome.detail = cache::Detail::RequestBody;
     const Validators none;  // named: GCC 12 mishandles temporaries that live across a co_await
     std::unique_ptr<upstream::BodyReader> rest;
+    const auto sent_ms = clock_();
     const bool answered = co_await forward(p, std::move(body), none, answer, rest) == Reach::Answered;
-    pass_through(answer, std::move(rest));
     if (cache_.enabled() && answered && invalidating_method(p.method) && answer.response.result_int() < 400)
         invalidate(p, answer.response);
+    if (auto as_get = answered ? post_as_get(p, answer.response) : std::nullopt) {
+        // (After the invalidation: what it stores is the URI's new state.)
+        const auto received_ms = clock_();
+        const http::Time now{std::chrono::floor<http::Seconds>(std::chrono::milliseconds(received_ms))};
+        const auto delay = std::chrono::milliseconds(std::max<core::WallMillis>(0, received_ms - sent_ms));
+        Fetched fetched;
+        fetched.sent_ms = sent_ms;
+        std::optional<cache::FetchLock::Write> no_lock;
+        store(*as_get, Found{}, std::move(answer), now - std::chrono::floor<http::Seconds>(delay), now, fetched,
+              std::move(rest), no_lock);
+        co_return std::move(fetched.answer);
+    }
+    pass_through(answer, std::move(rest));
     co_return answer;
+}
+
+// A response to POST with explicit freshness whose Content-Location is the request's own URI is
+// the new state of that resource, and a later GET of it may reuse it (RFC 9110 §9.3.3, RFC 9111
+// §4): the request seen as a GET of that URI, for store(); nothing otherwise.
+std::optional<Pipeline::Parsed> Pipeline::post_as_get(const Parsed& p, const Response& response) const {
+    if (p.method != bhttp::verb::post || !p.route.cache.enabled || !cache_.enabled()) return std::nullopt;
+    const auto location = http::parse_request_target(response[bhttp::field::content_location]);
+    if (!location || location->form == http::RequestTarget::Form::Asterisk) return std::nullopt;
+    if (location->authority && !(*location->authority == p.client.authority)) return std::nullopt;
+    const auto& rules = p.route.cache.key;
+    const auto url = cache::normalized_url("http", p.client.authority, p.request.target(), rules);
+    if (cache::normalized_url("http", p.client.authority, location->origin_form, rules) != url) return std::nullopt;
+    if (!p.policy.explicit_freshness(response.base())) return std::nullopt;
+    Parsed as_get = p;
+    as_get.method = bhttp::verb::get;
+    as_get.use_cache = true;
+    as_get.url = url;
+    as_get.key = cache::primary_key("GET", url, p.request.base(), rules);
+    as_get.directives = cache::request_directives(p.request.base());
+    return as_get;
 }
 
 // A successful unsafe request changes the resource: what is stored for its URI, and for a

@@ -83,6 +83,7 @@ private:
     Answer purge(const Parsed& p);
     net::awaitable<Answer> bypass(const Parsed& p, std::string body);
     void invalidate(const Parsed& p, const Response& response);
+    std::optional<Parsed> post_as_get(const Parsed& p, const Response& response) const;
     net::awaitable<Answer> use_cache(const Parsed& p);
     net::awaitable<Answer> answer_with(const Parsed& p, Found& found);
     net::awaitable<Found> lookup(const Parsed& p, bool l2_only = false);

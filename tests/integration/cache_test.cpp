@@ -76,6 +76,9 @@ TestOrigin::Handler by_path() {
         } else if (path == "/created") {
             reply.status = 201;
             reply.headers.push_back({"Location", "/max-age"});
+        } else if (path == "/post-doc") {
+            cc("max-age=60");
+            if (r.method == "POST") reply.headers.push_back({"Content-Location", "/post-doc"});
         } else if (path == "/updated") {
             reply.headers.push_back({"Content-Location", "http://localhost/max-age?x=1"});
         }
@@ -306,6 +309,19 @@ TEST_CASE("a successful unsafe request invalidates the stored response for its U
     CHECK(fetch(cachalot.port(), "/max-age").body() == "response 6");
     CHECK(fetch(cachalot.port(), "/updated", "PATCH", {}, "x").result_int() == 200);  // same-origin Content-Location
     CHECK(fetch(cachalot.port(), "/max-age?x=1").body() == "response 8");
+}
+
+TEST_CASE("a POST answered with freshness and its own URI as Content-Location is reused by the next GET") {
+    TestOrigin origin(by_path());
+    Daemon cachalot(proxy_config(origin.port()));
+    CHECK(fetch(cachalot.port(), "/post-doc").body() == "response 1");
+    auto post = fetch(cachalot.port(), "/post-doc", "POST", {}, "new state");
+    CHECK(post.body() == "response 2");
+    CHECK(post["Cache-Status"] == "cachalot; fwd=bypass; stored; ttl=60");
+    auto get = fetch(cachalot.port(), "/post-doc");
+    CHECK(get.body() == "response 2");  // the POST's answer, not the GET stored before it
+    CHECK_THAT(std::string(get["Cache-Status"]), Catch::StartsWith("cachalot; hit"));
+    CHECK(origin.request_count() == 2);
 }
 
 TEST_CASE("query order and default ports do not split the cache") {

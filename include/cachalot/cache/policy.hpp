@@ -68,6 +68,10 @@ public:
     /// stands in for Cache-Control and Expires; nothing when none is present (the fields decide).
     std::optional<http::Fields> targeted_view(const http::Fields& fields) const;
 
+    /// True when the response's own fields (targeted field, else Cache-Control and Expires) give
+    /// it a freshness lifetime: s-maxage, max-age or Expires; not a heuristic or a route TTL.
+    bool explicit_freshness(const http::Fields& response) const;
+
     /// Judges a stored response (`fields` are its stored fields) at `now`.
     Judged judge(const Entry& entry, const http::Fields& fields, http::Time now) const;
 

@@ -1306,3 +1306,44 @@ TEST_CASE("pipeline: range and plain GETs of one cold URL share one fetch", "[pi
     REQUIRE(*conditional);
     CHECK((*conditional)->result_int() == 304);
 }
+
+// ---- POST with Content-Location ---------------------------------------------------------------
+
+TEST_CASE("pipeline: a POST answer with explicit freshness and its own URI as Content-Location is stored for GET",
+          "[pipeline][post]") {
+    Pipe p;
+    struct Row {
+        std::string name;
+        std::vector<std::pair<std::string, std::string>> headers;
+        bool stored;
+    };
+    auto row = GENERATE(values<Row>({
+        {"relative", {{"Cache-Control", "max-age=60"}, {"Content-Location", "/doc?b=2&a=1"}}, true},
+        {"absolute", {{"Cache-Control", "max-age=60"}, {"Content-Location", "http://api.example/doc?a=1&b=2"}}, true},
+        {"another URI", {{"Cache-Control", "max-age=60"}, {"Content-Location", "/other"}}, false},
+        {"another host", {{"Cache-Control", "max-age=60"}, {"Content-Location", "http://evil.example/doc?a=1&b=2"}}, false},
+        {"no Content-Location", {{"Cache-Control", "max-age=60"}}, false},
+        {"heuristic only", {{"Content-Location", "/doc?a=1&b=2"}, {"Last-Modified", "Mon, 13 Nov 2023 22:13:20 GMT"}},
+         false},
+        {"private", {{"Cache-Control", "private, max-age=60"}, {"Content-Location", "/doc?a=1&b=2"}}, false},
+    }));
+    INFO(row.name);
+    int n = 0;
+    p.origin.script = [&](const Request& r) {
+        ++n;
+        if (r.method() == bhttp::verb::post) return Scripted{200, row.headers, "posted"};
+        return Scripted{200, {{"Cache-Control", "max-age=60"}}, "got " + std::to_string(n)};
+    };
+    const auto post = p.request(bhttp::verb::post, "/doc?a=1&b=2", {}, "new state");
+    CHECK(post.body() == "posted");
+    const auto get = p.get("/doc?a=1&b=2");
+    if (row.stored) {
+        CHECK(status_of(post) == "cachalot; fwd=bypass; stored; ttl=60");
+        CHECK(get.body() == "posted");
+        CHECK(status_of(get) == "cachalot; hit; ttl=60");
+        CHECK(p.origin.seen.size() == 1);
+    } else {
+        CHECK(get.body() == "got 2");
+        CHECK(p.origin.seen.size() == 2);
+    }
+}
