@@ -216,7 +216,8 @@ Entry Policy::refreshed(const Entry& stored, const http::Fields& not_modified, h
                         http::Time now) const {
     Entry merged = stored;
     auto updates = [](std::string_view name) {
-        return !http::iequals(name, "Content-Length") && !http::iequals(name, "Content-Encoding") &&
+        return !http::iequals(name, "Content-Length") && !http::iequals(name, "Content-Range") &&
+               !http::iequals(name, "Content-Encoding") &&
                !http::iequals(name, "Set-Cookie") && !http::iequals(name, "Cache-Status");
     };
     for (const auto& f : not_modified)

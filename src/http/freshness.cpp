@@ -1,5 +1,7 @@
 #include "cachalot/http/freshness.hpp"
 
+#include "cachalot/http/range.hpp"
+
 #include <algorithm>
 
 namespace cachalot::http {
@@ -23,9 +25,8 @@ std::optional<std::string_view> single(const Fields& fields, bhttp::field name) 
 CacheControl cache_control_of(const Fields& fields) { return parse_cache_control(field_values(fields, "Cache-Control")); }
 
 bool understood_status(unsigned status) {
-    // The final statuses RFC 9110 defines, less 206 (ranges are not stored) and 304, and 306
-    // and 418 (reserved, unused).
-    return (status >= 200 && status <= 205) || (status >= 300 && status <= 308 && status != 304 && status != 306) ||
+    // The final statuses RFC 9110 defines, less 304, and 306 and 418 (reserved, unused).
+    return (status >= 200 && status <= 206) || (status >= 300 && status <= 308 && status != 304 && status != 306) ||
            (status >= 400 && status <= 417) || status == 421 || status == 422 || status == 426 ||
            (status >= 500 && status <= 505);
 }
@@ -96,9 +97,10 @@ Seconds current_age(const Fields& response, Time request_time, Time response_tim
 NotStorable storability(std::string_view method, unsigned status, const Fields& request,
                         const CacheControl& request_cc, const Fields& response, const CacheControl& response_cc) {
     if (method != "GET" && method != "HEAD") return NotStorable::Method;
-    // 206 needs range-aware storage; 1xx are not final; other statuses are stored only with
-    // explicit freshness, below.
-    if (status < 200 || status == 206 || status > 599) return NotStorable::Status;
+    // 1xx are not final; a 206 is stored when it is one part whose place in the whole is known
+    // (RFC 9111 §3.3); other statuses are stored only with explicit freshness, below.
+    if (status < 200 || status > 599) return NotStorable::Status;
+    if (status == 206 && !parse_content_range(field_values(response, "Content-Range"))) return NotStorable::Status;
     if (request_cc.no_store) return NotStorable::RequestNoStore;
     // must-understand (§5.2.2.3): a cache that knows the status's caching rules stores it despite
     // the no-store that comes with it for caches that do not; an unknown status is not stored.

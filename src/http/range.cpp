@@ -101,20 +101,35 @@ RangeAnswer answer_range(const Fields& request, const Fields& stored, std::uint6
     return answer;
 }
 
+std::optional<Part> parse_content_range(std::string_view value) {
+    value = trim(value);
+    const auto space = value.find(' ');
+    if (space == std::string_view::npos || !iequals(value.substr(0, space), "bytes")) return std::nullopt;
+    const auto spec = value.substr(space + 1);
+    const auto dash = spec.find('-'), slash = spec.find('/');
+    if (dash == std::string_view::npos || slash == std::string_view::npos || slash < dash) return std::nullopt;
+    const auto first = digits(spec.substr(0, dash));
+    const auto last = digits(spec.substr(dash + 1, slash - dash - 1));
+    const auto length = digits(spec.substr(slash + 1));
+    if (!first || !last || !length || *last < *first || *last >= *length) return std::nullopt;
+    return Part{{*first, *last}, *length};
+}
+
 std::string content_range(ByteRange range, std::uint64_t length) {
     return "bytes " + std::to_string(range.first) + "-" + std::to_string(range.last) + "/" + std::to_string(length);
 }
 
 std::string unsatisfied_range(std::uint64_t length) { return "bytes */" + std::to_string(length); }
 
-std::string multipart_byteranges(std::string_view body, const std::vector<ByteRange>& ranges,
-                                 std::string_view content_type, std::string_view boundary) {
+std::string multipart_byteranges(std::string_view bytes, std::uint64_t offset, std::uint64_t length,
+                                 const std::vector<ByteRange>& ranges, std::string_view content_type,
+                                 std::string_view boundary) {
     std::string out;
     for (const auto& r : ranges) {
         out.append("\r\n--").append(boundary).append("\r\n");
         if (!content_type.empty()) out.append("Content-Type: ").append(content_type).append("\r\n");
-        out.append("Content-Range: ").append(content_range(r, body.size())).append("\r\n\r\n");
-        out.append(body.substr(static_cast<std::size_t>(r.first), static_cast<std::size_t>(r.size())));
+        out.append("Content-Range: ").append(content_range(r, length)).append("\r\n\r\n");
+        out.append(bytes.substr(static_cast<std::size_t>(r.first - offset), static_cast<std::size_t>(r.size())));
     }
     out.append("\r\n--").append(boundary).append("--\r\n");
     return out;

@@ -53,7 +53,7 @@ upstream::OriginRequest origin_request(const Request& client_request, std::strin
             break;
         case bhttp::field::range:
         case bhttp::field::if_range:
-            if (validators.answered_here) continue;
+            if (validators.answered_here && !validators.keep_range) continue;
             break;
         default:
             if (http::is_forwarding_field(f.name_string())) continue;

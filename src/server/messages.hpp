@@ -31,6 +31,9 @@ struct Validators {
     /// The cache answers the client's If-None-Match, If-Modified-Since, Range and If-Range
     /// itself, from the complete response: they are not sent.
     bool answered_here = false;
+    /// With answered_here: Range and If-Range are sent all the same (the whole is too large to
+    /// store, and a stored part of it is being filled or revalidated).
+    bool keep_range = false;
     bool empty() const { return etag.empty() && last_modified.empty(); }
 };
 

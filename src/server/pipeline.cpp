@@ -67,6 +67,47 @@ net::awaitable<void> pump(std::shared_ptr<cache::Transfer> transfer, std::string
     finish(*transfer);
 }
 
+// The part a stored 206 holds: what its Content-Range names, when its body is exactly that.
+std::optional<http::Part> stored_part(const cache::Entry& entry) {
+    if (entry.status != 206) return std::nullopt;
+    for (const auto& [name, value] : entry.headers) {
+        if (!http::iequals(name, "Content-Range")) continue;
+        auto part = http::parse_content_range(value);
+        if (part && part->range.size() == entry.body.size()) return part;
+        return std::nullopt;
+    }
+    return std::nullopt;
+}
+
+std::string_view field_of(const cache::Entry& entry, std::string_view name) {
+    for (const auto& [n, v] : entry.headers)
+        if (http::iequals(n, name)) return v;
+    return {};
+}
+
+// A new part of the same representation (the same strong ETag and length) that overlaps or
+// touches a stored one becomes one part of their union (RFC 9111 §3.4), the new bytes winning;
+// the whole becomes a complete 200. Nothing changes when they do not combine, or when the
+// union would be larger than `limit`.
+void combine(const cache::Entry& prior, cache::Entry& entry, std::size_t limit) {
+    const auto a = stored_part(prior), b = stored_part(entry);
+    if (!a || !b || a->length != b->length) return;
+    const auto etag = field_of(entry, "ETag");
+    if (etag.empty() || etag.substr(0, 2) == "W/" || field_of(prior, "ETag") != etag) return;
+    if (b->range.first > a->range.last + 1 || a->range.first > b->range.last + 1) return;
+    const http::ByteRange whole{std::min(a->range.first, b->range.first), std::max(a->range.last, b->range.last)};
+    if (whole.size() > limit) return;
+    std::string body(static_cast<std::size_t>(whole.size()), '\0');
+    body.replace(static_cast<std::size_t>(a->range.first - whole.first), prior.body.size(), prior.body);
+    body.replace(static_cast<std::size_t>(b->range.first - whole.first), entry.body.size(), entry.body);
+    entry.body = std::move(body);
+    std::erase_if(entry.headers, [](const auto& h) {
+        return http::iequals(h.first, "Content-Range") || http::iequals(h.first, "Content-Length");
+    });
+    if (whole.first == 0 && whole.last + 1 == a->length) entry.status = 200;
+    else entry.headers.emplace_back("Content-Range", http::content_range(whole, a->length));
+}
+
 }  // namespace
 
 // ---- what the steps hand each other ---------------------------------------------------------
@@ -99,6 +140,7 @@ struct Pipeline::Primary {
 struct Pipeline::Found {
     std::optional<Primary> primary;
     std::optional<cache::Entry> stored;    // the stored response for this request, fresh or not
+    std::optional<cache::Entry> partial;   // a stored part that does not hold what it asks for
     cache::Fwd fwd = cache::Fwd::UriMiss;  // why the origin is asked, if it is
     cache::Purged purged = cache::Purged::None;  // what a purge did to the stored response found
     store::WallMillis stale_since = 0;           // Purged::Stale: since when (0: not purged)
@@ -298,6 +340,11 @@ net::awaitable<Answer> Pipeline::use_cache(const Parsed& p) {
 
 // The stored response found, or the origin's through one fetch per key.
 net::awaitable<Answer> Pipeline::answer_with(const Parsed& p, Found& found) {
+    if (found.stored && !serves(p, *found.stored)) {
+        found.partial = std::move(found.stored);
+        found.stored.reset();
+        found.fwd = cache::Fwd::Partial;
+    }
     if (found.stored) {
         auto stored = judge(p, *found.stored, now(), found.stale_since);
         const auto use = p.policy.usability(p.directives, stored.judged);
@@ -347,6 +394,22 @@ net::awaitable<Pipeline::Found> Pipeline::lookup(const Parsed& p, bool l2_only) 
     }
     if (!found.stored) found.fwd = cache::Fwd::VaryMiss;
     co_return purged(p, std::move(found));
+}
+
+// Whether a stored response can answer the request: a complete one always (the policy says
+// when); a stored part only a GET for ranges it holds (or none of which fit the whole: 416).
+bool Pipeline::serves(const Parsed& p, const cache::Entry& entry) const {
+    if (entry.status != 206) return true;
+    const auto part = stored_part(entry);
+    if (!part || p.method != bhttp::verb::get || !http::has_range(p.request.base())) return false;
+    http::Fields fields;
+    for (const auto& [name, value] : entry.headers) fields.insert(name, value);
+    const auto answer = http::answer_range(p.request.base(), fields, part->length, now());
+    if (answer.kind == http::RangeAnswer::Kind::Unsatisfiable) return true;
+    return answer.kind == http::RangeAnswer::Kind::Partial &&
+           std::all_of(answer.ranges.begin(), answer.ranges.end(), [&](const http::ByteRange& r) {
+               return r.first >= part->range.first && r.last <= part->range.last;
+           });
 }
 
 // A hard purge makes the stored response a miss; a soft one makes it stale (judge() says how).
@@ -418,11 +481,24 @@ void Pipeline::answer_conditions(const Parsed& p, Answer& answer, http::Time now
         answer.stream.reset();
         return;
     }
-    if (status != 200 || p.method != bhttp::verb::get || !http::has_range(p.request.base())) return;
-    const auto length = answer.stream ? answer.stream->length() : std::optional<std::uint64_t>(res.body().size());
+    if (p.method != bhttp::verb::get || !http::has_range(p.request.base())) return;
+    // What the answer holds: the whole (a 200), or one part of it (a 206, stored or the origin's).
+    std::uint64_t offset = 0;
+    std::optional<std::uint64_t> length;
+    if (status == 200) {
+        length = answer.stream ? answer.stream->length() : std::optional<std::uint64_t>(res.body().size());
+    } else if (status == 206 && !answer.stream) {
+        const auto part = http::parse_content_range(res[bhttp::field::content_range]);
+        if (!part || part->range.size() != res.body().size()) return;
+        offset = part->range.first;
+        length = part->length;
+    }
     if (!length) return;
     const auto range = http::answer_range(p.request.base(), res.base(), *length, now);
     if (range.kind == http::RangeAnswer::Kind::Full) return;
+    const auto held_end = status == 200 ? *length : offset + res.body().size();
+    for (const auto& r : range.ranges)
+        if (r.first < offset || r.last >= held_end) return;  // (a part the origin chose: as it is)
     if (range.kind == http::RangeAnswer::Kind::Unsatisfiable) {
         Response unsatisfiable{bhttp::status::range_not_satisfiable, p.version};
         for (const auto& f : res.base())
@@ -441,14 +517,16 @@ void Pipeline::answer_conditions(const Parsed& p, Answer& answer, http::Time now
         if (answer.stream) {
             answer.stream->only(r.first, r.last);
         } else {
-            res.body() = res.body().substr(static_cast<std::size_t>(r.first), static_cast<std::size_t>(r.size()));
+            res.body() = res.body().substr(static_cast<std::size_t>(r.first - offset), static_cast<std::size_t>(r.size()));
             res.prepare_payload();
         }
         return;
     }
     if (answer.stream) return;
     const auto boundary = http::new_boundary();
-    res.body() = http::multipart_byteranges(res.body(), range.ranges, res[bhttp::field::content_type], boundary);
+    res.body() = http::multipart_byteranges(res.body(), offset, *length, range.ranges, res[bhttp::field::content_type],
+                                            boundary);
+    res.erase(bhttp::field::content_range);
     res.result(bhttp::status::partial_content);
     res.set(bhttp::field::content_type, "multipart/byteranges; boundary=" + boundary);
     res.prepare_payload();
@@ -511,6 +589,8 @@ net::awaitable<std::optional<Answer>> Pipeline::coalesce(const Parsed& p, Found&
         const auto& entry = *wait.published.entry;
         // Its body may still be arriving: then this request reads it as it comes, unless the
         // transfer no longer holds its first bytes (then it fetches on its own).
+        // A part is read from the store, whole, and only for ranges it holds.
+        if (entry.status == 206 && (wait.published.body || !serves(p, entry))) co_return std::nullopt;
         auto reader = wait.published.body ? wait.published.body->read() : nullptr;
         const bool readable = !wait.published.body || reader;
         if (readable && (entry.vary.empty() || cache::variant_key(entry.vary, p.request.base()) == entry.variant)) {
@@ -559,6 +639,11 @@ net::awaitable<Pipeline::Fetched> Pipeline::fetch(const Parsed& p, const Found& 
     // origin answers 304 if it is still current (RFC 9111 §4.3.1).
     Validators validators;
     validators.answered_here = p.method == bhttp::verb::get && p.directives.answered_here;
+    // With a part stored (its whole was too large to store, or the origin answers in parts),
+    // ranges are asked for as they are: the part is revalidated with them, or filled by them.
+    const auto* part_entry = found.stored ? &*found.stored : found.partial ? &*found.partial : nullptr;
+    validators.keep_range = validators.answered_here && http::has_range(p.request.base()) && part_entry &&
+                            stored_part(*part_entry);
     if (found.stored && !p.directives.conditional && p.method == bhttp::verb::get) {
         for (const auto& [name, value] : found.stored->headers) {
             if (http::iequals(name, "ETag")) validators.etag = value;
@@ -574,7 +659,7 @@ net::awaitable<Pipeline::Fetched> Pipeline::fetch(const Parsed& p, const Found& 
     auto reach = co_await forward(p, std::move(no_body), validators, answer, rest);
     // A range of a body announced larger than the store takes: the range itself is asked for
     // instead of the whole (the connection that brought the head is closed).
-    const bool range_instead = validators.answered_here && http::has_range(p.request.base()) &&
+    const bool range_instead = validators.answered_here && !validators.keep_range && http::has_range(p.request.base()) &&
                                reach == Reach::Answered && answer.response.result_int() == 200 && rest &&
                                rest->length() && *rest->length() > store_limit();
     if (range_instead) {
@@ -612,11 +697,7 @@ net::awaitable<Pipeline::Fetched> Pipeline::fetch(const Parsed& p, const Found& 
     if (!answered) {
         answer.outcome.detail = cache::Detail::OriginUnavailable;
         fetched.answer = std::move(answer);
-    } else if (range_instead) {
-        answer.outcome.detail = cache::Detail::TooLarge;
-        pass_through(answer, std::move(rest));
-        fetched.answer = std::move(answer);
-    } else if (!validators.empty() && status == 304) {
+    } else if (!range_instead && !validators.empty() && status == 304) {
         refresh(p, found, std::move(answer), request_time, now, fetched);
     } else {
         store(p, found, std::move(answer), request_time, now, fetched, std::move(rest), write);
@@ -669,6 +750,8 @@ void Pipeline::store(const Parsed& p, const Found& found, Answer answer, http::T
     entry.fetched_ms = fetched.sent_ms;
     tag(p, entry, res.base());
     if (!rest) {
+        // (A part that streams in is stored on its own.)
+        if (const auto& prior = found.stored ? found.stored : found.partial; prior) combine(*prior, entry, store_limit());
         if (put(p.key, entry, found.primary, decision.expiry_ms)) {
             answer.outcome.stored = true;
             answer.outcome.ttl = decision.judged.remaining().count();
@@ -781,6 +864,7 @@ void Pipeline::tag(const Parsed& p, cache::Entry& entry, const http::Fields& fie
 // reachable; a new one otherwise. False if no tier took it.
 bool Pipeline::put(const std::string& key, cache::Entry& entry, const std::optional<Primary>& primary,
                    std::int64_t expiry_ms) {
+    if (entry.status == 206 && !stored_part(entry)) return false;  // its body is not the part it names
     if (!entry.vary.empty())
         entry.vary_epoch =
             primary && primary->vary == entry.vary && !primary->epoch.empty() ? primary->epoch : new_epoch();

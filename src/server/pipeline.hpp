@@ -88,6 +88,7 @@ private:
     net::awaitable<Answer> answer_with(const Parsed& p, Found& found);
     net::awaitable<Found> lookup(const Parsed& p, bool l2_only = false);
     Found purged(const Parsed& p, Found found) const;
+    bool serves(const Parsed& p, const cache::Entry& entry) const;
     /// `stale_since`: a soft purge made it stale then (Unix ms; 0: not purged).
     Stored judge(const Parsed& p, const cache::Entry& entry, http::Time now, store::WallMillis stale_since = 0) const;
     Answer deliver(const Parsed& p, Stored stored, std::string body, cache::Outcome outcome,

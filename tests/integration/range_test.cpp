@@ -18,17 +18,20 @@ std::string body_of(std::size_t size) {
 }
 
 // One representation per path, stored for a minute; the origin answers a Range itself (206)
-// only for /huge, whose 2 MiB are more than the test L1 takes (256 KiB).
+// only for /huge (and its ETag is strong: parts of it combine), whose 2 MiB are more than the test L1 takes (256 KiB).
 TestOrigin::Handler representation() {
     return [](const OriginRequest& r) {
         const bool huge = r.target == "/huge";
         const auto body = body_of(huge ? 2048 * 1024 : 64 * 1024);
         Reply reply{.headers = {{"Cache-Control", "max-age=60"}, {"ETag", "\"r1\""}, {"Content-Type", "text/plain"}},
                     .body = body};
-        if (huge && r.header("Range") == "bytes=1000-1009") {
+        const auto range = r.header("Range");  // (the tests ask for bytes=FIRST-LAST only)
+        if (huge && !range.empty()) {
+            const auto dash = range.find('-');
+            const auto first = std::stoul(range.substr(6, dash - 6)), last = std::stoul(range.substr(dash + 1));
             reply.status = 206;
-            reply.headers.push_back({"Content-Range", "bytes 1000-1009/" + std::to_string(body.size())});
-            reply.body = body.substr(1000, 10);
+            reply.headers.push_back({"Content-Range", "bytes " + range.substr(6) + "/" + std::to_string(body.size())});
+            reply.body = body.substr(first, last - first + 1);
         }
         return reply;
     };
@@ -88,16 +91,36 @@ TEST_CASE("range requests: a miss is fetched whole and stored, hits are 206, 416
     CHECK(origin.request_count() == 1);
 }
 
-TEST_CASE("a range of a body too large to store is asked of the origin as it is, and not stored") {
+TEST_CASE("ranges of a body too large to store are asked of the origin as they are; the parts are stored and "
+          "combine") {
     TestOrigin origin(representation());
     Daemon cachalot(proxy_config(origin.port()));
-    auto res = fetch(cachalot.port(), "/huge", "GET", {{"Range", "bytes=1000-1009"}});
+    const auto huge = body_of(2048 * 1024);
+    Client client(cachalot.port());
+    auto res = client.request("GET", "/huge", {{"Range", "bytes=1000-1009"}});
     CHECK(res.result_int() == 206);
     CHECK(res["Content-Range"] == "bytes 1000-1009/2097152");
-    CHECK(res.body() == body_of(2048 * 1024).substr(1000, 10));
-    CHECK(res["Cache-Status"] == "cachalot; fwd=uri-miss; fwd-status=206; detail=too-large");
-    const auto seen = origin.requests();
+    CHECK(res.body() == huge.substr(1000, 10));
+    CHECK(res["Cache-Status"] == "cachalot; fwd=uri-miss; fwd-status=206; stored; ttl=60");
+    auto seen = origin.requests();
     REQUIRE(seen.size() == 2);
     CHECK(seen[0].header("Range").empty());  // the whole first: its size was not known
     CHECK(seen[1].header("Range") == "bytes=1000-1009");
+
+    auto inside = client.request("GET", "/huge", {{"Range", "bytes=1002-1003"}});
+    CHECK(inside.body() == huge.substr(1002, 2));
+    CHECK_THAT(std::string(inside["Cache-Status"]), Catch::StartsWith("cachalot; hit"));
+
+    auto next = client.request("GET", "/huge", {{"Range", "bytes=1010-1019"}});
+    CHECK(next.body() == huge.substr(1010, 10));
+    CHECK(next["Cache-Status"] == "cachalot; fwd=partial; fwd-status=206; stored; ttl=60");
+    seen = origin.requests();
+    REQUIRE(seen.size() == 3);
+    CHECK(seen[2].header("Range") == "bytes=1010-1019");  // straight to the range: the whole is known too large
+
+    auto both = client.request("GET", "/huge", {{"Range", "bytes=1000-1019"}});
+    CHECK(both["Content-Range"] == "bytes 1000-1019/2097152");
+    CHECK(both.body() == huge.substr(1000, 20));
+    CHECK_THAT(std::string(both["Cache-Status"]), Catch::StartsWith("cachalot; hit"));
+    CHECK(origin.request_count() == 3);
 }

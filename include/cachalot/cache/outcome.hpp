@@ -17,8 +17,10 @@ enum class Result : std::uint8_t { Hit, Miss, Revalidated, Bypass };
 inline constexpr std::array<std::string_view, 4> kResultNames{"hit", "miss", "revalidated", "bypass"};
 
 /// Why the origin was asked: Cache-Status fwd= (RFC 9211 §2.2).
-enum class Fwd : std::uint8_t { None, Bypass, UriMiss, VaryMiss, Stale, Request };
-inline constexpr std::array<std::string_view, 6> kFwdNames{"", "bypass", "uri-miss", "vary-miss", "stale", "request"};
+/// Partial: a stored part of the response does not hold what the request asks for.
+enum class Fwd : std::uint8_t { None, Bypass, UriMiss, VaryMiss, Stale, Request, Partial };
+inline constexpr std::array<std::string_view, 7> kFwdNames{"",      "bypass",  "uri-miss", "vary-miss",
+                                                           "stale", "request", "partial"};
 
 /// Cache-Status detail=: why a stale response was served, why a fetched response was not
 /// stored, or why the cache was not consulted. The stale reasons label

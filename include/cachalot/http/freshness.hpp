@@ -29,7 +29,7 @@ struct Freshness {
 CacheControl cache_control_of(const Fields& fields);
 
 /// The final statuses whose caching rules this cache implements (those RFC 9110 defines, but
-/// 206 and 304): what `must-understand` asks about (RFC 9111 §5.2.2.3).
+/// 304): what `must-understand` asks about (RFC 9111 §5.2.2.3).
 bool understood_status(unsigned status);
 
 /// Statuses a cache may store without explicit freshness (RFC 9110 §15.1): 200, 203, 204, 206,

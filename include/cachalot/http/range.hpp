@@ -7,6 +7,7 @@
 #include "cachalot/http/headers.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,15 +45,26 @@ RangeAnswer answer_range(const Fields& request, const Fields& stored, std::uint6
 /// True when the request carries a Range field (whatever its value).
 bool has_range(const Fields& request);
 
+/// What a single-part 206 holds: bytes `range` of a representation of `length` bytes.
+struct Part {
+    ByteRange range;
+    std::uint64_t length = 0;
+};
+/// A `Content-Range` of one part with its complete length ("bytes 0-99/1234", first ≤ last <
+/// length); nothing for anything else ("bytes 0-99/*", "bytes */1234", a list, another unit).
+std::optional<Part> parse_content_range(std::string_view value);
+
 /// `Content-Range` of a part: "bytes 0-99/1234".
 std::string content_range(ByteRange range, std::uint64_t length);
 /// `Content-Range` of a 416: "bytes */1234".
 std::string unsatisfied_range(std::uint64_t length);
 
-/// A multipart/byteranges body (RFC 9110 §14.6) of `ranges` of `body`, each part with
-/// `content_type` (when not empty) and its Content-Range, separated by `boundary`.
-std::string multipart_byteranges(std::string_view body, const std::vector<ByteRange>& ranges,
-                                 std::string_view content_type, std::string_view boundary);
+/// A multipart/byteranges body (RFC 9110 §14.6) of `ranges` of a representation of `length`
+/// bytes, taken from `bytes`, which hold its bytes from `offset` on (every range inside them);
+/// each part with `content_type` (when not empty) and its Content-Range, separated by `boundary`.
+std::string multipart_byteranges(std::string_view bytes, std::uint64_t offset, std::uint64_t length,
+                                 const std::vector<ByteRange>& ranges, std::string_view content_type,
+                                 std::string_view boundary);
 /// A boundary for a multipart body: random, so that no body can hold it by design.
 std::string new_boundary();
 

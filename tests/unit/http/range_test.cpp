@@ -92,10 +92,43 @@ TEST_CASE("Content-Range values for a part and for a 416") {
 }
 
 TEST_CASE("multipart/byteranges: each part with its type and range, closed by the boundary") {
-    const auto body = multipart_byteranges("0123456789", {{0, 1}, {8, 9}}, "text/plain", "B");
+    const auto body = multipart_byteranges("0123456789", 0, 10, {{0, 1}, {8, 9}}, "text/plain", "B");
     CHECK(body ==
           "\r\n--B\r\nContent-Type: text/plain\r\nContent-Range: bytes 0-1/10\r\n\r\n01"
           "\r\n--B\r\nContent-Type: text/plain\r\nContent-Range: bytes 8-9/10\r\n\r\n89"
           "\r\n--B--\r\n");
     CHECK(new_boundary() != new_boundary());
+    // From a stored part: bytes 10-19 of 30 held, ranges inside them.
+    CHECK(multipart_byteranges("abcdefghij", 10, 30, {{10, 10}, {19, 19}}, "", "B") ==
+          "\r\n--B\r\nContent-Range: bytes 10-10/30\r\n\r\na\r\n--B\r\nContent-Range: bytes 19-19/30\r\n\r\nj"
+          "\r\n--B--\r\n");
+}
+
+TEST_CASE("Content-Range of a stored part: one range and its complete length, table") {
+    struct Row {
+        const char* value;
+        bool valid;
+        ByteRange range;
+        std::uint64_t length;
+    };
+    auto row = GENERATE(values<Row>({
+        {"bytes 0-99/1234", true, {0, 99}, 1234},
+        {"Bytes 5-5/6", true, {5, 5}, 6},
+        {" bytes 0-0/1 ", true, {0, 0}, 1},
+        {"bytes 0-99/*", false, {}, 0},     // the complete length unknown
+        {"bytes */1234", false, {}, 0},     // a 416's
+        {"bytes 10-5/20", false, {}, 0},    // last before first
+        {"bytes 0-20/20", false, {}, 0},    // last past the end
+        {"bytes 0-1,3-4/20", false, {}, 0},
+        {"items 0-1/20", false, {}, 0},
+        {"bytes=0-1/20", false, {}, 0},
+        {"bytes -1/20", false, {}, 0},
+    }));
+    INFO(row.value);
+    const auto part = parse_content_range(row.value);
+    REQUIRE(part.has_value() == row.valid);
+    if (part) {
+        CHECK(part->range == row.range);
+        CHECK(part->length == row.length);
+    }
 }

@@ -1266,24 +1266,95 @@ TEST_CASE("pipeline: a range miss for a body that streams without a length is an
     CHECK(p.origin.seen.size() == 1);
 }
 
-TEST_CASE("pipeline: a range of a body announced larger than the store takes is asked for as it is",
+TEST_CASE("pipeline: parts of a body too large to store are stored, serve the ranges they hold, combine when they "
+          "touch, and are revalidated with the range",
           "[pipeline][range]") {
     Pipe p;
     p.cfg.cache.l1.max_object_size = 10;
-    p.origin.script = [](const Request& r) {
-        if (r.count(bhttp::field::range) == 0) return representation(r, "0123456789abcdefghij", true);
-        auto s = representation(r, "34");
+    const std::string whole = "0123456789abcdefghij";
+    p.origin.script = [&](const Request& r) {
+        if (r[bhttp::field::if_none_match] == "\"r1\"")  // (dated when the test asks: 61 s after the first)
+            return Scripted{304, {{"Cache-Control", "max-age=60"}, {"Date", "Tue, 14 Nov 2023 22:14:21 GMT"},
+                                  {"X-Refreshed", "yes"}}, ""};
+        const std::string range(r[bhttp::field::range]);
+        if (range.empty()) return representation(r, whole, true);  // announced 20 bytes: too large
+        const auto dash = range.find('-');
+        const auto first = std::stoul(range.substr(6, dash - 6)), last = std::stoul(range.substr(dash + 1));
+        auto s = representation(r, whole.substr(first, last - first + 1));
         s.status = 206;
-        s.headers.emplace_back("Content-Range", "bytes 3-4/20");
+        s.headers.emplace_back("Content-Range", "bytes " + std::to_string(first) + "-" + std::to_string(last) + "/20");
         return s;
     };
-    const auto res = p.get("/big", {{"Range", "bytes=3-4"}});
+    const auto first = p.get("/big", {{"Range", "bytes=3-4"}});
     REQUIRE(p.origin.seen.size() == 2);
     CHECK(p.origin.seen[0].count(bhttp::field::range) == 0);  // the whole, first: its length was not known
     CHECK(p.origin.seen[1][bhttp::field::range] == "bytes=3-4");
-    CHECK(res.result_int() == 206);
-    CHECK(res.body() == "34");
-    CHECK(status_of(res) == "cachalot; fwd=uri-miss; fwd-status=206; detail=too-large");
+    CHECK(first.result_int() == 206);
+    CHECK(first.body() == "34");
+    CHECK(status_of(first) == "cachalot; fwd=uri-miss; fwd-status=206; stored; ttl=60");
+
+    // The stored part answers the ranges it holds, and 416 for those past the whole.
+    auto sub = p.get("/big", {{"Range", "bytes=4-4"}});
+    CHECK(sub.result_int() == 206);
+    CHECK(sub.body() == "4");
+    CHECK(sub[bhttp::field::content_range] == "bytes 4-4/20");
+    CHECK(status_of(sub) == "cachalot; hit; ttl=60");
+    CHECK(p.get("/big", {{"Range", "bytes=20-"}}).result_int() == 416);
+    CHECK(p.origin.seen.size() == 2);
+
+    // A range next to it is asked for as it is (its whole is known to be too large), and the two
+    // parts become one.
+    const auto next = p.get("/big", {{"Range", "bytes=5-7"}});
+    REQUIRE(p.origin.seen.size() == 3);
+    CHECK(p.origin.seen[2][bhttp::field::range] == "bytes=5-7");
+    CHECK(next.body() == "567");
+    CHECK(status_of(next) == "cachalot; fwd=partial; fwd-status=206; stored; ttl=60");
+    const auto joined = p.get("/big", {{"Range", "bytes=3-7"}});
+    CHECK(joined.body() == "34567");
+    CHECK(joined[bhttp::field::content_range] == "bytes 3-7/20");
+    CHECK(status_of(joined) == "cachalot; hit; ttl=60");
+    // Not a range, or one it does not hold: the origin's.
+    CHECK(p.get("/big").body() == whole);
+    CHECK(p.origin.seen.size() == 4);
+
+    // Stale: revalidated with its ETag and the range; the 304 refreshes the part's fields.
+    p.advance(61s);
+    const auto revalidated = p.get("/big", {{"Range", "bytes=3-5"}});
+    REQUIRE(p.origin.seen.size() == 5);
+    CHECK(p.origin.seen[4][bhttp::field::if_none_match] == "\"r1\"");
+    CHECK(p.origin.seen[4][bhttp::field::range] == "bytes=3-5");
+    CHECK(revalidated.body() == "345");
+    CHECK(revalidated[bhttp::field::content_range] == "bytes 3-5/20");
+    CHECK(status_of(revalidated) == "cachalot; fwd=stale; fwd-status=304; stored; ttl=60");
+    const auto refreshed = p.get("/big", {{"Range", "bytes=6-7"}});
+    CHECK(refreshed.body() == "67");
+    CHECK(refreshed["X-Refreshed"] == "yes");
+    CHECK(p.origin.seen.size() == 5);
+}
+
+TEST_CASE("pipeline: parts from an origin that answers in parts combine into the whole, then stored as a 200",
+          "[pipeline][range]") {
+    Pipe p;
+    const std::string whole = "0123456789";
+    p.origin.script = [&](const Request& r) {  // a Range gets its part; no Range gets the first half
+        const std::string range(r[bhttp::field::range]);
+        const auto first = range.empty() ? 0 : std::stoul(range.substr(6, range.find('-') - 6));
+        const auto last = range.empty() ? 4 : std::stoul(range.substr(range.find('-') + 1));
+        auto s = representation(r, whole.substr(first, last - first + 1));
+        s.status = 206;
+        s.headers.emplace_back("Content-Range", "bytes " + std::to_string(first) + "-" + std::to_string(last) + "/10");
+        return s;
+    };
+    CHECK(p.get("/parts", {{"Range", "bytes=0-4"}}).body() == "01234");
+    CHECK(p.origin.seen[0].count(bhttp::field::range) == 0);  // nothing known yet: the whole was asked for
+    CHECK(p.get("/parts", {{"Range", "bytes=5-9"}}).body() == "56789");
+    CHECK(p.origin.seen[1][bhttp::field::range] == "bytes=5-9");  // a part is stored: filled by ranges
+    const auto hit = p.get("/parts");
+    CHECK(hit.result_int() == 200);
+    CHECK(hit.body() == whole);
+    CHECK(hit.count(bhttp::field::content_range) == 0);
+    CHECK(status_of(hit) == "cachalot; hit; ttl=60");
+    CHECK(p.origin.seen.size() == 2);
 }
 
 TEST_CASE("pipeline: range and plain GETs of one cold URL share one fetch", "[pipeline][range]") {
