@@ -567,6 +567,7 @@ TEST_CASE("pipeline: a HEAD is answered from a stored GET, a HEAD miss is not st
     p.origin.script = [](const Request&) { return Scripted{200, {{"Cache-Control", "max-age=60"}}, "12345"}; };
     auto head_miss = p.request(bhttp::verb::head, "/h");
     CHECK(status_of(head_miss) == "cachalot; fwd=uri-miss; fwd-status=200; detail=head");
+    CHECK(p.origin.seen[0].method() == bhttp::verb::head);  // a HEAD miss stays a HEAD
     p.get("/h");
     auto head_hit = p.request(bhttp::verb::head, "/h");
     CHECK(status_of(head_hit) == "cachalot; hit; ttl=60");
