@@ -98,9 +98,14 @@ int main(int argc, char** argv) {
     if (!cfg) return 1;
     try {
         cachalot::log::setup(cfg->logging);
-        std::vector<std::string> routes, upstreams;
+        std::vector<std::string> routes;
+        std::vector<cachalot::metrics::UpstreamLabels> upstreams;
         for (const auto& r : cfg->routes) routes.push_back(r.name);
-        for (const auto& u : cfg->upstreams) upstreams.push_back(u.name);
+        for (const auto& u : cfg->upstreams) {
+            std::vector<std::string> servers;
+            for (const auto& s : u.servers) servers.push_back(s.label());
+            upstreams.emplace_back(u.name, std::move(servers));
+        }
         cachalot::metrics::Metrics metrics(routes, upstreams);
 
         // L1 opens before the listeners: a warm segment is ready for the first request.

@@ -181,12 +181,69 @@ public:
 
 void read_upstream(Reader& r, const YAML::Node& node, const std::string& key, Upstream& u) {
     u.line = node.Mark().line + 1;
-    if (!r.expect_map(node, key, {"name", "host", "port", "connect_timeout", "read_timeout",
-                                  "max_idle_connections", "idle_timeout"}))
+    if (!r.expect_map(node, key, {"name", "host", "port", "servers", "balance", "eject_after", "eject_for",
+                                  "max_in_flight", "health_check", "connect_timeout", "read_timeout", "max_idle_connections", "idle_timeout"}))
         return;
     r.read_string(node, key, "name", u.name, true);
-    r.read_string(node, key, "host", u.host, true);
-    r.read_uint(node, key, "port", u.port, 1, 65535);
+    // `port` is also the default port of each of `servers`.
+    std::uint16_t port = 80;
+    r.read_uint(node, key, "port", port, 1, 65535);
+    auto servers = node["servers"];
+    if (servers.IsDefined() && !servers.IsNull()) {
+        const auto skey = key + ".servers";
+        if (node["host"].IsDefined()) r.error(node["host"], key + ".host", "give either host or servers, not both");
+        if (!servers.IsSequence() || servers.size() == 0) {
+            r.error(servers, skey, "expected a list of {host, port, weight}");
+        } else {
+            for (std::size_t i = 0; i < servers.size(); ++i) {
+                const auto ikey = skey + "[" + std::to_string(i) + "]";
+                Server s{.port = port};
+                if (!r.expect_map(servers[i], ikey, {"host", "port", "weight"})) continue;
+                r.read_string(servers[i], ikey, "host", s.host, true);
+                r.read_uint(servers[i], ikey, "port", s.port, 1, 65535);
+                r.read_uint(servers[i], ikey, "weight", s.weight, 1, 1000);
+                u.servers.push_back(std::move(s));
+            }
+        }
+    } else {
+        Server s{.port = port};
+        r.read_string(node, key, "host", s.host, true);
+        u.servers.push_back(std::move(s));
+    }
+    std::string balance;
+    r.read_string(node, key, "balance", balance);
+    if (balance == "least_outstanding") u.balance = Balance::LeastOutstanding;
+    else if (!balance.empty() && balance != "round_robin")
+        r.error(node["balance"], key + ".balance", "expected round_robin or least_outstanding");
+    r.read_uint(node, key, "eject_after", u.eject_after, 0, 1000);
+    r.read_duration(node, key, "eject_for", u.eject_for);
+    r.read_uint(node, key, "max_in_flight", u.max_in_flight, 0, 10'000'000);
+    if (auto hc = node["health_check"]; hc.IsDefined() && !hc.IsNull()) {
+        const auto hkey = key + ".health_check";
+        auto& h = u.health_check;
+        if (r.expect_map(hc, hkey, {"path", "interval", "timeout", "expect", "healthy_after", "unhealthy_after"})) {
+            r.read_string(hc, hkey, "path", h.path, true);
+            if (!h.path.empty() && (h.path.front() != '/' || h.path.find_first_of(" \r\n\t") != std::string::npos))
+                r.error(hc["path"], hkey + ".path", "expected an origin-form path such as /healthz");
+            r.read_duration(hc, hkey, "interval", h.interval);
+            r.read_duration(hc, hkey, "timeout", h.timeout);
+            r.read_uint(hc, hkey, "healthy_after", h.healthy_after, 1, 100);
+            r.read_uint(hc, hkey, "unhealthy_after", h.unhealthy_after, 1, 100);
+            if (auto e = hc["expect"]; e.IsDefined() && !e.IsNull()) {
+                h.expect.clear();
+                if (!e.IsSequence() || e.size() == 0) r.error(e, hkey + ".expect", "expected a list of statuses");
+                for (std::size_t i = 0; e.IsSequence() && i < e.size(); ++i) {
+                    unsigned status = 0;
+                    const auto& text = e[i].Scalar();
+                    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), status);
+                    if (ec != std::errc{} || p != text.data() + text.size() || status < 100 || status > 599)
+                        r.error(e[i], hkey + ".expect[" + std::to_string(i) + "]", "expected a status code");
+                    else
+                        h.expect.push_back(status);
+                }
+            }
+        }
+    }
     r.read_duration(node, key, "connect_timeout", u.connect_timeout);
     r.read_duration(node, key, "read_timeout", u.read_timeout);
     r.read_uint(node, key, "max_idle_connections", u.max_idle_connections, 0, 100'000);

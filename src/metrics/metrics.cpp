@@ -27,7 +27,7 @@ void RouteSeries::record(unsigned status, double seconds) const {
     duration->Observe(seconds);
 }
 
-Metrics::Metrics(const std::vector<std::string>& routes, const std::vector<std::string>& upstreams)
+Metrics::Metrics(const std::vector<std::string>& routes, const std::vector<UpstreamLabels>& upstreams)
     : registry_(std::make_shared<prometheus::Registry>()) {
     auto& requests = prometheus::BuildCounter()
                          .Name("cachalot_requests_total")
@@ -103,8 +103,40 @@ Metrics::Metrics(const std::vector<std::string>& routes, const std::vector<std::
                        .Name("cachalot_upstream_errors_total")
                        .Help("Failed origin exchanges, by reason")
                        .Register(*registry_);
-    for (const auto& name : upstreams) {
+    auto& healthy = prometheus::BuildGauge()
+                        .Name("cachalot_upstream_server_healthy")
+                        .Help("1 while an upstream server takes requests, 0 while it is ejected")
+                        .Register(*registry_);
+    auto& server_requests = prometheus::BuildCounter()
+                                .Name("cachalot_upstream_server_requests_total")
+                                .Help("Requests sent to an upstream server")
+                                .Register(*registry_);
+    auto& server_failures = prometheus::BuildCounter()
+                                .Name("cachalot_upstream_server_failures_total")
+                                .Help("Requests an upstream server failed: unreachable, timed out, broken or 5xx")
+                                .Register(*registry_);
+    auto& ejections = prometheus::BuildCounter()
+                          .Name("cachalot_upstream_server_ejections_total")
+                          .Help("Times an upstream server was ejected after failing in a row")
+                          .Register(*registry_);
+    auto& checks = prometheus::BuildCounter()
+                       .Name("cachalot_upstream_health_checks_total")
+                       .Help("Active health checks of upstream servers, by result")
+                       .Register(*registry_);
+    for (const auto& labels : upstreams) {
+        const auto& name = labels.name;
         UpstreamSeries s;
+        for (const auto& server : labels.servers) {
+            const prometheus::Labels l{{"upstream", name}, {"server", server}};
+            ServerSeries ss{&healthy.Add(l),
+                            &server_requests.Add(l),
+                            &server_failures.Add(l),
+                            &ejections.Add(l),
+                            &checks.Add({{"upstream", name}, {"server", server}, {"result", "pass"}}),
+                            &checks.Add({{"upstream", name}, {"server", server}, {"result", "fail"}})};
+            ss.healthy->Set(1);
+            s.servers.push_back(ss);
+        }
         s.duration = &up_duration.Add({{"upstream", name}}, kLatencyBuckets);
         s.connections_new = &connections.Add({{"upstream", name}, {"kind", "new"}});
         s.connections_reused = &connections.Add({{"upstream", name}, {"kind", "reused"}});

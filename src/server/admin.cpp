@@ -3,10 +3,13 @@
 #include "cachalot/http/headers.hpp"
 #include "server/purge_api.hpp"
 
+#include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
 namespace cachalot::server {
 namespace {
+
+namespace json = boost::json;
 
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
@@ -63,6 +66,37 @@ void purge(const AdminRequest& req, const AdminState& state, const std::string& 
     res.body() = purge_answer(order, at);
 }
 
+// {"upstreams":[{"name":…,"balance":…,"max_in_flight":…,"servers":[{"server":"host:port","weight":…,
+// "healthy":…,"outstanding":…,"failures_in_row":…,"ejected_ms_left":…}]}]}
+std::string upstreams_json(const AdminState& state) {
+    json::array upstreams;
+    for (std::size_t u = 0; u < state.cfg.upstreams.size(); ++u) {
+        const auto& up = state.cfg.upstreams[u];
+        json::object o;
+        o["name"] = up.name;
+        o["balance"] = up.balance == config::Balance::LeastOutstanding ? "least_outstanding" : "round_robin";
+        o["max_in_flight"] = up.max_in_flight;
+        json::array servers;
+        if (state.balancer) {
+            for (const auto& s : state.balancer->state(u)) {
+                json::object so;
+                so["server"] = s.server;
+                so["weight"] = s.weight;
+                so["healthy"] = s.healthy;
+                so["outstanding"] = s.outstanding;
+                so["failures_in_row"] = s.failures_in_row;
+                so["ejected_ms_left"] = s.ejected_ms_left;
+                servers.push_back(std::move(so));
+            }
+        }
+        o["servers"] = std::move(servers);
+        upstreams.push_back(std::move(o));
+    }
+    json::object root;
+    root["upstreams"] = std::move(upstreams);
+    return json::serialize(root) + "\n";
+}
+
 AdminResponse answer(const AdminRequest& req, const AdminState& state, const std::string& peer) {
     AdminResponse res{bhttp::status::ok, req.version()};
     res.set(bhttp::field::content_type, "text/plain; charset=utf-8");
@@ -83,6 +117,9 @@ AdminResponse answer(const AdminRequest& req, const AdminState& state, const std
     } else if (path == "/metrics") {
         res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
         res.body() = state.metrics.serialize();
+    } else if (path == "/upstreams") {
+        res.set(bhttp::field::content_type, "application/json");
+        res.body() = upstreams_json(state);
     } else if (path == "/healthz") {
         res.body() = "ok\n";
     } else if (path == "/readyz") {

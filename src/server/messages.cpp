@@ -68,7 +68,7 @@ upstream::OriginRequest origin_request(const Request& client_request, std::strin
     if (!fwd.x_forwarded_host.empty()) append_field(head, "X-Forwarded-Host", fwd.x_forwarded_host);
     append_field(head, "Via", fwd.via);
     if (client.authority.host.empty())
-        append_checked_field(head, "Host", upstream.host + ":" + std::to_string(upstream.port));
+        append_checked_field(head, "Host", upstream.servers.front().label());
     if (etag) append_checked_field(head, "If-None-Match", validators.etag);
     if (last_modified) append_checked_field(head, "If-Modified-Since", validators.last_modified);
     // Framed as the client framed a body that streams; a complete one by its length (and an

@@ -717,9 +717,14 @@ net::awaitable<Pipeline::Reach> Pipeline::forward(const Parsed& p, std::string b
     auto fetched = co_await origin_.fetch(p.route.upstream_index, request, p.upload, p.interim);
     answer.upstream_seconds = fetched.seconds;
     if (!fetched.response) {
-        answer.response = fetched.timed_out()
-                              ? make_error_response(504, p.version, "the origin did not answer in time")
-                              : make_error_response(502, p.version, "the origin could not be reached or answered badly");
+        if (fetched.error == metrics::UpstreamError::Unavailable)
+            answer.response = make_error_response(503, p.version, "every server of this upstream is failing; try again");
+        else if (fetched.error == metrics::UpstreamError::Busy)
+            answer.response = make_error_response(503, p.version, "too many requests in flight to this upstream; try again");
+        else if (fetched.timed_out())
+            answer.response = make_error_response(504, p.version, "the origin did not answer in time");
+        else
+            answer.response = make_error_response(502, p.version, "the origin could not be reached or answered badly");
         co_return fetched.error == metrics::UpstreamError::BadResponse || fetched.body_failed ? Reach::Failed
                                                                                                 : Reach::Unreachable;
     }

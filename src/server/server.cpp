@@ -1,5 +1,6 @@
 #include "cachalot/server/server.hpp"
 
+#include "cachalot/upstream/health_check.hpp"
 #include "server/admin.hpp"
 #include "server/worker.hpp"
 
@@ -37,6 +38,7 @@ struct Server::Impl {
     store::MemoryPurgeTable memory_purges;  // the purge table when there is no L1 file to hold it
     store::PurgeTable purges;
     core::ByteBudget budget;     // client.max_buffered_bytes, for every worker together
+    upstream::Balancer balancer;  // which server each origin request goes to: shared, outlives the workers
     // Declared before ioc so that they outlive it: an abandoned accept holds a worker's socket.
     std::vector<std::unique_ptr<Worker>> workers;
     net::io_context ioc{1};  // accepting, admin and signals; requests run on the workers
@@ -50,7 +52,8 @@ struct Server::Impl {
                      [this](const PurgeOrder& order, store::WallMillis at) {
                          workers.front()->purge(order.scopes, order.mode, at);
                      },
-                     core::wall_now};
+                     core::wall_now,
+                     &balancer};
     int exit_code = 0;
 
     Impl(const config::Config& c, metrics::Metrics& m, store::ShmStore* l1)
@@ -58,10 +61,11 @@ struct Server::Impl {
           metrics(m),
           purges(l1 ? l1->purges() : memory_purges.table()),
           budget(c.client.max_buffered_bytes),
+          balancer(c.upstreams, m),
           proxy_acceptor(bind_acceptor(ioc, c.listen.proxy, "proxy")),
           admin_acceptor(bind_acceptor(ioc, c.listen.admin, "admin")) {
         for (unsigned i = 0; i < cfg.worker_count(); ++i)
-            workers.push_back(std::make_unique<Worker>(cfg, metrics, draining, l1, purges, coalescer, budget));
+            workers.push_back(std::make_unique<Worker>(cfg, metrics, draining, l1, purges, coalescer, budget, balancer));
         m.add_source([this] {
             return std::vector<metrics::Sample>{{"cachalot_buffered_bytes",
                                                  "Body bytes held in memory for clients (client.max_buffered_bytes caps it)",
@@ -220,6 +224,8 @@ int Server::run() {
         spdlog::info("received signal {}", signal);
         net::co_spawn(s.ioc, s.drain(), net::detached);
     });
+    for (std::size_t u = 0; u < s.cfg.upstreams.size(); ++u)
+        upstream::start_health_checks(s.ioc.get_executor(), s.cfg.upstreams[u], u, s.balancer, s.metrics);
     net::co_spawn(s.ioc, s.accept_proxy(), net::detached);
     net::co_spawn(s.ioc, s.accept_admin(), net::detached);
     s.ready = true;

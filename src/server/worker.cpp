@@ -18,7 +18,8 @@ std::unique_ptr<store::RedisStore> open_l2(const config::L2Cache& c, const net::
 }  // namespace
 
 Worker::Worker(const config::Config& cfg, const metrics::Metrics& metrics, const std::atomic<bool>& draining,
-               store::Tier* l1, store::PurgeTable& purges, cache::Coalescer& coalescer, core::ByteBudget& budget)
+               store::Tier* l1, store::PurgeTable& purges, cache::Coalescer& coalescer, core::ByteBudget& budget,
+               upstream::Balancer& balancer)
     : cfg_(cfg),
       metrics_(metrics),
       draining_(draining),
@@ -27,7 +28,7 @@ Worker::Worker(const config::Config& cfg, const metrics::Metrics& metrics, const
       purges_(purges),
       ioc_(std::in_place, 1),
       work_(ioc_->get_executor()),
-      pool_(ioc_->get_executor(), cfg.upstreams, metrics),
+      pool_(ioc_->get_executor(), cfg.upstreams, metrics, balancer),
       l2_(open_l2(cfg.cache.l2, ioc_->get_executor(), metrics)),
       pipeline_(cfg, pool_, cache(),
                 cache::FetchLock(coalescer, l2_.get(),

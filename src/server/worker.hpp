@@ -26,9 +26,10 @@ struct SessionHandle {
 class Worker {
 public:
     /// `l1` may be null (no L1). With cache.l2.address set, the worker opens its own Redis
-    /// connections. `coalescer` and `purges` are shared by every worker.
+    /// connections. `coalescer`, `purges` and `balancer` are shared by every worker.
     Worker(const config::Config& cfg, const metrics::Metrics& metrics, const std::atomic<bool>& draining,
-           store::Tier* l1, store::PurgeTable& purges, cache::Coalescer& coalescer, core::ByteBudget& budget);
+           store::Tier* l1, store::PurgeTable& purges, cache::Coalescer& coalescer, core::ByteBudget& budget,
+           upstream::Balancer& balancer);
     ~Worker();
 
     net::io_context& context() { return *ioc_; }

@@ -54,17 +54,18 @@ struct Pool::Impl {
     net::any_io_executor executor;
     const std::vector<config::Upstream>& upstreams;
     const metrics::Metrics& metrics;
-    std::vector<std::deque<std::unique_ptr<Connection>>> idle;
+    Balancer& balancer;
+    std::vector<std::vector<std::deque<std::unique_ptr<Connection>>>> idle;  // per upstream, per server
 
-    // The most recently used live connection, or null.
-    std::unique_ptr<Connection> take_idle(std::size_t index) {
-        auto& list = idle[index];
+    // The most recently used live connection to server `s` of upstream `u`, or null.
+    std::unique_ptr<Connection> take_idle(std::size_t u, std::size_t s) {
+        auto& list = idle[u][s];
         auto now = Clock::now();
         while (!list.empty()) {
             auto c = std::move(list.back());
             list.pop_back();
             const auto idle = now - c->idle_since;
-            if (idle >= upstreams[index].idle_timeout) continue;
+            if (idle >= upstreams[u].idle_timeout) continue;
             // Always checked, however briefly it sat: bytes an origin sent after its response
             // would otherwise be read as the next request's response, another client's.
             if (still_open(*c)) return c;
@@ -72,17 +73,17 @@ struct Pool::Impl {
         return nullptr;
     }
 
-    void give_back(std::size_t index, std::unique_ptr<Connection> c) {
-        auto& list = idle[index];
-        if (list.size() >= upstreams[index].max_idle_connections) return;
+    void give_back(std::size_t u, std::size_t s, std::unique_ptr<Connection> c) {
+        auto& list = idle[u][s];
+        if (list.size() >= upstreams[u].max_idle_connections) return;
         c->idle_since = Clock::now();
         list.push_back(std::move(c));
     }
 
-    net::awaitable<beast::error_code> connect(Connection& c, const config::Upstream& up) {
+    net::awaitable<beast::error_code> connect(Connection& c, const config::Upstream& up, const config::Server& server) {
         tcp::resolver resolver(executor);
-        auto [rec, results] =
-            co_await resolver.async_resolve(up.host, std::to_string(up.port), net::as_tuple(net::use_awaitable));
+        auto [rec, results] = co_await resolver.async_resolve(server.host, std::to_string(server.port),
+                                                              net::as_tuple(net::use_awaitable));
         if (rec) co_return rec;
         c.deadline.expires_after(up.connect_timeout);
         auto [ec, ep] = co_await net::async_connect(c.socket, results, net::as_tuple(net::use_awaitable));
@@ -99,24 +100,26 @@ struct Pool::Impl {
 // each read hands over what it parsed. Read to the end, the connection goes back to the pool.
 class PooledBody final : public BodyReader {
 public:
-    PooledBody(Pool::Impl& pool, std::size_t index, std::unique_ptr<Connection> conn)
-        : pool_(pool), index_(index), conn_(std::move(conn)) {}
+    PooledBody(Pool::Impl& pool, std::size_t index, std::size_t server, std::unique_ptr<Connection> conn)
+        : pool_(pool), index_(index), server_(server), conn_(std::move(conn)) {}
+    ~PooledBody() override { pool_.balancer.release(index_, server_); }
 
     net::awaitable<beast::error_code> read(std::string& out) override;
     std::optional<std::uint64_t> length() const override { return length_; }
 
 private:
     Pool::Impl& pool_;
-    std::size_t index_;
+    std::size_t index_, server_;
     std::unique_ptr<Connection> conn_;
     std::optional<std::uint64_t> length_ =
         conn_->parser->content_length() ? std::optional(*conn_->parser->content_length()) : std::nullopt;
 };
 
 Pool::Pool(net::any_io_executor executor, const std::vector<config::Upstream>& upstreams,
-           const metrics::Metrics& metrics)
-    : impl_(new Impl{std::move(executor), upstreams, metrics, {}}) {
+           const metrics::Metrics& metrics, Balancer& balancer)
+    : impl_(new Impl{std::move(executor), upstreams, metrics, balancer, {}}) {
     impl_->idle.resize(upstreams.size());
+    for (std::size_t u = 0; u < upstreams.size(); ++u) impl_->idle[u].resize(upstreams[u].servers.size());
 }
 
 Pool::~Pool() = default;
@@ -124,7 +127,8 @@ Pool::~Pool() = default;
 net::any_io_executor Pool::executor() const { return impl_->executor; }
 
 void Pool::close_idle() {
-    for (auto& list : impl_->idle) list.clear();
+    for (auto& servers : impl_->idle)
+        for (auto& list : servers) list.clear();
 }
 
 // Sends a streamed request body, each piece as it comes from the client, framed as the head said.
@@ -164,17 +168,58 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& 
         if (!result.response && !result.body_failed) series.error(result.error).Increment();
     };
 
+    auto& balancer = impl_->balancer;
     bool body_taken = false;  // bytes of a streamed body were sent: the request cannot go again
-    for (int attempt = 0;; ++attempt) {
-        auto conn = impl_->take_idle(index);
+    bool retried_dead = false;  // a dead pooled connection was replaced (once)
+    bool failed_before = false;
+    std::vector<std::size_t> unreachable;  // servers this request could not reach
+    // The server picked, released (no longer outstanding) when this returns, unless the body
+    // that streams on holds it.
+    std::optional<std::size_t> server;
+    struct Release {
+        Balancer& balancer;
+        std::size_t index;
+        std::optional<std::size_t>& server;
+        ~Release() {
+            if (server) balancer.release(index, *server);
+        }
+    } release{balancer, index, server};
+    for (bool same_server = false;;) {
+        if (!same_server) {
+            if (server) balancer.release(index, *server);
+            bool busy = false;
+            server = balancer.pick(index, unreachable, &busy);
+            if (!server) {
+                if (busy) {
+                    result.error = UpstreamError::Busy;
+                    spdlog::warn("upstream {}: {} requests in flight (max_in_flight); nothing sent", up.name,
+                                 up.max_in_flight);
+                } else if (!failed_before) {
+                    result.error = UpstreamError::Unavailable;
+                    spdlog::warn("upstream {}: every server is ejected; nothing sent", up.name);
+                }
+                finish();
+                co_return result;
+            }
+        }
+        same_server = false;
+        const auto& target = up.servers[*server];
+        auto conn = impl_->take_idle(index, *server);
         const bool reused = conn != nullptr;
         if (reused) {
             series.connections_reused->Increment();
         } else {
             conn = std::make_unique<Connection>(impl_->executor);
-            if (auto ec = co_await impl_->connect(*conn, up)) {
+            if (auto ec = co_await impl_->connect(*conn, up, target)) {
                 result.error = ec == beast::error::timeout ? UpstreamError::Timeout : UpstreamError::Connect;
-                spdlog::warn("upstream {}: connect to {}:{} failed: {}", up.name, up.host, up.port, ec.message());
+                failed_before = true;
+                spdlog::warn("upstream {}: connect to {} failed: {}", up.name, target.label(), ec.message());
+                balancer.report(index, *server, true);
+                // Nothing was sent: an idempotent request tries another server.
+                if (idempotent) {
+                    unreachable.push_back(*server);
+                    continue;
+                }
                 finish();
                 co_return result;
             }
@@ -229,22 +274,26 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& 
         if (ec) {
             // A keep-alive connection the origin closed while it sat in the pool: nothing was
             // answered, so the request can go again on a fresh connection.
-            if (reused && attempt == 0 && idempotent && !got_some && !body_taken && ec != beast::error::timeout) {
+            if (reused && !retried_dead && idempotent && !got_some && !body_taken && ec != beast::error::timeout) {
                 spdlog::debug("upstream {}: pooled connection was dead ({}), retrying", up.name, ec.message());
+                retried_dead = same_server = true;
                 continue;
             }
             result.error = classify(ec);
-            spdlog::warn("upstream {}: {} {} failed: {}", up.name, request.method_string(), request.target(),
-                         ec.message());
+            spdlog::warn("upstream {}: {} {} to {} failed: {}", up.name, request.method_string(), request.target(),
+                         target.label(), ec.message());
+            balancer.report(index, *server, true);
             finish();
             co_return result;
         }
+        balancer.report(index, *server, parser->get().result_int() >= 500);
         if (!parser->is_done()) {
             // The rest streams: the head and what came so far go on now.
             result.response.emplace(parser->get().base());
             result.response->body() = std::move(parser->get().body());
             parser->get().body().clear();
-            result.rest = std::make_unique<PooledBody>(*impl_, index, std::move(conn));
+            result.rest = std::make_unique<PooledBody>(*impl_, index, *server, std::move(conn));
+            server.reset();  // the body holds it now
             finish();
             co_return result;
         }
@@ -252,7 +301,7 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& 
         // bytes nobody asked for, nothing to trust.
         const bool reusable = parser->get().keep_alive() && !parser->need_eof() && buffer.size() == 0;
         result.response = parser->release();
-        if (reusable) impl_->give_back(index, std::move(conn));
+        if (reusable) impl_->give_back(index, *server, std::move(conn));
         finish();
         co_return result;
     }
@@ -275,7 +324,7 @@ net::awaitable<beast::error_code> PooledBody::read(std::string& out) {
     }
     if (parser.is_done()) {
         const bool reusable = parser.get().keep_alive() && !parser.need_eof() && conn_->buffer.size() == 0;
-        if (reusable) pool_.give_back(index_, std::move(conn_));
+        if (reusable) pool_.give_back(index_, server_, std::move(conn_));
         conn_.reset();
     }
     co_return beast::error_code{};

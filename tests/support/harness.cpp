@@ -214,6 +214,16 @@ std::string with_route_cache(std::string config, const std::string& flow_map) {
     return config;
 }
 
+std::string with_servers(std::string config, const std::vector<std::pair<std::uint16_t, unsigned>>& servers) {
+    const auto from = config.find("    host: 127.0.0.1\n");
+    const auto to = config.find('\n', config.find("    port: ", from)) + 1;
+    std::string list = "    servers:\n";
+    for (const auto& [port, weight] : servers)
+        list += "      - {host: 127.0.0.1, port: " + std::to_string(port) + ", weight: " + std::to_string(weight) + "}\n";
+    config.replace(from, to - from, list);
+    return config;
+}
+
 SharedL1::SharedL1(const std::string& name)
     : path_("/dev/shm/cachalot-test-" + name + "-" + std::to_string(getpid())) {
     std::filesystem::remove(path_);

@@ -137,6 +137,10 @@ std::string proxy_config(std::uint16_t origin_port, const std::string& extra = "
 /// `config` (from proxy_config) with `cache: <flow_map>` on its route, e.g. "{grace: 30s}".
 std::string with_route_cache(std::string config, const std::string& flow_map);
 
+/// `config` (from proxy_config) with its upstream's single server replaced by `servers` on
+/// loopback: {port, weight} each.
+std::string with_servers(std::string config, const std::vector<std::pair<std::uint16_t, unsigned>>& servers);
+
 /// An L1 file that outlives one Daemon, for restarts and for processes sharing it: removed when
 /// made and when it goes.
 class SharedL1 {

@@ -52,10 +52,45 @@ struct ClientLimits {
 };
 
 /// An origin server.
-struct Upstream {
-    std::string name;
+/// One origin server of an upstream.
+struct Server {
     std::string host;
     std::uint16_t port = 80;
+    unsigned weight = 1;  // its share of requests against the others'
+    std::string label() const { return host + ":" + std::to_string(port); }  // (metrics, logs)
+};
+
+/// Active health checks of an upstream's servers: a GET of `path` every `interval`.
+struct HealthCheck {
+    std::string path;  // empty: no active checks
+    Duration interval{5'000};
+    Duration timeout{1'000};
+    std::vector<unsigned> expect{200};  // statuses that count as healthy
+    unsigned healthy_after = 2;         // passes in a row that bring a failing server back
+    unsigned unhealthy_after = 3;       // failures in a row that take a server out
+};
+
+/// How an upstream's requests are spread over its servers.
+enum class Balance {
+    RoundRobin,        // in turn, by weight (smooth weighted round robin, as nginx's)
+    LeastOutstanding,  // to the server with the fewest requests in flight for its weight
+};
+
+struct Upstream {
+    std::string name;
+    /// At least one: `servers:`, or the single `host:`/`port:` form.
+    std::vector<Server> servers;
+    Balance balance = Balance::RoundRobin;
+    /// Passive health: after this many failures in a row (connect errors, timeouts, broken or
+    /// 5xx responses) a server gets no requests for `eject_for`, doubled each time it fails
+    /// again after coming back (at most 32 times). 0: never. An upstream of one server never
+    /// ejects it (as nginx): there would be nothing left to send to.
+    unsigned eject_after = 5;
+    Duration eject_for{10'000};
+    /// Requests in flight to this upstream (all servers, all workers) beyond which the next
+    /// gets 503 at once, so that a slow origin cannot tie up every connection. 0: no cap.
+    std::size_t max_in_flight = 0;
+    HealthCheck health_check;
     Duration connect_timeout{2'000};
     Duration read_timeout{30'000};          // for the whole response once the request is sent
     std::size_t max_idle_connections = 64;  // per worker thread

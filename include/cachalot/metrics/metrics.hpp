@@ -19,8 +19,10 @@
 namespace cachalot::metrics {
 
 /// Why an upstream exchange failed; the label values of cachalot_upstream_errors_total.
-enum class UpstreamError { Connect, Timeout, BadResponse, Closed };
-inline constexpr std::array kUpstreamErrorNames{"connect", "timeout", "bad_response", "closed"};
+/// Unavailable: every server of the upstream is ejected. Busy: max_in_flight requests were in
+/// flight already (nothing was sent).
+enum class UpstreamError { Connect, Timeout, BadResponse, Closed, Unavailable, Busy };
+inline constexpr std::array kUpstreamErrorNames{"connect", "timeout", "bad_response", "closed", "unavailable", "busy"};
 
 struct RouteSeries {
     std::array<prometheus::Counter*, 6> requests_by_class{};  // index = status / 100; 0 = other
@@ -40,7 +42,26 @@ struct RouteSeries {
     void record(const cache::Outcome& outcome) const;
 };
 
+/// One server of an upstream (label `server`: its configured host:port).
+struct ServerSeries {
+    prometheus::Gauge* healthy = nullptr;      // 1 while it takes requests, 0 while ejected
+    prometheus::Counter* requests = nullptr;   // requests sent to it
+    prometheus::Counter* failures = nullptr;   // of those, the ones it failed (counted toward ejection)
+    prometheus::Counter* ejections = nullptr;  // times it was ejected
+    prometheus::Counter* checks_passed = nullptr;  // active health checks
+    prometheus::Counter* checks_failed = nullptr;
+};
+
+/// An upstream's name and its servers' labels, for its series.
+struct UpstreamLabels {
+    UpstreamLabels(std::string n, std::vector<std::string> s = {}) : name(std::move(n)), servers(std::move(s)) {}
+    UpstreamLabels(const char* n) : name(n) {}
+    std::string name;
+    std::vector<std::string> servers;
+};
+
 struct UpstreamSeries {
+    std::vector<ServerSeries> servers;  // one per labelled server
     prometheus::Histogram* duration = nullptr;
     prometheus::Counter* connections_new = nullptr;
     prometheus::Counter* connections_reused = nullptr;
@@ -61,7 +82,7 @@ using SampleSource = std::function<std::vector<Sample>()>;
 class Metrics {
 public:
     /// Series for each route (plus "none" for requests no route matched) and each upstream.
-    Metrics(const std::vector<std::string>& routes, const std::vector<std::string>& upstreams);
+    Metrics(const std::vector<std::string>& routes, const std::vector<UpstreamLabels>& upstreams);
 
     const RouteSeries& route(std::size_t index) const { return routes_.at(index); }
     /// The series of requests that matched no route.

@@ -4,6 +4,7 @@
 
 #include "cachalot/config/config.hpp"
 #include "cachalot/metrics/metrics.hpp"
+#include "cachalot/upstream/balancer.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -89,18 +90,21 @@ public:
 
 class Pool final : public Origin {
 public:
+    /// `balancer` (shared by every worker's pool) chooses each request's server.
     Pool(boost::asio::any_io_executor executor, const std::vector<config::Upstream>& upstreams,
-         const metrics::Metrics& metrics);
+         const metrics::Metrics& metrics, Balancer& balancer);
     ~Pool();
     Pool(const Pool&) = delete;
     Pool& operator=(const Pool&) = delete;
 
-    /// Sends `request` to upstream `index` and reads the
+    /// Sends `request` to a server of upstream `index` (the balancer's choice) and reads the
     /// response head, and the body as far as it is there (up to kStreamWindow); the rest, if
     /// any, comes from FetchResult::rest. A pooled connection found dead before any response
     /// byte arrived is replaced and the request sent once more, when the method is idempotent
-    /// and no byte of a streamed `body` was taken. A streamed body goes framed as `request`
-    /// says (OriginRequest::chunked).
+    /// and no byte of a streamed `body` was taken. An idempotent request whose server cannot be
+    /// reached goes to another server (each at most once). With every server ejected, the
+    /// result is UpstreamError::Unavailable. A streamed body goes framed as `request` says
+    /// (OriginRequest::chunked).
     boost::asio::awaitable<FetchResult> fetch(std::size_t index, const OriginRequest& request,
                                               BodyReader* body = nullptr, InterimSink* interim = nullptr) override;
 

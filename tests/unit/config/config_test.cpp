@@ -170,11 +170,11 @@ logging: {level: debug, access_log: false, format: json}
     CHECK(c.client.send_timeout == std::chrono::seconds(7));
     CHECK(c.client.lingering_timeout == std::chrono::milliseconds(250));
     CHECK(c.drain_timeout == std::chrono::seconds(5));
-    CHECK(c.upstreams[0].host == "origin.internal");
+    CHECK(c.upstreams[0].servers.at(0).host == "origin.internal");
     CHECK(c.upstreams[0].connect_timeout == std::chrono::milliseconds(100));
     CHECK(c.upstreams[0].max_idle_connections == 4);
     CHECK(c.upstreams[0].idle_timeout == std::chrono::seconds(20));
-    CHECK(c.upstreams[1].port == 80);
+    CHECK(c.upstreams[1].servers.at(0).port == 80);
     CHECK(c.routes[0].match.host == "*.example.com");  // hosts compare lower-case
     CHECK(c.routes[0].match.path_prefix == "/api");
     CHECK(c.routes[0].upstream_index == 1);
@@ -547,4 +547,88 @@ TEST_CASE("purge_method.allow takes networks, and names the one that is not") {
     auto e = only_error(std::string(kMinimal) + "purge_method:\n  allow: [10.0.0.0/8, 10.0.0.0/40]\n");
     CHECK(e.key == "purge_method.allow[1]");
     CHECK(e.line == 10);
+}
+
+TEST_CASE("upstream servers: the list form with weights and the upstream's port as default, the single form, and "
+          "their errors") {
+    auto r = parse_config(R"(
+upstreams:
+  - name: api
+    port: 8080
+    servers:
+      - {host: 10.0.0.1, weight: 3}
+      - {host: 10.0.0.2, port: 9090}
+    balance: least_outstanding
+    eject_after: 2
+    eject_for: 500ms
+  - name: one
+    host: origin.internal
+routes:
+  - name: all
+    upstream: api
+)");
+    INFO(format_errors("test.yaml", r.errors));
+    REQUIRE(r.ok());
+    const auto& api = r.config->upstreams[0];
+    REQUIRE(api.servers.size() == 2);
+    CHECK(api.servers[0].label() == "10.0.0.1:8080");
+    CHECK(api.servers[0].weight == 3);
+    CHECK(api.servers[1].label() == "10.0.0.2:9090");
+    CHECK(api.servers[1].weight == 1);
+    CHECK(api.balance == Balance::LeastOutstanding);
+    CHECK(api.eject_after == 2);
+    CHECK(api.eject_for == std::chrono::milliseconds(500));
+    const auto& one = r.config->upstreams[1];
+    REQUIRE(one.servers.size() == 1);
+    CHECK(one.servers[0].label() == "origin.internal:80");
+    CHECK(one.balance == Balance::RoundRobin);
+
+    auto upstream = [](const std::string& body) {
+        return "upstreams:\n  - name: api\n" + body + "routes:\n  - name: all\n    upstream: api\n";
+    };
+    SECTION("host and servers together") {
+        auto e = only_error(upstream("    host: a\n    servers: [{host: b}]\n"));
+        CHECK(e.line == 3);
+        CHECK(e.key == "upstreams[0].host");
+        CHECK(e.message == "give either host or servers, not both");
+    }
+    SECTION("an empty list") {
+        auto e = only_error(upstream("    servers: []\n"));
+        CHECK(e.key == "upstreams[0].servers");
+    }
+    SECTION("a weight of 0") {
+        auto e = only_error(upstream("    servers:\n      - {host: a, weight: 0}\n"));
+        CHECK(e.line == 4);
+        CHECK(e.key == "upstreams[0].servers[0].weight");
+        CHECK(e.message == "must be between 1 and 1000");
+    }
+    SECTION("a server without host") {
+        auto e = only_error(upstream("    servers:\n      - {port: 81}\n"));
+        CHECK(e.key == "upstreams[0].servers[0].host");
+    }
+    SECTION("health_check: its keys and defaults") {
+        auto h = parse_config(upstream("    host: a\n    health_check: {path: /ping, interval: 2s, expect: [200, 204]}\n"));
+        REQUIRE(h.ok());
+        const auto& hc = h.config->upstreams[0].health_check;
+        CHECK(hc.path == "/ping");
+        CHECK(hc.interval == std::chrono::seconds(2));
+        CHECK(hc.timeout == std::chrono::seconds(1));
+        CHECK(hc.expect == std::vector<unsigned>{200, 204});
+        CHECK(hc.healthy_after == 2);
+        CHECK(hc.unhealthy_after == 3);
+        CHECK(parse_config(kMinimal).config->upstreams[0].health_check.path.empty());  // no checks by default
+    }
+    SECTION("health_check: a path that is not origin-form") {
+        auto e = only_error(upstream("    host: a\n    health_check: {path: \"ping me\"}\n"));
+        CHECK(e.key == "upstreams[0].health_check.path");
+    }
+    SECTION("health_check: a status that is not one") {
+        auto e = only_error(upstream("    host: a\n    health_check: {path: /p, expect: [200, 9000]}\n"));
+        CHECK(e.key == "upstreams[0].health_check.expect[1]");
+    }
+    SECTION("an unknown balance") {
+        auto e = only_error(upstream("    host: a\n    balance: random\n"));
+        CHECK(e.key == "upstreams[0].balance");
+        CHECK(e.message == "expected round_robin or least_outstanding");
+    }
 }

@@ -32,8 +32,7 @@ Request client_request(bhttp::verb method, std::string_view target, std::initial
 config::Upstream upstream_at(std::string host, unsigned short port) {
     config::Upstream up;
     up.name = "origin";
-    up.host = std::move(host);
-    up.port = port;
+    up.servers.push_back({std::move(host), port});
     return up;
 }
 

@@ -127,7 +127,7 @@ config::Config make_config(std::function<void(config::RouteCache&)> tune) {
     config::Config cfg;
     config::Upstream up;
     up.name = "origin";
-    up.host = "127.0.0.1";
+    up.servers.push_back({"127.0.0.1"});
     cfg.upstreams.push_back(up);
     config::Route route;
     route.name = "api";
