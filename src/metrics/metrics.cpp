@@ -184,6 +184,14 @@ Metrics::Metrics(const std::vector<std::string>& routes, const std::vector<Upstr
         for (std::size_t m = 0; m < cache::kPurgeModeNames.size(); ++m)
             purges_[k][m] = &purges.Add(
                 {{"kind", std::string(cache::kPurgeKindNames[k])}, {"mode", std::string(cache::kPurgeModeNames[m])}});
+    auto& refusals = prometheus::BuildCounter()
+                         .Name("cachalot_purge_refusals_total")
+                         .Help("Purges refused: no valid admin token, an invalid request, or PURGE from a network "
+                               "outside purge_method.allow")
+                         .Register(*registry_);
+    purge_refusals_[0] = &refusals.Add({{"reason", "unauthorized"}});
+    purge_refusals_[1] = &refusals.Add({{"reason", "invalid"}});
+    purge_refusals_[2] = &refusals.Add({{"reason", "forbidden"}});
     tags_cut_ = &prometheus::BuildCounter()
                      .Name("cachalot_tags_cut_total")
                      .Help("Tags a response named past cache.tags.max_count or max_bytes, or malformed: not stored")

@@ -48,12 +48,14 @@ void purge(const AdminRequest& req, const AdminState& state, const std::string& 
         res.set(bhttp::field::www_authenticate, "Bearer");
         json_error(res, bhttp::status::unauthorized, "a valid admin token is required (Authorization: Bearer ...)");
         spdlog::warn("purge refused from {}: no valid token", peer);
+        state.metrics.purge_refusals(metrics::Metrics::PurgeRefusal::Unauthorized).Increment();
         return;
     }
     auto parsed = parse_purge(req.body(), state.cfg);
     if (auto* refusal = std::get_if<std::string>(&parsed)) {
         json_error(res, bhttp::status::bad_request, *refusal);
         spdlog::warn("purge refused from {}: {}", peer, *refusal);
+        state.metrics.purge_refusals(metrics::Metrics::PurgeRefusal::Invalid).Increment();
         return;
     }
     const auto& order = std::get<PurgeOrder>(parsed);

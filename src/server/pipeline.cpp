@@ -232,6 +232,7 @@ Answer Pipeline::purge(const Parsed& p) {
                                      [&](const core::Network& n) { return n.contains(p.client.address); });
     if (!allowed) {
         spdlog::warn("PURGE refused from {}: not in purge_method.allow", p.client.address);
+        metrics_.purge_refusals(metrics::Metrics::PurgeRefusal::Forbidden).Increment();
         answer.response = make_error_response(403, p.version, "PURGE is not allowed from this address");
         return answer;
     }

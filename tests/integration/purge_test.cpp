@@ -107,6 +107,9 @@ TEST_CASE("with admin.token, /purge needs it; /metrics and the health checks do 
     CHECK(fetch(cachalot.admin_port(), "/metrics").result_int() == 200);
     CHECK(fetch(cachalot.admin_port(), "/readyz").result_int() == 200);
     CHECK_THAT(cachalot.output(), Catch::Contains("purge refused from 127.0.0.1: no valid token"));
+    const auto metrics = fetch(cachalot.admin_port(), "/metrics").body();
+    CHECK(metric_value(metrics, R"(cachalot_purge_refusals_total{reason="unauthorized"})") == 2);
+    CHECK(metric_value(metrics, R"(cachalot_purge_refusals_total{reason="invalid"})") == 0);
 }
 
 TEST_CASE("bad purge requests get a 4xx with the reason, and purge nothing") {
@@ -123,8 +126,9 @@ TEST_CASE("bad purge requests get a 4xx with the reason, and purge nothing") {
     CHECK(purge(cachalot, "{\"tags\": [\"" + std::string(2000, 'x') + "\"]}").result_int() == 413);
     CHECK(fetch(cachalot.admin_port(), "/purge").result_int() == 405);
     CHECK(hit(fetch(cachalot.port(), "/items/1")));
-    CHECK(metric_value(fetch(cachalot.admin_port(), "/metrics").body(),
-                       R"(cachalot_purges_total{kind="tag",mode="hard"})") == 0);
+    const auto metrics = fetch(cachalot.admin_port(), "/metrics").body();
+    CHECK(metric_value(metrics, R"(cachalot_purges_total{kind="tag",mode="hard"})") == 0);
+    CHECK(metric_value(metrics, R"(cachalot_purge_refusals_total{reason="invalid"})") == 4);  // (the 413 is the listener's)
 }
 
 TEST_CASE("a purge on one process reaches another process sharing the L1 file at once") {
@@ -158,6 +162,8 @@ TEST_CASE("PURGE on the proxy listener purges the URL for allowed networks, 403 
         CHECK(origin.request_count() == seen);  // never forwarded
         CHECK(hit(fetch(elsewhere.port(), "/items/6")));
         CHECK_THAT(elsewhere.output(), Catch::Contains("PURGE refused from 127.0.0.1"));
+        CHECK(metric_value(fetch(elsewhere.admin_port(), "/metrics").body(),
+                           R"(cachalot_purge_refusals_total{reason="forbidden"})") == 1);
     }
     Daemon off(proxy_config(origin.port()));
     fetch(off.port(), "/items/7");

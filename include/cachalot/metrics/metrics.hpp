@@ -102,6 +102,10 @@ public:
     prometheus::Counter& purges(cache::PurgeKind kind, cache::PurgeMode mode) const {
         return *purges_[static_cast<std::size_t>(kind)][static_cast<std::size_t>(mode)];
     }
+    /// A purge that was refused: no valid admin token (unauthorized), a request that does not
+    /// parse (invalid), or PURGE from outside purge_method.allow (forbidden).
+    enum class PurgeRefusal { Unauthorized, Invalid, Forbidden };
+    prometheus::Counter& purge_refusals(PurgeRefusal why) const { return *purge_refusals_[static_cast<std::size_t>(why)]; }
     /// Tags a response named beyond cache.tags.max_count / max_bytes, or malformed.
     prometheus::Counter& tags_cut() const { return *tags_cut_; }
 
@@ -123,6 +127,7 @@ private:
     prometheus::Histogram* l2_latency_ = nullptr;
     std::array<std::array<prometheus::Counter*, cache::kPurgeModeNames.size()>, cache::kPurgeKindNames.size()> purges_{};
     prometheus::Counter* tags_cut_ = nullptr;
+    std::array<prometheus::Counter*, 3> purge_refusals_{};
     std::vector<SampleSource> sources_;
 };
 
