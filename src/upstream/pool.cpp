@@ -190,13 +190,15 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& 
             bool busy = false;
             server = balancer.pick(index, unreachable, &busy);
             if (!server) {
+                // (Debug: under load these come once per request; the metrics count them, and the
+                // ejections and health changes that cause them are logged once each.)
                 if (busy) {
                     result.error = UpstreamError::Busy;
-                    spdlog::warn("upstream {}: {} requests in flight (max_in_flight); nothing sent", up.name,
-                                 up.max_in_flight);
+                    spdlog::debug("upstream {}: {} requests in flight (max_in_flight); nothing sent", up.name,
+                                  up.max_in_flight);
                 } else if (!failed_before) {
                     result.error = UpstreamError::Unavailable;
-                    spdlog::warn("upstream {}: every server is ejected; nothing sent", up.name);
+                    spdlog::debug("upstream {}: every server is ejected; nothing sent", up.name);
                 }
                 finish();
                 co_return result;
