@@ -179,6 +179,15 @@ public:
     }
 };
 
+// A host name or address as it may go on the wire (health checks send it as Host): no spaces,
+// control characters or URI delimiters.
+bool valid_host(std::string_view host) {
+    return std::none_of(host.begin(), host.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u <= 0x20 || u == 0x7f || c == '/' || c == '?' || c == '#' || c == '@' || c == '"' || c == '\\';
+    });
+}
+
 void read_upstream(Reader& r, const YAML::Node& node, const std::string& key, Upstream& u) {
     u.line = node.Mark().line + 1;
     if (!r.expect_map(node, key, {"name", "host", "port", "servers", "balance", "eject_after", "eject_for",
@@ -200,6 +209,7 @@ void read_upstream(Reader& r, const YAML::Node& node, const std::string& key, Up
                 Server s{.port = port};
                 if (!r.expect_map(servers[i], ikey, {"host", "port", "weight"})) continue;
                 r.read_string(servers[i], ikey, "host", s.host, true);
+                if (!valid_host(s.host)) r.error(servers[i]["host"], ikey + ".host", "expected a host name or address");
                 r.read_uint(servers[i], ikey, "port", s.port, 1, 65535);
                 r.read_uint(servers[i], ikey, "weight", s.weight, 1, 1000);
                 u.servers.push_back(std::move(s));
@@ -208,6 +218,7 @@ void read_upstream(Reader& r, const YAML::Node& node, const std::string& key, Up
     } else {
         Server s{.port = port};
         r.read_string(node, key, "host", s.host, true);
+        if (!valid_host(s.host)) r.error(node["host"], key + ".host", "expected a host name or address");
         u.servers.push_back(std::move(s));
     }
     std::string balance;

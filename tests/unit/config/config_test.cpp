@@ -602,6 +602,12 @@ routes:
         CHECK(e.key == "upstreams[0].servers[0].weight");
         CHECK(e.message == "must be between 1 and 1000");
     }
+    SECTION("a host that could not go on the wire") {
+        auto e = only_error(upstream("    servers:\n      - {host: \"a\\r\\nX-Injected: 1\"}\n"));
+        CHECK(e.key == "upstreams[0].servers[0].host");
+        CHECK(e.message == "expected a host name or address");
+        CHECK(only_error(upstream("    host: \"a/b\"\n")).key == "upstreams[0].host");
+    }
     SECTION("a server without host") {
         auto e = only_error(upstream("    servers:\n      - {port: 81}\n"));
         CHECK(e.key == "upstreams[0].servers[0].host");
