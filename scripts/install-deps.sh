@@ -8,12 +8,12 @@
 #   install-deps.sh runtime   shared libraries the cachalot binary links against
 set -euo pipefail
 
-runtime=(libyaml-cpp0.7 libhiredis0.14 libspdlog1.10 libfmt9 libprometheus-cpp-core1.0 ca-certificates)
+runtime=(libyaml-cpp0.7 libhiredis0.14 libspdlog1.10 libfmt9 libprometheus-cpp-core1.0 libssl3 ca-certificates)
 build=(build-essential cmake ninja-build ccache pkg-config
        libboost1.81-dev libhiredis-dev libyaml-cpp-dev libspdlog-dev libfmt-dev prometheus-cpp-dev catch2
-       libxxhash-dev)
+       libxxhash-dev libssl-dev)
 fuzz=(clang-14 libclang-rt-14-dev libfuzzer-14-dev libboost1.81-dev libyaml-cpp-dev cmake ninja-build)
-test=(redis-server curl)
+test=(redis-server curl openssl)  # openssl: the TLS tests make their certificates
 bench=(wrk nginx-light varnish python3 valgrind)  # python3: loadtest/purge.sh; valgrind: loadtest/instructions.sh
 
 case "${1:-build}" in

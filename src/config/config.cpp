@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -188,14 +189,47 @@ bool valid_host(std::string_view host) {
     });
 }
 
+// `tls: true`, or a mapping of its settings (which turns it on).
+void read_upstream_tls(Reader& r, const YAML::Node& node, const std::string& key, UpstreamTls& tls) {
+    if (!node.IsDefined() || node.IsNull()) return;
+    if (node.IsScalar()) {
+        const auto& v = node.Scalar();
+        if (v == "true" || v == "yes" || v == "on") tls.enabled = true;
+        else if (v != "false" && v != "no" && v != "off") r.error(node, key, "expected true, false or a mapping");
+        return;
+    }
+    if (!r.expect_map(node, key, {"server_name", "verify", "ca_file", "certificate", "private_key", "min_version"}))
+        return;
+    tls.enabled = true;
+    r.read_string(node, key, "server_name", tls.server_name);
+    if (!valid_host(tls.server_name)) r.error(node["server_name"], key + ".server_name", "expected a host name");
+    r.read_bool(node, key, "verify", tls.verify);
+    // Files are read when the daemon starts; a missing one is named here, with its line.
+    auto file = [&](const char* name, std::string& out) {
+        r.read_string(node, key, name, out);
+        if (!out.empty() && ::access(out.c_str(), R_OK) != 0)
+            r.error(node[name], key + "." + name, "cannot read " + out + ": " + std::strerror(errno));
+    };
+    file("ca_file", tls.ca_file);
+    file("certificate", tls.certificate);
+    file("private_key", tls.private_key);
+    if (tls.certificate.empty() != tls.private_key.empty())
+        r.error(node, key, "certificate and private_key go together (mutual TLS)");
+    std::string version;
+    r.read_string(node, key, "min_version", version);
+    if (version == "1.3") tls.min_version = 13;
+    else if (!version.empty() && version != "1.2") r.error(node["min_version"], key + ".min_version", "expected 1.2 or 1.3");
+}
+
 void read_upstream(Reader& r, const YAML::Node& node, const std::string& key, Upstream& u) {
     u.line = node.Mark().line + 1;
     if (!r.expect_map(node, key, {"name", "host", "port", "servers", "balance", "eject_after", "eject_for",
-                                  "max_in_flight", "health_check", "connect_timeout", "read_timeout", "max_idle_connections", "idle_timeout"}))
+                                  "max_in_flight", "health_check", "tls", "connect_timeout", "read_timeout", "max_idle_connections", "idle_timeout"}))
         return;
     r.read_string(node, key, "name", u.name, true);
+    read_upstream_tls(r, node["tls"], key + ".tls", u.tls);
     // `port` is also the default port of each of `servers`.
-    std::uint16_t port = 80;
+    std::uint16_t port = u.tls.enabled ? 443 : 80;
     r.read_uint(node, key, "port", port, 1, 65535);
     auto servers = node["servers"];
     if (servers.IsDefined() && !servers.IsNull()) {
@@ -206,7 +240,7 @@ void read_upstream(Reader& r, const YAML::Node& node, const std::string& key, Up
         } else {
             for (std::size_t i = 0; i < servers.size(); ++i) {
                 const auto ikey = skey + "[" + std::to_string(i) + "]";
-                Server s{.port = port};
+                Server s{.host = {}, .port = port};
                 if (!r.expect_map(servers[i], ikey, {"host", "port", "weight"})) continue;
                 r.read_string(servers[i], ikey, "host", s.host, true);
                 if (!valid_host(s.host)) r.error(servers[i]["host"], ikey + ".host", "expected a host name or address");
@@ -216,7 +250,7 @@ void read_upstream(Reader& r, const YAML::Node& node, const std::string& key, Up
             }
         }
     } else {
-        Server s{.port = port};
+        Server s{.host = {}, .port = port};
         r.read_string(node, key, "host", s.host, true);
         if (!valid_host(s.host)) r.error(node["host"], key + ".host", "expected a host name or address");
         u.servers.push_back(std::move(s));

@@ -1,5 +1,6 @@
 #include "core/wire.hpp"
 
+#include "core/tls_stream.hpp"
 #include "http/parser.hpp"
 
 #include <array>
@@ -51,7 +52,8 @@ std::size_t write_now(tcp::socket& socket, const std::string& head, std::string_
     return sent;
 }
 
-net::awaitable<beast::error_code> write_rest(tcp::socket& socket, const std::string& head, std::string_view body,
+template <class Stream>
+net::awaitable<beast::error_code> write_rest(Stream& socket, const std::string& head, std::string_view body,
                                              std::size_t sent) {
     std::array<net::const_buffer, 2> buffers{net::buffer(head), net::buffer(body.data(), body.size())};
     auto rest = beast::buffers_suffix<std::array<net::const_buffer, 2>>(buffers);
@@ -60,11 +62,15 @@ net::awaitable<beast::error_code> write_rest(tcp::socket& socket, const std::str
     co_return ec;
 }
 
-net::awaitable<beast::error_code> write_message(tcp::socket& socket, const std::string& head, std::string_view body) {
-    beast::error_code ec;
-    const std::size_t sent = write_now(socket, head, body, ec);
-    if (ec || sent == head.size() + body.size()) co_return ec;
-    co_return co_await write_rest(socket, head, body, sent);
+template <class Stream>
+net::awaitable<beast::error_code> write_message(Stream& stream, const std::string& head, std::string_view body) {
+    std::size_t sent = 0;
+    if constexpr (std::is_same_v<Stream, tcp::socket>) {
+        beast::error_code ec;
+        sent = write_now(stream, head, body, ec);
+        if (ec || sent == head.size() + body.size()) co_return ec;
+    }
+    co_return co_await write_rest(stream, head, body, sent);
 }
 
 template <class Parser>
@@ -80,8 +86,8 @@ bool parse_buffered(beast::flat_buffer& buffer, Parser& parser, Until until, bea
     return ec || (until == Until::Head ? parser.is_header_done() : used > 0 || parser.is_done());
 }
 
-template <class Parser>
-net::awaitable<beast::error_code> read(tcp::socket& socket, beast::flat_buffer& buffer, Parser& parser, Until until) {
+template <class Stream, class Parser>
+net::awaitable<beast::error_code> read(Stream& socket, beast::flat_buffer& buffer, Parser& parser, Until until) {
     for (;;) {
         beast::error_code ec;
         if (parse_buffered(buffer, parser, until, ec)) co_return ec;
@@ -99,8 +105,8 @@ net::awaitable<beast::error_code> read(tcp::socket& socket, beast::flat_buffer& 
     }
 }
 
-template <class Parser>
-beast::error_code read_available(tcp::socket& socket, beast::flat_buffer& buffer, Parser& parser, std::size_t limit) {
+template <class Stream, class Parser>
+beast::error_code read_available(Stream& socket, beast::flat_buffer& buffer, Parser& parser, std::size_t limit) {
     for (;;) {
         while (buffer.size() > 0 && !parser.is_done()) {
             beast::error_code ec;
@@ -127,9 +133,15 @@ beast::error_code read_available(tcp::socket& socket, beast::flat_buffer& buffer
 }
 
 template net::awaitable<beast::error_code> read(tcp::socket&, beast::flat_buffer&, http::RequestParser&, Until);
+template net::awaitable<beast::error_code> read(tcp::socket&, beast::flat_buffer&, http::ResponseParser&, Until);
+template net::awaitable<beast::error_code> read(TlsStream&, beast::flat_buffer&, http::ResponseParser&, Until);
 template bool parse_buffered(beast::flat_buffer&, http::RequestParser&, Until, beast::error_code&);
 template beast::error_code read_available(tcp::socket&, beast::flat_buffer&, http::RequestParser&, std::size_t);
 template beast::error_code read_available(tcp::socket&, beast::flat_buffer&, http::ResponseParser&, std::size_t);
-template net::awaitable<beast::error_code> read(tcp::socket&, beast::flat_buffer&, http::ResponseParser&, Until);
+template beast::error_code read_available(TlsStream&, beast::flat_buffer&, http::ResponseParser&, std::size_t);
+template net::awaitable<beast::error_code> write_rest(tcp::socket&, const std::string&, std::string_view, std::size_t);
+template net::awaitable<beast::error_code> write_rest(TlsStream&, const std::string&, std::string_view, std::size_t);
+template net::awaitable<beast::error_code> write_message(tcp::socket&, const std::string&, std::string_view);
+template net::awaitable<beast::error_code> write_message(TlsStream&, const std::string&, std::string_view);
 
 }  // namespace cachalot::core

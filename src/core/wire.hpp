@@ -20,14 +20,17 @@ namespace cachalot::core {
 void serialize_head(const bhttp::response_header<>& head, std::string& out);
 
 /// Writes `head` then `body` on `socket` (non-blocking): what it takes at once, the rest
-/// asynchronously (a core::Deadline on the socket bounds the wait).
-net::awaitable<beast::error_code> write_message(tcp::socket& socket, const std::string& head, std::string_view body);
+/// asynchronously (a core::Deadline on the socket bounds the wait). On a TLS stream (core::TlsStream,
+/// whose writes cannot be tried without waiting), all of it asynchronously.
+template <class Stream>
+net::awaitable<beast::error_code> write_message(Stream& stream, const std::string& head, std::string_view body);
 
 /// The two halves of write_message, for the hot paths (most messages go at once, and then no
 /// coroutine frame is made): write_now() writes what the socket takes at once and returns how
 /// much that was (an error other than would_block in `ec`); write_rest() waits to write the rest.
 std::size_t write_now(tcp::socket& socket, const std::string& head, std::string_view body, beast::error_code& ec);
-net::awaitable<beast::error_code> write_rest(tcp::socket& socket, const std::string& head, std::string_view body,
+template <class Stream>
+net::awaitable<beast::error_code> write_rest(Stream& stream, const std::string& head, std::string_view body,
                                              std::size_t sent);
 
 /// Reads into `parser` (a Beast request or response parser) until its head is complete
@@ -35,9 +38,10 @@ net::awaitable<beast::error_code> write_rest(tcp::socket& socket, const std::str
 /// from `socket` when that is not enough. The results Beast's async_read_header and
 /// async_read_some give: end_of_stream for a socket that closed before a byte, partial_message
 /// for one that closed mid-message, the parser's own errors, the socket's.
+/// (`Stream`: a tcp::socket or a core::TlsStream.)
 enum class Until { Head, More };
-template <class Parser>
-net::awaitable<beast::error_code> read(tcp::socket& socket, beast::flat_buffer& buffer, Parser& parser, Until until);
+template <class Stream, class Parser>
+net::awaitable<beast::error_code> read(Stream& stream, beast::flat_buffer& buffer, Parser& parser, Until until);
 
 /// The part of read() that needs no socket: feeds `parser` what `buffer` holds. True when that
 /// was enough (as `until` says) or failed (`ec`); false when read() has to wait for more. (A
@@ -47,8 +51,9 @@ bool parse_buffered(beast::flat_buffer& buffer, Parser& parser, Until until, bea
 
 /// Feeds `parser` what `buffer` holds and what `socket` (non-blocking) has ready, never waiting:
 /// until the message is complete, its body holds `limit` bytes, or the socket has nothing more
-/// for now. Errors as read() gives them.
-template <class Parser>
-beast::error_code read_available(tcp::socket& socket, beast::flat_buffer& buffer, Parser& parser, std::size_t limit);
+/// for now. Errors as read() gives them. (On a core::TlsStream too: a read that would block
+/// leaves a partial TLS record in the stream for the next read.)
+template <class Stream, class Parser>
+beast::error_code read_available(Stream& stream, beast::flat_buffer& buffer, Parser& parser, std::size_t limit);
 
 }  // namespace cachalot::core

@@ -123,6 +123,10 @@ Metrics::Metrics(const std::vector<std::string>& routes, const std::vector<Upstr
                        .Name("cachalot_upstream_health_checks_total")
                        .Help("Active health checks of upstream servers, by result")
                        .Register(*registry_);
+    auto& handshakes = prometheus::BuildCounter()
+                           .Name("cachalot_upstream_tls_handshakes_total")
+                           .Help("TLS handshakes with upstream servers, by whether they resumed an earlier session")
+                           .Register(*registry_);
     for (const auto& labels : upstreams) {
         const auto& name = labels.name;
         UpstreamSeries s;
@@ -140,6 +144,8 @@ Metrics::Metrics(const std::vector<std::string>& routes, const std::vector<Upstr
         s.duration = &up_duration.Add({{"upstream", name}}, kLatencyBuckets);
         s.connections_new = &connections.Add({{"upstream", name}, {"kind", "new"}});
         s.connections_reused = &connections.Add({{"upstream", name}, {"kind", "reused"}});
+        s.tls_full = &handshakes.Add({{"upstream", name}, {"session", "new"}});
+        s.tls_resumed = &handshakes.Add({{"upstream", name}, {"session", "resumed"}});
         for (std::size_t e = 0; e < kUpstreamErrorNames.size(); ++e)
             s.errors[e] = &errors.Add({{"upstream", name}, {"reason", kUpstreamErrorNames[e]}});
         upstreams_.push_back(s);

@@ -722,6 +722,8 @@ net::awaitable<Pipeline::Reach> Pipeline::forward(const Parsed& p, std::string b
             answer.response = make_error_response(503, p.version, "every server of this upstream is failing; try again");
         else if (fetched.error == metrics::UpstreamError::Busy)
             answer.response = make_error_response(503, p.version, "too many requests in flight to this upstream; try again");
+        else if (fetched.error == metrics::UpstreamError::Tls)
+            answer.response = make_error_response(502, p.version, "no trusted TLS connection to the origin could be made");
         else if (fetched.timed_out())
             answer.response = make_error_response(504, p.version, "the origin did not answer in time");
         else

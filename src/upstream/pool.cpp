@@ -5,6 +5,9 @@
 #include "core/net.hpp"
 #include "core/wire.hpp"
 #include "http/parser.hpp"
+#include "upstream/tls.hpp"
+
+#include <boost/asio/ssl/error.hpp>
 
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -20,16 +23,53 @@ using metrics::UpstreamError;
 
 struct Connection {
     tcp::socket socket;
+    std::unique_ptr<core::TlsStream> tls;  // over `socket`, to a TLS upstream
+    std::shared_ptr<TlsSession> session;   // where its server's next session goes (kept alive for it)
     core::Deadline deadline{socket};  // connect_timeout, then read_timeout for each exchange
+    // No exchange is under way or broke off: its TLS session may be resumed after it closes
+    // (OpenSSL marks the session of a connection freed mid-exchange as not resumable).
+    bool clean = false;
     Clock::time_point idle_since{};
-    std::string head;  // the request head being written (core::write_message); capacity reused
+    std::string head;  // the request head being written (Connection::write_message); capacity reused
     beast::flat_buffer buffer;                   // what was read from the origin; capacity reused
     std::optional<http::ResponseParser> parser;  // the response being read (trailer fields are not headers)
     explicit Connection(net::any_io_executor ex) : socket(std::move(ex)) {}
+    ~Connection() {
+        if (tls && clean) SSL_set_shutdown(tls->native_handle(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    }
     // What a failed operation means: a timeout when the deadline cancelled it.
     beast::error_code outcome(beast::error_code ec) const {
         return ec && deadline.expired() ? beast::error_code(beast::error::timeout) : ec;
     }
+
+    // Reads and writes on the TLS stream when there is one, else on the socket (core/wire.hpp).
+    // (Not coroutines: the plain path pays no extra frame.)
+    net::awaitable<beast::error_code> read(core::Until until) {
+        return tls ? core::read(*tls, buffer, *parser, until) : core::read(socket, buffer, *parser, until);
+    }
+    beast::error_code read_available(std::size_t limit) {
+        return tls ? core::read_available(*tls, buffer, *parser, limit)
+                   : core::read_available(socket, buffer, *parser, limit);
+    }
+    // Writes what the socket takes at once (nothing on TLS: its writes cannot be tried without waiting).
+    std::size_t write_now(const std::string& head, std::string_view body, beast::error_code& ec) {
+        return tls ? 0 : core::write_now(socket, head, body, ec);
+    }
+    net::awaitable<beast::error_code> write_rest(const std::string& head, std::string_view body, std::size_t sent) {
+        return tls ? core::write_rest(*tls, head, body, sent) : core::write_rest(socket, head, body, sent);
+    }
+    net::awaitable<beast::error_code> write_message(const std::string& head, std::string_view body) {
+        return tls ? core::write_message(*tls, head, body) : core::write_message(socket, head, body);
+    }
+    // Whether nothing is left over after a response: bytes nobody asked for make a connection
+    // untrustworthy (OpenSSL may hold some already decrypted).
+    bool drained() const { return buffer.size() == 0 && (!tls || SSL_pending(tls->native_handle()) == 0); }
+};
+
+// Why a connection could not be made.
+struct ConnectFailure {
+    UpstreamError reason;
+    std::string what;
 };
 
 // True when an idle pooled socket can still carry a request: the origin has neither closed it
@@ -43,8 +83,11 @@ bool still_open(Connection& c) {
 UpstreamError classify(const beast::error_code& ec) {
     if (ec == beast::error::timeout) return UpstreamError::Timeout;
     if (ec == bhttp::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset ||
-        ec == net::error::broken_pipe)
+        ec == net::error::broken_pipe || ec == net::ssl::error::stream_truncated)
         return UpstreamError::Closed;
+    // A TLS alert after the handshake: with TLS 1.3 a server refuses the client's certificate
+    // only once the client has sent its first request.
+    if (ec.category() == net::error::get_ssl_category()) return UpstreamError::Tls;
     return UpstreamError::BadResponse;
 }
 
@@ -56,6 +99,8 @@ struct Pool::Impl {
     const metrics::Metrics& metrics;
     Balancer& balancer;
     std::vector<std::vector<std::deque<std::unique_ptr<Connection>>>> idle;  // per upstream, per server
+    std::vector<std::unique_ptr<TlsClient>> tls;                           // per upstream; null: plain
+    std::vector<std::vector<std::shared_ptr<TlsSession>>> sessions;        // per upstream, per server
 
     // The most recently used live connection to server `s` of upstream `u`, or null.
     std::unique_ptr<Connection> take_idle(std::size_t u, std::size_t s) {
@@ -80,19 +125,37 @@ struct Pool::Impl {
         list.push_back(std::move(c));
     }
 
-    net::awaitable<beast::error_code> connect(Connection& c, const config::Upstream& up, const config::Server& server) {
+    // Connects `c` to `server`, with a TLS handshake for a TLS upstream (each within connect_timeout).
+    net::awaitable<std::optional<ConnectFailure>> connect(Connection& c, std::size_t u, std::size_t s) {
+        const auto& up = upstreams[u];
+        const auto& server = up.servers[s];
         tcp::resolver resolver(executor);
         auto [rec, results] = co_await resolver.async_resolve(server.host, std::to_string(server.port),
                                                               net::as_tuple(net::use_awaitable));
-        if (rec) co_return rec;
+        if (rec) co_return ConnectFailure{UpstreamError::Connect, "cannot resolve " + server.host + ": " + rec.message()};
         c.deadline.expires_after(up.connect_timeout);
-        auto [ec, ep] = co_await net::async_connect(c.socket, results, net::as_tuple(net::use_awaitable));
-        if (!ec) {
-            beast::error_code ignored;
-            c.socket.set_option(tcp::no_delay(true), ignored);
-            c.socket.non_blocking(true, ignored);  // core::write_message tries a send before it waits
+        auto [cec, ep] = co_await net::async_connect(c.socket, results, net::as_tuple(net::use_awaitable));
+        if (auto ec = c.outcome(cec))
+            co_return ConnectFailure{ec == beast::error::timeout ? UpstreamError::Timeout : UpstreamError::Connect,
+                                     "connect to " + server.label() + " failed: " + ec.message()};
+        beast::error_code ignored;
+        c.socket.set_option(tcp::no_delay(true), ignored);
+        if (auto& client = tls[u]) {
+            c.tls = std::make_unique<core::TlsStream>(c.socket, client->context());
+            c.session = sessions[u][s];
+            client->prepare(c.tls->native_handle(), server, c.session.get());
+            c.deadline.expires_after(up.connect_timeout);
+            auto [hec] = co_await c.tls->async_handshake(net::ssl::stream_base::client, net::as_tuple(net::use_awaitable));
+            if (auto ec = c.outcome(hec)) {
+                co_return ConnectFailure{ec == beast::error::timeout ? UpstreamError::Timeout : UpstreamError::Tls,
+                                         "TLS handshake with " + server.label() + " failed: " +
+                                             TlsClient::describe(c.tls->native_handle(), ec)};
+            }
+            const auto& series = metrics.upstream(u);
+            (TlsClient::resumed(c.tls->native_handle()) ? series.tls_resumed : series.tls_full)->Increment();
         }
-        co_return c.outcome(ec);
+        c.socket.non_blocking(true, ignored);  // core::write_now tries a send before it waits
+        co_return std::nullopt;
     }
 };
 
@@ -117,9 +180,17 @@ private:
 
 Pool::Pool(net::any_io_executor executor, const std::vector<config::Upstream>& upstreams,
            const metrics::Metrics& metrics, Balancer& balancer)
-    : impl_(new Impl{std::move(executor), upstreams, metrics, balancer, {}}) {
+    : impl_(new Impl{std::move(executor), upstreams, metrics, balancer, {}, {}, {}}) {
     impl_->idle.resize(upstreams.size());
-    for (std::size_t u = 0; u < upstreams.size(); ++u) impl_->idle[u].resize(upstreams[u].servers.size());
+    impl_->tls.resize(upstreams.size());
+    impl_->sessions.resize(upstreams.size());
+    for (std::size_t u = 0; u < upstreams.size(); ++u) {
+        impl_->idle[u].resize(upstreams[u].servers.size());
+        if (!upstreams[u].tls.enabled) continue;
+        impl_->tls[u] = std::make_unique<TlsClient>(upstreams[u]);
+        for (std::size_t s = 0; s < upstreams[u].servers.size(); ++s)
+            impl_->sessions[u].push_back(std::make_shared<TlsSession>());
+    }
 }
 
 Pool::~Pool() = default;
@@ -150,7 +221,7 @@ net::awaitable<beast::error_code> send_body(Connection& conn, BodyReader& body, 
             piece.append("\r\n");
         }
         conn.deadline.expires_after(timeout);
-        if (auto ec = conn.outcome(co_await core::write_message(conn.socket, conn.head, piece))) co_return ec;
+        if (auto ec = conn.outcome(co_await conn.write_message(conn.head, piece))) co_return ec;
         if (piece.empty()) co_return beast::error_code{};
     }
 }
@@ -212,10 +283,10 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& 
             series.connections_reused->Increment();
         } else {
             conn = std::make_unique<Connection>(impl_->executor);
-            if (auto ec = co_await impl_->connect(*conn, up, target)) {
-                result.error = ec == beast::error::timeout ? UpstreamError::Timeout : UpstreamError::Connect;
+            if (auto failure = co_await impl_->connect(*conn, index, *server)) {
+                result.error = failure->reason;
                 failed_before = true;
-                spdlog::warn("upstream {}: connect to {} failed: {}", up.name, target.label(), ec.message());
+                spdlog::warn("upstream {}: {}", up.name, failure->what);
                 balancer.report(index, *server, true);
                 // Nothing was sent: an idempotent request tries another server.
                 if (idempotent) {
@@ -229,10 +300,11 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& 
         }
 
         conn->deadline.expires_after(up.read_timeout);
+        conn->clean = false;
         beast::error_code wec;
-        const auto sent = core::write_now(conn->socket, request.head, request.body, wec);
+        const auto sent = conn->write_now(request.head, request.body, wec);
         if (!wec && sent < request.head.size() + request.body.size())
-            wec = co_await core::write_rest(conn->socket, request.head, request.body, sent);
+            wec = co_await conn->write_rest(request.head, request.body, sent);
         if (!wec && body) {
             body_taken = true;
             wec = co_await send_body(*conn, *body, request.chunked, up.read_timeout, result.body_failed);
@@ -241,7 +313,6 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& 
                 co_return result;
             }
         }
-        auto& buffer = conn->buffer;
         auto& parser = conn->parser;
         beast::error_code ec = conn->outcome(wec);
         bool got_some = false;
@@ -252,7 +323,7 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& 
             parser.emplace();
             parser->body_limit(boost::none);  // bodies stream: no length is too long
             parser->skip(request.method == bhttp::verb::head);
-            ec = conn->outcome(co_await core::read(conn->socket, buffer, *parser, core::Until::Head));
+            ec = conn->outcome(co_await conn->read(core::Until::Head));
             got_some = got_some || parser->got_some();
             if (ec) break;
             const unsigned status = parser->get().result_int();
@@ -272,7 +343,7 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& 
             }
         }
         // The body as far as it is there: most responses are complete now and go on whole.
-        if (!ec) ec = conn->outcome(core::read_available(conn->socket, buffer, *parser, kStreamWindow));
+        if (!ec) ec = conn->outcome(conn->read_available(kStreamWindow));
         if (ec) {
             // A keep-alive connection the origin closed while it sat in the pool: nothing was
             // answered, so the request can go again on a fresh connection.
@@ -301,7 +372,8 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& 
         }
         // A response ended by the connection's close leaves nothing to reuse; one followed by
         // bytes nobody asked for, nothing to trust.
-        const bool reusable = parser->get().keep_alive() && !parser->need_eof() && buffer.size() == 0;
+        const bool reusable = parser->get().keep_alive() && !parser->need_eof() && conn->drained();
+        conn->clean = true;
         result.response = parser->release();
         if (reusable) impl_->give_back(index, *server, std::move(conn));
         finish();
@@ -317,7 +389,7 @@ net::awaitable<beast::error_code> PooledBody::read(std::string& out) {
     beast::error_code ec;
     auto& parser = *conn_->parser;
     while (!ec && out.empty() && !parser.is_done()) {
-        ec = conn_->outcome(co_await core::read(conn_->socket, conn_->buffer, parser, core::Until::More));
+        ec = conn_->outcome(co_await conn_->read(core::Until::More));
         out.swap(parser.get().body());
     }
     if (ec) {
@@ -325,7 +397,8 @@ net::awaitable<beast::error_code> PooledBody::read(std::string& out) {
         co_return ec;
     }
     if (parser.is_done()) {
-        const bool reusable = parser.get().keep_alive() && !parser.need_eof() && conn_->buffer.size() == 0;
+        const bool reusable = parser.get().keep_alive() && !parser.need_eof() && conn_->drained();
+        conn_->clean = true;
         if (reusable) pool_.give_back(index_, server_, std::move(conn_));
         conn_.reset();
     }

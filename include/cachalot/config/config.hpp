@@ -70,6 +70,19 @@ struct HealthCheck {
     unsigned unhealthy_after = 3;       // failures in a row that take a server out
 };
 
+/// TLS to an upstream's servers (OpenSSL). Verification is on unless turned off: the chain
+/// against `ca_file` (or the system store), the name against `server_name` (or each server's
+/// host; an address is checked against the certificate's IP entries).
+struct UpstreamTls {
+    bool enabled = false;
+    std::string server_name;  // SNI and the name verified; empty: each server's host (no SNI for an address)
+    bool verify = true;
+    std::string ca_file;      // PEM; empty: the system store (ca-certificates)
+    std::string certificate;  // PEM client certificate, for mutual TLS (with private_key)
+    std::string private_key;
+    int min_version = 12;     // TLS 1.2 or 1.3 (12, 13)
+};
+
 /// How an upstream's requests are spread over its servers.
 enum class Balance {
     RoundRobin,        // in turn, by weight (smooth weighted round robin, as nginx's)
@@ -91,7 +104,8 @@ struct Upstream {
     /// gets 503 at once, so that a slow origin cannot tie up every connection. 0: no cap.
     std::size_t max_in_flight = 0;
     HealthCheck health_check;
-    Duration connect_timeout{2'000};
+    UpstreamTls tls;
+    Duration connect_timeout{2'000};  // for the TCP connection, and again for the TLS handshake
     Duration read_timeout{30'000};          // for the whole response once the request is sent
     std::size_t max_idle_connections = 64;  // per worker thread
     Duration idle_timeout{30'000};          // pooled connections unused for longer are closed

@@ -20,9 +20,11 @@ namespace cachalot::metrics {
 
 /// Why an upstream exchange failed; the label values of cachalot_upstream_errors_total.
 /// Unavailable: every server of the upstream is ejected. Busy: max_in_flight requests were in
-/// flight already (nothing was sent).
-enum class UpstreamError { Connect, Timeout, BadResponse, Closed, Unavailable, Busy };
-inline constexpr std::array kUpstreamErrorNames{"connect", "timeout", "bad_response", "closed", "unavailable", "busy"};
+/// flight already (nothing was sent). Tls: the TLS handshake failed (a certificate that does not
+/// verify, no protocol in common, a server that does not speak TLS).
+enum class UpstreamError { Connect, Timeout, BadResponse, Closed, Unavailable, Busy, Tls };
+inline constexpr std::array kUpstreamErrorNames{"connect",     "timeout", "bad_response", "closed",
+                                                "unavailable", "busy",    "tls"};
 
 struct RouteSeries {
     std::array<prometheus::Counter*, 6> requests_by_class{};  // index = status / 100; 0 = other
@@ -65,6 +67,8 @@ struct UpstreamSeries {
     prometheus::Histogram* duration = nullptr;
     prometheus::Counter* connections_new = nullptr;
     prometheus::Counter* connections_reused = nullptr;
+    prometheus::Counter* tls_full = nullptr;     // TLS handshakes that made a new session
+    prometheus::Counter* tls_resumed = nullptr;  // TLS handshakes that resumed one
     std::array<prometheus::Counter*, kUpstreamErrorNames.size()> errors{};
     prometheus::Counter& error(UpstreamError e) const { return *errors[static_cast<std::size_t>(e)]; }
 };

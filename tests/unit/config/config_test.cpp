@@ -638,3 +638,62 @@ routes:
         CHECK(e.message == "expected round_robin or least_outstanding");
     }
 }
+
+TEST_CASE("upstream tls: true, or a mapping of its settings; port 443 by default; its errors") {
+    auto upstream = [](const std::string& body) {
+        return "upstreams:\n  - name: api\n" + body + "routes:\n  - name: all\n    upstream: api\n";
+    };
+    auto only_error = [](const std::string& yaml) {
+        auto r = parse_config(yaml);
+        REQUIRE(r.errors.size() == 1);
+        return r.errors[0];
+    };
+    SECTION("off by default") {
+        auto r = parse_config(upstream("    host: a\n"));
+        REQUIRE(r.ok());
+        CHECK_FALSE(r.config->upstreams[0].tls.enabled);
+        CHECK(r.config->upstreams[0].servers[0].port == 80);
+    }
+    SECTION("tls: true verifies against the system store, and the default port is 443") {
+        auto r = parse_config(upstream("    host: api.example.com\n    tls: true\n"));
+        REQUIRE(r.ok());
+        const auto& u = r.config->upstreams[0];
+        CHECK(u.tls.enabled);
+        CHECK(u.tls.verify);
+        CHECK(u.tls.ca_file.empty());
+        CHECK(u.tls.server_name.empty());
+        CHECK(u.tls.min_version == 12);
+        CHECK(u.servers[0].port == 443);
+    }
+    SECTION("every setting") {
+        auto r = parse_config(upstream("    host: 10.0.0.1\n    port: 8443\n    tls: {server_name: api.internal, verify: false, "
+                                       "ca_file: /dev/null, certificate: /dev/null, private_key: /dev/null, "
+                                       "min_version: \"1.3\"}\n"));
+        INFO(format_errors("test.yaml", r.errors));
+        REQUIRE(r.ok());
+        const auto& t = r.config->upstreams[0].tls;
+        CHECK(t.enabled);
+        CHECK(t.server_name == "api.internal");
+        CHECK_FALSE(t.verify);
+        CHECK(t.ca_file == "/dev/null");
+        CHECK(t.certificate == "/dev/null");
+        CHECK(t.private_key == "/dev/null");
+        CHECK(t.min_version == 13);
+        CHECK(r.config->upstreams[0].servers[0].port == 8443);
+    }
+    SECTION("a file that cannot be read is named") {
+        auto e = only_error(upstream("    host: a\n    tls: {ca_file: /nonexistent/ca.pem}\n"));
+        CHECK(e.key == "upstreams[0].tls.ca_file");
+        CHECK(e.message.find("cannot read /nonexistent/ca.pem") == 0);
+        CHECK(e.line == 4);
+    }
+    SECTION("a certificate without its key") {
+        auto e = only_error(upstream("    host: a\n    tls: {certificate: /dev/null}\n"));
+        CHECK(e.key == "upstreams[0].tls");
+    }
+    SECTION("an unknown version, key or value") {
+        CHECK(only_error(upstream("    host: a\n    tls: {min_version: \"1.1\"}\n")).key == "upstreams[0].tls.min_version");
+        CHECK(only_error(upstream("    host: a\n    tls: {sni: x}\n")).key == "upstreams[0].tls.sni");
+        CHECK(only_error(upstream("    host: a\n    tls: maybe\n")).key == "upstreams[0].tls");
+    }
+}
