@@ -258,8 +258,9 @@ void read_upstream(Reader& r, const YAML::Node& node, const std::string& key, Up
     std::string balance;
     r.read_string(node, key, "balance", balance);
     if (balance == "least_outstanding") u.balance = Balance::LeastOutstanding;
+    else if (balance == "consistent_hash") u.balance = Balance::ConsistentHash;
     else if (!balance.empty() && balance != "round_robin")
-        r.error(node["balance"], key + ".balance", "expected round_robin or least_outstanding");
+        r.error(node["balance"], key + ".balance", "expected round_robin, least_outstanding or consistent_hash");
     r.read_uint(node, key, "eject_after", u.eject_after, 0, 1000);
     r.read_duration(node, key, "eject_for", u.eject_for);
     r.read_uint(node, key, "max_in_flight", u.max_in_flight, 0, 10'000'000);

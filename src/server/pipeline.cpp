@@ -714,7 +714,9 @@ net::awaitable<Pipeline::Fetched> Pipeline::fetch(const Parsed& p, const Found& 
 net::awaitable<Pipeline::Reach> Pipeline::forward(const Parsed& p, std::string body, const Validators& validators,
                                                   Answer& answer, std::unique_ptr<upstream::BodyReader>& rest) {
     const auto& upstream = cfg_.upstreams[p.route.upstream_index];
-    const auto request = origin_request(p.request, std::move(body), p.client, upstream, validators, p.upload);
+    auto request = origin_request(p.request, std::move(body), p.client, upstream, validators, p.upload);
+    if (upstream.balance == config::Balance::ConsistentHash)  // the normalized URL; the target when there is none
+        request.affinity = upstream::affinity_of(p.url.empty() ? std::string_view(p.request.target()) : p.url);
     auto fetched = co_await origin_.fetch(p.route.upstream_index, request, p.upload, p.interim);
     answer.upstream_seconds = fetched.seconds;
     if (!fetched.response) {

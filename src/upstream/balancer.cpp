@@ -1,6 +1,8 @@
 #include "cachalot/upstream/balancer.hpp"
 
 #include <spdlog/spdlog.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #include <algorithm>
 #include <mutex>
@@ -17,17 +19,37 @@ struct Balancer::Group {
         bool ejected = false;
         bool checks_failing = false;  // active health checks took it out
     };
-    Group(const config::Upstream& c, const metrics::UpstreamSeries& s) : config(c), series(s), servers(c.servers.size()) {}
+    Group(const config::Upstream& c, const metrics::UpstreamSeries& s) : config(c), series(s), servers(c.servers.size()) {
+        if (c.balance == config::Balance::ConsistentHash) build_ring();
+    }
     const config::Upstream& config;
     const metrics::UpstreamSeries& series;
     std::mutex mutex;  // (a handful of servers, a few instructions per pick)
     std::vector<Server> servers;
     std::size_t cursor = 0;  // where least-outstanding starts looking, for ties
+    // consistent_hash: each server's points (kPointsPerWeight per unit of weight, placed by a
+    // hash of its host:port and the point's number), sorted. A server that goes or comes moves
+    // only the URLs of its own arcs (ketama's scheme, as nginx's `hash … consistent`).
+    static constexpr unsigned kPointsPerWeight = 160;
+    std::vector<std::pair<std::uint64_t, std::size_t>> ring;
+
+    void build_ring() {
+        for (std::size_t s = 0; s < config.servers.size(); ++s) {
+            const auto label = config.servers[s].label();
+            for (unsigned i = 0; i < kPointsPerWeight * config.servers[s].weight; ++i) {
+                const auto point = label + "#" + std::to_string(i);
+                ring.emplace_back(XXH3_64bits(point.data(), point.size()), s);
+            }
+        }
+        std::sort(ring.begin(), ring.end());
+    }
 
     const metrics::ServerSeries* series_of(std::size_t s) const {
         return s < series.servers.size() ? &series.servers[s] : nullptr;
     }
 };
+
+std::uint64_t affinity_of(std::string_view url) { return XXH3_64bits(url.data(), url.size()); }
 
 Balancer::Balancer(const std::vector<config::Upstream>& upstreams, const metrics::Metrics& metrics,
                    std::function<Clock::time_point()> now)
@@ -39,7 +61,8 @@ Balancer::Balancer(const std::vector<config::Upstream>& upstreams, const metrics
 
 Balancer::~Balancer() = default;
 
-std::optional<std::size_t> Balancer::pick(std::size_t u, std::span<const std::size_t> skip, bool* busy) {
+std::optional<std::size_t> Balancer::pick(std::size_t u, std::span<const std::size_t> skip, bool* busy,
+                                          std::uint64_t affinity) {
     auto& g = *groups_[u];
     const auto now = now_();
     std::lock_guard lock(g.mutex);
@@ -61,7 +84,19 @@ std::optional<std::size_t> Balancer::pick(std::size_t u, std::span<const std::si
     };
     std::optional<std::size_t> chosen;
     const auto n = g.servers.size();
-    if (g.config.balance == config::Balance::LeastOutstanding) {
+    if (g.config.balance == config::Balance::ConsistentHash) {
+        // The first point at or after the URL's hash whose server takes requests (wrapping).
+        const auto start = static_cast<std::size_t>(
+            std::lower_bound(g.ring.begin(), g.ring.end(), std::pair{affinity, std::size_t{0}}) - g.ring.begin());
+        std::vector<bool> tried(n);
+        for (std::size_t i = 0, seen = 0; i < g.ring.size() && seen < n && !chosen; ++i) {
+            const auto s = g.ring[(start + i) % g.ring.size()].second;
+            if (tried[s]) continue;
+            tried[s] = true;
+            ++seen;
+            if (eligible(s)) chosen = s;
+        }
+    } else if (g.config.balance == config::Balance::LeastOutstanding) {
         // Fewest in flight for its weight (compared without division); ties go round.
         for (std::size_t i = 0; i < n; ++i) {
             const auto s = (g.cursor + i) % n;

@@ -259,7 +259,7 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& 
         if (!same_server) {
             if (server) balancer.release(index, *server);
             bool busy = false;
-            server = balancer.pick(index, unreachable, &busy);
+            server = balancer.pick(index, unreachable, &busy, request.affinity);
             if (!server) {
                 // (Debug: under load these come once per request; the metrics count them, and the
                 // ejections and health changes that cause them are logged once each.)

@@ -7,6 +7,8 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <map>
+#include <set>
 #include <future>
 #include <thread>
 
@@ -44,6 +46,24 @@ TEST_CASE("weighted round robin: each server gets its weight's share") {
     const auto metrics = fetch(cachalot.admin_port(), "/metrics").body();
     CHECK(metric_value(metrics, "cachalot_upstream_server_requests_total{server=\"127.0.0.1:" +
                                     std::to_string(a.port()) + "\",upstream=\"origin\"}") == 30);
+}
+
+TEST_CASE("consistent hashing: a URL always reaches the same server, and URLs are spread over the servers") {
+    TestOrigin a(uncached("a")), b(uncached("b"));
+    Daemon cachalot(with_servers(proxy_config(a.port(), "", "    balance: consistent_hash\n"), {{a.port(), 1}, {b.port(), 1}}));
+    Client client(cachalot.port());
+    std::map<std::string, std::set<std::string>> servers_of;  // URL → the servers that answered it
+    for (int round = 0; round < 3; ++round)
+        for (int i = 0; i < 20; ++i) {
+            const auto target = "/item/" + std::to_string(i);
+            const auto res = client.request("GET", target);
+            REQUIRE(res.result_int() == 200);
+            servers_of[target].insert(res.body());
+        }
+    for (const auto& [target, servers] : servers_of) CHECK(servers.size() == 1);
+    CHECK(a.request_count() > 0);
+    CHECK(b.request_count() > 0);
+    CHECK(a.request_count() + b.request_count() == 60);
 }
 
 TEST_CASE("least outstanding: requests go to the idle server while the other is busy") {

@@ -87,6 +87,7 @@ struct UpstreamTls {
 enum class Balance {
     RoundRobin,        // in turn, by weight (smooth weighted round robin, as nginx's)
     LeastOutstanding,  // to the server with the fewest requests in flight for its weight
+    ConsistentHash,    // by the request's normalized URL on a hash ring: a URL keeps its server
 };
 
 struct Upstream {

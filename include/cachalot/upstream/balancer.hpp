@@ -1,6 +1,7 @@
 #pragma once
-// Which server of an upstream a request goes to, shared by every worker: weighted round robin
-// or least outstanding requests, over the servers that are not ejected. Passive health: a
+// Which server of an upstream a request goes to, shared by every worker: weighted round robin,
+// least outstanding requests, or consistent hashing of the request's URL, over the servers
+// that are not ejected. Passive health: a
 // server that fails `eject_after` times in a row is ejected for `eject_for`, doubled each time
 // it fails again right after coming back; a success readmits it for good.
 
@@ -14,9 +15,13 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace cachalot::upstream {
+
+/// The hash of a request's URL that places it on a consistent_hash upstream's ring.
+std::uint64_t affinity_of(std::string_view url);
 
 class Balancer {
 public:
@@ -29,7 +34,10 @@ public:
     /// The server of upstream `u` the next request goes to, none of `skip`; nothing when every
     /// other server is ejected, or (then `*busy` is set) when the upstream has max_in_flight
     /// requests outstanding. The request counts as outstanding on it until release().
-    std::optional<std::size_t> pick(std::size_t u, std::span<const std::size_t> skip = {}, bool* busy = nullptr);
+    /// `affinity` (a hash of the request's URL) places it on the ring of a consistent_hash
+    /// upstream: the first server at or after it that takes requests.
+    std::optional<std::size_t> pick(std::size_t u, std::span<const std::size_t> skip = {}, bool* busy = nullptr,
+                                    std::uint64_t affinity = 0);
     /// How server `s` did: `failed` when it could not be reached, timed out, broke the response
     /// or answered 5xx. Failures in a row eject it; a success readmits it.
     void report(std::size_t u, std::size_t s, bool failed);

@@ -28,6 +28,7 @@ struct OriginRequest {
     std::string body;
     boost::beast::http::verb method = boost::beast::http::verb::get;
     bool chunked = false;
+    std::uint64_t affinity = 0;  // a hash of the request's normalized URL (consistent_hash balancing)
     /// The method and the target, as the start line has them.
     std::string_view method_string() const { return std::string_view(head).substr(0, head.find(' ')); }
     std::string_view target() const {

@@ -635,7 +635,7 @@ routes:
     SECTION("an unknown balance") {
         auto e = only_error(upstream("    host: a\n    balance: random\n"));
         CHECK(e.key == "upstreams[0].balance");
-        CHECK(e.message == "expected round_robin or least_outstanding");
+        CHECK(e.message == "expected round_robin, least_outstanding or consistent_hash");
     }
 }
 

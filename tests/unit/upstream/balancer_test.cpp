@@ -120,3 +120,49 @@ TEST_CASE("balancer: with every server ejected or skipped there is nothing to pi
     CHECK(one.balancer.healthy(0, 0));
     CHECK(one.balancer.pick(0) == 0u);
 }
+
+TEST_CASE("balancer: consistent hashing keeps a URL on one server, spreads URLs by weight, and moves only an "
+          "ejected server's URLs") {
+    Fixture f(make_upstream({1, 1, 2}, config::Balance::ConsistentHash));
+    auto home = [&](std::uint64_t affinity) {
+        const auto s = f.balancer.pick(0, {}, nullptr, affinity);
+        REQUIRE(s);
+        f.balancer.release(0, *s);
+        return *s;
+    };
+    std::vector<std::size_t> before;
+    std::map<std::size_t, int> counts;
+    for (int i = 0; i < 4000; ++i) {
+        const auto s = home(upstream::affinity_of("http://api/item/" + std::to_string(i)));
+        before.push_back(s);
+        ++counts[s];
+    }
+    // The same URL, the same server, whatever came between.
+    for (int i = 0; i < 100; ++i) CHECK(home(upstream::affinity_of("http://api/item/7")) == before[7]);
+    // By weight, within the ring's unevenness (160 points per unit of weight).
+    CHECK(counts[0] > 700);
+    CHECK(counts[0] < 1300);
+    CHECK(counts[1] > 700);
+    CHECK(counts[1] < 1300);
+    CHECK(counts[2] > 1600);
+    CHECK(counts[2] < 2400);
+    SECTION("a server ejected: only its URLs move") {
+        for (int i = 0; i < 3; ++i) f.balancer.report(0, 1, true);
+        REQUIRE_FALSE(f.balancer.healthy(0, 1));
+        int moved = 0;
+        for (int i = 0; i < 4000; ++i) {
+            const auto s = home(upstream::affinity_of("http://api/item/" + std::to_string(i)));
+            CHECK(s != 1);
+            if (before[i] != 1) CHECK(s == before[i]);
+            moved += s != before[i];
+        }
+        CHECK(moved == counts[1]);
+    }
+    SECTION("a server skipped (it could not be reached): the next one on the ring") {
+        const auto affinity = upstream::affinity_of("http://api/item/7");
+        const std::size_t skip[] = {before[7]};
+        const auto s = f.balancer.pick(0, skip, nullptr, affinity);
+        REQUIRE(s);
+        CHECK(*s != before[7]);
+    }
+}
