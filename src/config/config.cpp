@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <sys/stat.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -187,6 +188,36 @@ bool valid_host(std::string_view host) {
         const auto u = static_cast<unsigned char>(c);
         return u <= 0x20 || u == 0x7f || c == '/' || c == '?' || c == '#' || c == '@' || c == '"' || c == '\\';
     });
+}
+
+// "10.0.0.2", "127.0.0.1:5353", "::1", "[::1]:53".
+std::optional<Resolver::Nameserver> parse_nameserver(std::string_view text) {
+    Resolver::Nameserver ns;
+    std::string_view host = text;
+    std::string_view port;
+    if (!text.empty() && text.front() == '[') {
+        const auto close = text.find(']');
+        if (close == std::string_view::npos) return std::nullopt;
+        host = text.substr(1, close - 1);
+        if (close + 1 < text.size()) {
+            if (text[close + 1] != ':') return std::nullopt;
+            port = text.substr(close + 2);
+        }
+    } else if (std::count(text.begin(), text.end(), ':') == 1) {
+        host = text.substr(0, text.find(':'));
+        port = text.substr(text.find(':') + 1);
+    }
+    unsigned char buffer[16];
+    ns.address = std::string(host);
+    if (inet_pton(AF_INET, ns.address.c_str(), buffer) != 1 && inet_pton(AF_INET6, ns.address.c_str(), buffer) != 1)
+        return std::nullopt;
+    if (!port.empty() || (text.size() && text.back() == ':')) {
+        unsigned value = 0;
+        auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+        if (ec != std::errc{} || p != port.data() + port.size() || value == 0 || value > 65535) return std::nullopt;
+        ns.port = static_cast<std::uint16_t>(value);
+    }
+    return ns;
 }
 
 // `tls: true`, or a mapping of its settings (which turns it on).
@@ -495,8 +526,8 @@ void read_route(Reader& r, const YAML::Node& node, const std::string& key, Route
 Config read_config(Reader& r, const YAML::Node& root) {
     Config c;
     if (!r.expect_map(root, "",
-                      {"listen", "admin", "purge_method", "workers", "client", "drain_timeout", "upstreams", "routes",
-                       "cache", "logging"}))
+                      {"listen", "admin", "purge_method", "workers", "client", "drain_timeout", "upstreams", "resolver",
+                       "routes", "cache", "logging"}))
         return c;
 
     if (auto listen = root["listen"]; listen.IsDefined() && !listen.IsNull()) {
@@ -527,6 +558,24 @@ Config read_config(Reader& r, const YAML::Node& root) {
     }
     r.read_uint(root, "", "workers", c.workers, 0, 1024);
     r.read_duration(root, "", "drain_timeout", c.drain_timeout);
+    if (auto resolver = root["resolver"]; resolver.IsDefined() && !resolver.IsNull()) {
+        if (r.expect_map(resolver, "resolver", {"nameservers", "interval", "timeout"})) {
+            std::vector<std::string> servers;
+            read_string_list(r, resolver, "resolver", "nameservers", servers);
+            for (std::size_t i = 0; i < servers.size(); ++i) {
+                auto ns = parse_nameserver(servers[i]);
+                if (!ns)
+                    r.error(resolver["nameservers"][i], "resolver.nameservers[" + std::to_string(i) + "]",
+                            "expected an address, with a port or not: 10.0.0.2, 127.0.0.1:5353, [::1]:53");
+                else
+                    c.resolver.nameservers.push_back(*ns);
+            }
+            r.read_duration(resolver, "resolver", "interval", c.resolver.interval);
+            r.read_duration(resolver, "resolver", "timeout", c.resolver.timeout);
+            if (c.resolver.interval.count() < 100)
+                r.error(resolver["interval"], "resolver.interval", "must be at least 100ms");
+        }
+    }
 
     if (auto client = root["client"]; client.IsDefined() && !client.IsNull()) {
         if (r.expect_map(client, "client", {"max_header_bytes", "max_body_bytes", "header_timeout", "body_timeout",

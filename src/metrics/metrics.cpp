@@ -21,6 +21,27 @@ void RouteSeries::record(const cache::Outcome& o) const {
     if (o.purged != cache::Purged::None) purged[static_cast<std::size_t>(o.purged)]->Increment();
 }
 
+ServerSeries Metrics::server_series(const std::string& upstream, const std::string& server) const {
+    const prometheus::Labels l{{"upstream", upstream}, {"server", server}};
+    ServerSeries ss{&server_healthy_->Add(l),
+                    &server_requests_->Add(l),
+                    &server_failures_->Add(l),
+                    &server_ejections_->Add(l),
+                    &server_checks_->Add({{"upstream", upstream}, {"server", server}, {"result", "pass"}}),
+                    &server_checks_->Add({{"upstream", upstream}, {"server", server}, {"result", "fail"}})};
+    ss.healthy->Set(1);
+    return ss;
+}
+
+void Metrics::drop_server_series(const ServerSeries& series) const {
+    server_healthy_->Remove(series.healthy);
+    server_requests_->Remove(series.requests);
+    server_failures_->Remove(series.failures);
+    server_ejections_->Remove(series.ejections);
+    server_checks_->Remove(series.checks_passed);
+    server_checks_->Remove(series.checks_failed);
+}
+
 void RouteSeries::record(unsigned status, double seconds) const {
     unsigned cls = status / 100;
     requests_by_class[cls >= 1 && cls <= 5 ? cls : 0]->Increment();
@@ -103,23 +124,23 @@ Metrics::Metrics(const std::vector<std::string>& routes, const std::vector<Upstr
                        .Name("cachalot_upstream_errors_total")
                        .Help("Failed origin exchanges, by reason")
                        .Register(*registry_);
-    auto& healthy = prometheus::BuildGauge()
+    server_healthy_ = &prometheus::BuildGauge()
                         .Name("cachalot_upstream_server_healthy")
                         .Help("1 while an upstream server takes requests, 0 while it is ejected")
                         .Register(*registry_);
-    auto& server_requests = prometheus::BuildCounter()
+    server_requests_ = &prometheus::BuildCounter()
                                 .Name("cachalot_upstream_server_requests_total")
                                 .Help("Requests sent to an upstream server")
                                 .Register(*registry_);
-    auto& server_failures = prometheus::BuildCounter()
+    server_failures_ = &prometheus::BuildCounter()
                                 .Name("cachalot_upstream_server_failures_total")
                                 .Help("Requests an upstream server failed: unreachable, timed out, broken or 5xx")
                                 .Register(*registry_);
-    auto& ejections = prometheus::BuildCounter()
+    server_ejections_ = &prometheus::BuildCounter()
                           .Name("cachalot_upstream_server_ejections_total")
                           .Help("Times an upstream server was ejected after failing in a row")
                           .Register(*registry_);
-    auto& checks = prometheus::BuildCounter()
+    server_checks_ = &prometheus::BuildCounter()
                        .Name("cachalot_upstream_health_checks_total")
                        .Help("Active health checks of upstream servers, by result")
                        .Register(*registry_);
@@ -130,17 +151,7 @@ Metrics::Metrics(const std::vector<std::string>& routes, const std::vector<Upstr
     for (const auto& labels : upstreams) {
         const auto& name = labels.name;
         UpstreamSeries s;
-        for (const auto& server : labels.servers) {
-            const prometheus::Labels l{{"upstream", name}, {"server", server}};
-            ServerSeries ss{&healthy.Add(l),
-                            &server_requests.Add(l),
-                            &server_failures.Add(l),
-                            &ejections.Add(l),
-                            &checks.Add({{"upstream", name}, {"server", server}, {"result", "pass"}}),
-                            &checks.Add({{"upstream", name}, {"server", server}, {"result", "fail"}})};
-            ss.healthy->Set(1);
-            s.servers.push_back(ss);
-        }
+        for (const auto& server : labels.servers) s.servers.push_back(server_series(name, server));
         s.duration = &up_duration.Add({{"upstream", name}}, kLatencyBuckets);
         s.connections_new = &connections.Add({{"upstream", name}, {"kind", "new"}});
         s.connections_reused = &connections.Add({{"upstream", name}, {"kind", "reused"}});

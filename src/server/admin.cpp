@@ -68,7 +68,7 @@ void purge(const AdminRequest& req, const AdminState& state, const std::string& 
     res.body() = purge_answer(order, at);
 }
 
-// {"upstreams":[{"name":…,"balance":…,"max_in_flight":…,"servers":[{"server":"host:port","weight":…,
+// {"upstreams":[{"name":…,"balance":…,"max_in_flight":…,"servers":[{"server":"address:port","host":…,"weight":…,
 // "healthy":…,"outstanding":…,"failures_in_row":…,"ejected_ms_left":…}]}]}
 std::string upstreams_json(const AdminState& state) {
     json::array upstreams;
@@ -76,13 +76,16 @@ std::string upstreams_json(const AdminState& state) {
         const auto& up = state.cfg.upstreams[u];
         json::object o;
         o["name"] = up.name;
-        o["balance"] = up.balance == config::Balance::LeastOutstanding ? "least_outstanding" : "round_robin";
+        o["balance"] = up.balance == config::Balance::LeastOutstanding ? "least_outstanding"
+                       : up.balance == config::Balance::ConsistentHash ? "consistent_hash"
+                                                                        : "round_robin";
         o["max_in_flight"] = up.max_in_flight;
         json::array servers;
         if (state.balancer) {
             for (const auto& s : state.balancer->state(u)) {
                 json::object so;
                 so["server"] = s.server;
+                so["host"] = s.host;
                 so["weight"] = s.weight;
                 so["healthy"] = s.healthy;
                 so["outstanding"] = s.outstanding;

@@ -1,6 +1,7 @@
 #include "cachalot/server/server.hpp"
 
 #include "cachalot/upstream/health_check.hpp"
+#include "cachalot/upstream/resolver.hpp"
 #include "server/admin.hpp"
 #include "server/worker.hpp"
 
@@ -39,6 +40,7 @@ struct Server::Impl {
     store::PurgeTable purges;
     core::ByteBudget budget;     // client.max_buffered_bytes, for every worker together
     upstream::Balancer balancer;  // which server each origin request goes to: shared, outlives the workers
+    std::optional<upstream::HealthChecks> health_checks;  // (made with ioc, which it runs on)
     // Declared before ioc so that they outlive it: an abandoned accept holds a worker's socket.
     std::vector<std::unique_ptr<Worker>> workers;
     net::io_context ioc{1};  // accepting, admin and signals; requests run on the workers
@@ -64,6 +66,7 @@ struct Server::Impl {
           balancer(c.upstreams, m),
           proxy_acceptor(bind_acceptor(ioc, c.listen.proxy, "proxy")),
           admin_acceptor(bind_acceptor(ioc, c.listen.admin, "admin")) {
+        health_checks.emplace(ioc.get_executor(), cfg.upstreams, balancer);
         for (unsigned i = 0; i < cfg.worker_count(); ++i)
             workers.push_back(std::make_unique<Worker>(cfg, metrics, draining, l1, purges, coalescer, budget, balancer));
         m.add_source([this] {
@@ -224,8 +227,9 @@ int Server::run() {
         spdlog::info("received signal {}", signal);
         net::co_spawn(s.ioc, s.drain(), net::detached);
     });
-    for (std::size_t u = 0; u < s.cfg.upstreams.size(); ++u)
-        upstream::start_health_checks(s.ioc.get_executor(), s.cfg.upstreams[u], u, s.balancer, s.metrics);
+    s.health_checks->start();
+    upstream::start_resolving(s.ioc.get_executor(), s.cfg, s.balancer,
+                              [&s](std::size_t u, std::size_t server) { s.health_checks->watch(u, server); });
     net::co_spawn(s.ioc, s.accept_proxy(), net::detached);
     net::co_spawn(s.ioc, s.accept_admin(), net::detached);
     s.ready = true;

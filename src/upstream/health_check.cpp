@@ -33,11 +33,22 @@ net::awaitable<bool> exchange(Stream& stream, const config::Upstream& up, const 
 
 // One check: true when the server answered the path with an expected status within the
 // timeout; over TLS (verified as requests are) when `tls` is set.
-net::awaitable<bool> check_once(const config::Upstream& up, const config::Server& server, TlsClient* tls) {
+net::awaitable<bool> check_once(const config::Upstream& up, const Balancer::Target& where, TlsClient* tls) {
+    const auto& server = up.servers[where.config];
     auto ex = co_await net::this_coro::executor;
-    tcp::resolver resolver(ex);
-    auto [rec, results] = co_await resolver.async_resolve(server.host, std::to_string(server.port), use_tuple);
-    if (rec) co_return false;
+    tcp::resolver::results_type results;
+    if (!where.address.empty()) {
+        beast::error_code ec;
+        const auto address = net::ip::make_address(where.address, ec);
+        if (ec) co_return false;
+        results = tcp::resolver::results_type::create(tcp::endpoint(address, server.port), server.host,
+                                                      std::to_string(server.port));
+    } else {
+        tcp::resolver resolver(ex);
+        auto [rec, found] = co_await resolver.async_resolve(server.host, std::to_string(server.port), use_tuple);
+        if (rec) co_return false;
+        results = std::move(found);
+    }
     beast::tcp_stream stream(ex);
     stream.expires_after(up.health_check.timeout);
     auto [cec, endpoint] = co_await stream.async_connect(results, use_tuple);
@@ -51,14 +62,16 @@ net::awaitable<bool> check_once(const config::Upstream& up, const config::Server
 }
 
 net::awaitable<void> check_server(const config::Upstream& up, std::size_t u, std::size_t s, Balancer& balancer,
-                                  const metrics::Metrics& metrics, std::shared_ptr<TlsClient> tls) {
+                                  std::shared_ptr<TlsClient> tls) {
     const auto& hc = up.health_check;
     net::steady_timer timer(co_await net::this_coro::executor);
-    const auto* series = s < metrics.upstream(u).servers.size() ? &metrics.upstream(u).servers[s] : nullptr;
+    const auto generation = balancer.target(u, s).generation;
     unsigned passes = 0, failures = 0;
     for (;;) {
-        const bool ok = co_await check_once(up, up.servers[s], tls.get());
-        if (series) (ok ? series->checks_passed : series->checks_failed)->Increment();
+        const auto where = balancer.target(u, s);
+        if (!where.active || where.generation != generation) co_return;  // its address went away
+        const bool ok = co_await check_once(up, where, tls.get());
+        balancer.record_check(u, s, ok);
         if (ok) {
             failures = 0;
             if (++passes >= hc.healthy_after) balancer.set_checked(u, s, true);
@@ -73,12 +86,24 @@ net::awaitable<void> check_server(const config::Upstream& up, std::size_t u, std
 
 }  // namespace
 
-void start_health_checks(net::any_io_executor executor, const config::Upstream& up, std::size_t u, Balancer& balancer,
-                         const metrics::Metrics& metrics) {
-    if (up.health_check.path.empty()) return;
-    auto tls = up.tls.enabled ? std::make_shared<TlsClient>(up) : nullptr;
-    for (std::size_t s = 0; s < up.servers.size(); ++s)
-        net::co_spawn(executor, check_server(up, u, s, balancer, metrics, tls), net::detached);
+HealthChecks::HealthChecks(net::any_io_executor executor, const std::vector<config::Upstream>& upstreams,
+                           Balancer& balancer)
+    : executor_(std::move(executor)), upstreams_(upstreams), balancer_(balancer) {
+    for (const auto& up : upstreams)
+        tls_.push_back(up.tls.enabled && !up.health_check.path.empty() ? std::make_shared<TlsClient>(up) : nullptr);
+}
+
+HealthChecks::~HealthChecks() = default;
+
+void HealthChecks::start() {
+    for (std::size_t u = 0; u < upstreams_.size(); ++u)
+        for (std::size_t s = 0; s < balancer_.size(u); ++s) watch(u, s);
+}
+
+void HealthChecks::watch(std::size_t u, std::size_t s) {
+    const auto& up = upstreams_[u];
+    if (up.health_check.path.empty() || !balancer_.target(u, s).active) return;
+    net::co_spawn(executor_, check_server(up, u, s, balancer_, tls_[u]), net::detached);
 }
 
 }  // namespace cachalot::upstream

@@ -29,6 +29,7 @@ struct Connection {
     // No exchange is under way or broke off: its TLS session may be resumed after it closes
     // (OpenSSL marks the session of a connection freed mid-exchange as not resumable).
     bool clean = false;
+    std::uint64_t generation = 0;  // of the balancer's server it was opened to
     Clock::time_point idle_since{};
     std::string head;  // the request head being written (Connection::write_message); capacity reused
     beast::flat_buffer buffer;                   // what was read from the origin; capacity reused
@@ -100,17 +101,24 @@ struct Pool::Impl {
     Balancer& balancer;
     std::vector<std::vector<std::deque<std::unique_ptr<Connection>>>> idle;  // per upstream, per server
     std::vector<std::unique_ptr<TlsClient>> tls;                           // per upstream; null: plain
-    std::vector<std::vector<std::shared_ptr<TlsSession>>> sessions;        // per upstream, per server
+    // Per upstream, per server: the session to offer, for the server's generation.
+    std::vector<std::vector<std::pair<std::shared_ptr<TlsSession>, std::uint64_t>>> sessions;
 
-    // The most recently used live connection to server `s` of upstream `u`, or null.
-    std::unique_ptr<Connection> take_idle(std::size_t u, std::size_t s) {
-        auto& list = idle[u][s];
+    // (Servers are numbered as names resolve: the lists grow with them.)
+    std::deque<std::unique_ptr<Connection>>& idle_of(std::size_t u, std::size_t s) {
+        if (idle[u].size() <= s) idle[u].resize(s + 1);
+        return idle[u][s];
+    }
+
+    // The most recently used live connection to server `s` (of `generation`) of upstream `u`, or null.
+    std::unique_ptr<Connection> take_idle(std::size_t u, std::size_t s, std::uint64_t generation) {
+        auto& list = idle_of(u, s);
         auto now = Clock::now();
         while (!list.empty()) {
             auto c = std::move(list.back());
             list.pop_back();
             const auto idle = now - c->idle_since;
-            if (idle >= upstreams[u].idle_timeout) continue;
+            if (idle >= upstreams[u].idle_timeout || c->generation != generation) continue;
             // Always checked, however briefly it sat: bytes an origin sent after its response
             // would otherwise be read as the next request's response, another client's.
             if (still_open(*c)) return c;
@@ -119,30 +127,51 @@ struct Pool::Impl {
     }
 
     void give_back(std::size_t u, std::size_t s, std::unique_ptr<Connection> c) {
-        auto& list = idle[u][s];
+        auto& list = idle_of(u, s);
         if (list.size() >= upstreams[u].max_idle_connections) return;
         c->idle_since = Clock::now();
         list.push_back(std::move(c));
     }
 
-    // Connects `c` to `server`, with a TLS handshake for a TLS upstream (each within connect_timeout).
+    // Server `s` of upstream `u` for the log: address:port (host:port until its name resolved).
+    std::string label(std::size_t u, std::size_t s) const { return balancer.target(u, s).label; }
+
+    // Connects `c` to server `s`, with a TLS handshake for a TLS upstream (each within connect_timeout).
     net::awaitable<std::optional<ConnectFailure>> connect(Connection& c, std::size_t u, std::size_t s) {
         const auto& up = upstreams[u];
-        const auto& server = up.servers[s];
-        tcp::resolver resolver(executor);
-        auto [rec, results] = co_await resolver.async_resolve(server.host, std::to_string(server.port),
-                                                              net::as_tuple(net::use_awaitable));
-        if (rec) co_return ConnectFailure{UpstreamError::Connect, "cannot resolve " + server.host + ": " + rec.message()};
+        const auto where = balancer.target(u, s);
+        const auto& server = up.servers[where.config];
+        c.generation = where.generation;
+        tcp::resolver::results_type results;
+        if (!where.address.empty()) {  // (an address, or what the name resolved to last)
+            beast::error_code ec;
+            const auto address = net::ip::make_address(where.address, ec);
+            if (ec) co_return ConnectFailure{UpstreamError::Connect, "bad address " + where.address};
+            results = tcp::resolver::results_type::create(tcp::endpoint(address, server.port), server.host,
+                                                          std::to_string(server.port));
+        } else {
+            tcp::resolver resolver(executor);
+            auto [rec, found] = co_await resolver.async_resolve(server.host, std::to_string(server.port),
+                                                                net::as_tuple(net::use_awaitable));
+            if (rec)
+                co_return ConnectFailure{UpstreamError::Connect, "cannot resolve " + server.host + ": " + rec.message()};
+            results = std::move(found);
+        }
         c.deadline.expires_after(up.connect_timeout);
         auto [cec, ep] = co_await net::async_connect(c.socket, results, net::as_tuple(net::use_awaitable));
         if (auto ec = c.outcome(cec))
             co_return ConnectFailure{ec == beast::error::timeout ? UpstreamError::Timeout : UpstreamError::Connect,
-                                     "connect to " + server.label() + " failed: " + ec.message()};
+                                     "connect to " + label(u, s) + " failed: " + ec.message()};
         beast::error_code ignored;
         c.socket.set_option(tcp::no_delay(true), ignored);
         if (auto& client = tls[u]) {
             c.tls = std::make_unique<core::TlsStream>(c.socket, client->context());
-            c.session = sessions[u][s];
+            // (A number given to another address starts without a session to offer.)
+            if (sessions[u].size() <= s) sessions[u].resize(s + 1);
+            auto& [session, generation] = sessions[u][s];
+            if (!session || generation != where.generation) session = std::make_shared<TlsSession>();
+            generation = where.generation;
+            c.session = session;
             client->prepare(c.tls->native_handle(), server, c.session.get());
             c.deadline.expires_after(up.connect_timeout);
             auto [hec] = co_await c.tls->async_handshake(net::ssl::stream_base::client, net::as_tuple(net::use_awaitable));
@@ -185,11 +214,7 @@ Pool::Pool(net::any_io_executor executor, const std::vector<config::Upstream>& u
     impl_->tls.resize(upstreams.size());
     impl_->sessions.resize(upstreams.size());
     for (std::size_t u = 0; u < upstreams.size(); ++u) {
-        impl_->idle[u].resize(upstreams[u].servers.size());
-        if (!upstreams[u].tls.enabled) continue;
-        impl_->tls[u] = std::make_unique<TlsClient>(upstreams[u]);
-        for (std::size_t s = 0; s < upstreams[u].servers.size(); ++s)
-            impl_->sessions[u].push_back(std::make_shared<TlsSession>());
+        if (upstreams[u].tls.enabled) impl_->tls[u] = std::make_unique<TlsClient>(upstreams[u]);
     }
 }
 
@@ -247,6 +272,7 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& 
     // The server picked, released (no longer outstanding) when this returns, unless the body
     // that streams on holds it.
     std::optional<std::size_t> server;
+    std::uint64_t generation = 0;  // the server's (its number may go to another address later)
     struct Release {
         Balancer& balancer;
         std::size_t index;
@@ -259,7 +285,7 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& 
         if (!same_server) {
             if (server) balancer.release(index, *server);
             bool busy = false;
-            server = balancer.pick(index, unreachable, &busy, request.affinity);
+            server = balancer.pick(index, unreachable, &busy, request.affinity, &generation);
             if (!server) {
                 // (Debug: under load these come once per request; the metrics count them, and the
                 // ejections and health changes that cause them are logged once each.)
@@ -276,8 +302,7 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& 
             }
         }
         same_server = false;
-        const auto& target = up.servers[*server];
-        auto conn = impl_->take_idle(index, *server);
+        auto conn = impl_->take_idle(index, *server, generation);
         const bool reused = conn != nullptr;
         if (reused) {
             series.connections_reused->Increment();
@@ -354,7 +379,7 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& 
             }
             result.error = classify(ec);
             spdlog::warn("upstream {}: {} {} to {} failed: {}", up.name, request.method_string(), request.target(),
-                         target.label(), ec.message());
+                         impl_->label(index, *server), ec.message());
             balancer.report(index, *server, true);
             finish();
             co_return result;

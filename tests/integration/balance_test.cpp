@@ -212,7 +212,7 @@ TEST_CASE("active health checks take a server out after failed checks and bring 
     const std::string server = "127.0.0.1:" + std::to_string(checked.port());
     // Waits until /upstreams says the checked server is (not) healthy; false at the deadline.
     auto wait_for = [&](bool healthy) {
-        const auto want = "\"server\":\"" + server + "\",\"weight\":1,\"healthy\":" + (healthy ? "true" : "false");
+        const auto want = "\"server\":\"" + server + "\",\"host\":\"127.0.0.1\",\"weight\":1,\"healthy\":" + (healthy ? "true" : "false");
         const auto until = std::chrono::steady_clock::now() + 10s;
         while (std::chrono::steady_clock::now() < until) {
             if (fetch(cachalot.admin_port(), "/upstreams").body().find(want) != std::string::npos) return true;

@@ -160,8 +160,14 @@ TEST_CASE("tls: a body ended by a close without close_notify is never taken as c
     });
     TlsFront front(origin.port(), pki().path("server.pem"), pki().path("server.key"));
     Daemon cachalot(tls_config(front.port(), trusting()));
-    const auto first = fetch(cachalot.port(), "/");
-    CHECK(first.result_int() == 502);
-    CHECK(fetch(cachalot.port(), "/").result_int() == 502);  // nothing was stored
-    CHECK(origin.request_count() == 2);
+    // A 502 when the cut is seen before the head goes out, else a response cut short (the
+    // client's read fails): never the whole body as a complete response.
+    for (int i = 0; i < 2; ++i) {
+        try {
+            const auto res = fetch(cachalot.port(), "/");
+            CHECK(res.result_int() == 502);
+        } catch (const boost::system::system_error&) {
+        }
+    }
+    CHECK(origin.request_count() == 2);  // nothing was stored
 }

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -56,9 +57,9 @@ std::string temp_dir() {
 // ---------------------------------------------------------------------------------------------
 // TestOrigin
 
-TestOrigin::TestOrigin(Handler handler)
+TestOrigin::TestOrigin(Handler handler, const std::string& address, std::uint16_t port)
     : handler_(handler ? std::move(handler) : [](const OriginRequest&) { return Reply{.body = "ok"}; }),
-      acceptor_(ioc_, {net::ip::make_address("127.0.0.1"), 0}) {
+      acceptor_(ioc_, {net::ip::make_address(address), port}) {
     port_ = acceptor_.local_endpoint().port();
     accept_thread_ = std::thread([this] {
         for (;;) {
@@ -73,6 +74,72 @@ TestOrigin::TestOrigin(Handler handler)
             threads_.emplace_back([this, socket, id] { serve(socket, id); });
         }
     });
+}
+
+StubDns::StubDns() : socket_(ioc_, net::ip::udp::endpoint(net::ip::make_address("127.0.0.1"), 0)) {
+    port_ = socket_.local_endpoint().port();
+    thread_ = std::thread([this] {
+        std::array<unsigned char, 512> q;
+        for (;;) {
+            net::ip::udp::endpoint from;
+            beast::error_code ec;
+            const auto n = socket_.receive_from(net::buffer(q), from, 0, ec);
+            if (stopping_) return;
+            if (n < 12 + 5) continue;
+            // The question: labels from byte 12, then type and class.
+            std::string name;
+            std::size_t at = 12;
+            while (at < n && q[at] != 0) {
+                const std::size_t len = q[at];
+                if (at + 1 + len >= n) break;
+                if (!name.empty()) name += '.';
+                name.append(reinterpret_cast<const char*>(&q[at + 1]), len);
+                at += 1 + len;
+            }
+            if (at + 5 > n) continue;
+            const unsigned type = q[at + 1] << 8 | q[at + 2];
+            const std::size_t question_end = at + 5;
+            std::vector<std::string> addresses;
+            bool known = false;
+            {
+                std::lock_guard lock(mutex_);
+                if (auto it = names_.find(name); it != names_.end()) {
+                    known = true;
+                    if (type == 1) addresses = it->second;
+                }
+            }
+            std::string out(reinterpret_cast<const char*>(q.data()), question_end);
+            out[2] = static_cast<char>(0x81);                         // a response, recursion desired
+            out[3] = static_cast<char>(known ? 0x80 : 0x83);           // recursion available; NXDOMAIN
+            out[6] = 0;
+            out[7] = static_cast<char>(addresses.size());              // answers
+            out[8] = out[9] = out[10] = out[11] = 0;
+            for (const auto& a : addresses) {
+                const auto bytes = net::ip::make_address_v4(a).to_bytes();
+                out += std::string("\xc0\x0c", 2);                   // the name: the question's
+                out += std::string("\x00\x01\x00\x01", 4);         // A, IN
+                out += std::string("\x00\x00\x00\x01", 4);         // TTL 1 s
+                out += std::string("\x00\x04", 2);
+                out.append(reinterpret_cast<const char*>(bytes.data()), 4);
+            }
+            ++queries_;
+            socket_.send_to(net::buffer(out), from, 0, ec);
+        }
+    });
+}
+
+StubDns::~StubDns() {
+    stopping_ = true;
+    // A datagram of its own wakes the blocking receive.
+    net::ip::udp::socket waker(ioc_, net::ip::udp::v4());
+    beast::error_code ignored;
+    waker.send_to(net::buffer("x", 1), socket_.local_endpoint(), 0, ignored);
+    thread_.join();
+}
+
+void StubDns::set(const std::string& name, const std::vector<std::string>& addresses) {
+    std::lock_guard lock(mutex_);
+    names_[name] = addresses;
 }
 
 TestOrigin::~TestOrigin() {

@@ -8,6 +8,7 @@
 // Every port is a free one picked at run time, so tests can run in parallel.
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/udp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
@@ -89,8 +90,9 @@ private:
 class TestOrigin {
 public:
     using Handler = std::function<Reply(const OriginRequest&)>;
-    /// The default handler answers 200 with "ok".
-    explicit TestOrigin(Handler handler = {});
+    /// The default handler answers 200 with "ok". It listens on `address` (any loopback
+    /// address: 127.0.0.2 is another host with the same port), port `port` (0: a free one).
+    explicit TestOrigin(Handler handler = {}, const std::string& address = "127.0.0.1", std::uint16_t port = 0);
     ~TestOrigin();
 
     std::uint16_t port() const { return port_; }
@@ -121,6 +123,30 @@ private:
     std::vector<std::shared_ptr<boost::asio::ip::tcp::socket>> sockets_;
     std::vector<std::thread> threads_;
     std::thread accept_thread_;
+};
+
+/// A DNS server on a free UDP port of 127.0.0.1, answering A queries for the names it is given
+/// (NXDOMAIN for others; no AAAA records), with a TTL of 1 s. set() changes the answers at once.
+class StubDns {
+public:
+    StubDns();
+    ~StubDns();
+    StubDns(const StubDns&) = delete;
+    std::uint16_t port() const { return port_; }
+    /// `name` resolves to `addresses` (IPv4) from now on.
+    void set(const std::string& name, const std::vector<std::string>& addresses);
+    /// Queries answered so far.
+    std::size_t queries() const { return queries_.load(); }
+
+private:
+    boost::asio::io_context ioc_;
+    boost::asio::ip::udp::socket socket_;
+    std::uint16_t port_ = 0;
+    std::mutex mutex_;
+    std::map<std::string, std::vector<std::string>> names_;
+    std::atomic<std::size_t> queries_{0};
+    std::atomic<bool> stopping_{false};
+    std::thread thread_;
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -260,6 +260,19 @@ struct PurgeMethod {
     std::vector<std::string> allow;
 };
 
+/// How upstream host names are resolved: at start and every `interval`, every address a name
+/// gives being a server. Through `nameservers` (DNS over UDP) when set, else the system's
+/// resolver (getaddrinfo: /etc/hosts, /etc/resolv.conf).
+struct Resolver {
+    struct Nameserver {
+        std::string address;  // an IPv4 or IPv6 address
+        std::uint16_t port = 53;
+    };
+    std::vector<Nameserver> nameservers;
+    Duration interval{30'000};
+    Duration timeout{2'000};  // for each query to a nameserver
+};
+
 struct Config {
     Listeners listen;
     Admin admin;
@@ -268,6 +281,7 @@ struct Config {
     ClientLimits client;
     Duration drain_timeout{30'000};  // on SIGTERM/SIGINT, how long in-flight requests may finish
     std::vector<Upstream> upstreams;
+    Resolver resolver;
     std::vector<Route> routes;
     Cache cache;
     Logging logging;

@@ -92,6 +92,10 @@ public:
     /// The series of requests that matched no route.
     const RouteSeries& unrouted() const { return routes_.back(); }
     const UpstreamSeries& upstream(std::size_t index) const { return upstreams_.at(index); }
+    /// The series of one server of an upstream (made when a name resolves to a new address),
+    /// and their removal (when it no longer does).
+    ServerSeries server_series(const std::string& upstream, const std::string& server) const;
+    void drop_server_series(const ServerSeries& series) const;
     prometheus::Gauge& active_connections() const { return *active_connections_; }
     prometheus::Counter& rejected_requests(unsigned status) const;
     /// A request refused because its body (request) or its response's body (response) would
@@ -123,6 +127,11 @@ private:
     std::shared_ptr<prometheus::Registry> registry_;
     std::vector<RouteSeries> routes_;
     std::vector<UpstreamSeries> upstreams_;
+    prometheus::Family<prometheus::Gauge>* server_healthy_ = nullptr;
+    prometheus::Family<prometheus::Counter>* server_requests_ = nullptr;
+    prometheus::Family<prometheus::Counter>* server_failures_ = nullptr;
+    prometheus::Family<prometheus::Counter>* server_ejections_ = nullptr;
+    prometheus::Family<prometheus::Counter>* server_checks_ = nullptr;
     prometheus::Gauge* active_connections_ = nullptr;
     prometheus::Family<prometheus::Counter>* rejected_ = nullptr;
     std::array<prometheus::Counter*, 2> buffer_refusals_{};

@@ -1,20 +1,43 @@
 #pragma once
 // Active health checks (upstreams[].health_check): every server of an upstream gets a GET of the
-// configured path every interval, on a connection of its own; `unhealthy_after` failures in a
-// row (refused, timed out, an unexpected status) take it out of the balancer's choice,
-// `healthy_after` passes in a row bring it back.
+// configured path every interval, on a connection of its own (TLS for a TLS upstream);
+// `unhealthy_after` failures in a row (refused, timed out, an unexpected status) take it out of
+// the balancer's choice, `healthy_after` passes in a row bring it back. A server that a name
+// resolves to later is checked from then on (watch()).
 
 #include "cachalot/config/config.hpp"
-#include "cachalot/metrics/metrics.hpp"
 #include "cachalot/upstream/balancer.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 
+#include <memory>
+#include <vector>
+
 namespace cachalot::upstream {
 
-/// Starts the checks of upstream `u` (when it has a health_check.path) on `executor`; they run
-/// until its event loop stops. `up`, `balancer` and `metrics` must outlive that loop.
-void start_health_checks(boost::asio::any_io_executor executor, const config::Upstream& up, std::size_t u,
-                         Balancer& balancer, const metrics::Metrics& metrics);
+class TlsClient;
+
+class HealthChecks {
+public:
+    /// Runs on `executor`; `upstreams` and `balancer` must outlive its event loop. Throws as
+    /// TlsClient does for a TLS upstream's unusable files.
+    HealthChecks(boost::asio::any_io_executor executor, const std::vector<config::Upstream>& upstreams,
+                 Balancer& balancer);
+    ~HealthChecks();
+    HealthChecks(const HealthChecks&) = delete;
+    HealthChecks& operator=(const HealthChecks&) = delete;
+
+    /// Starts checking every server numbered so far, of every upstream with checks.
+    void start();
+    /// Starts checking server `s` of upstream `u` (when it has checks), until that server's
+    /// address goes away or its number goes to another address.
+    void watch(std::size_t u, std::size_t s);
+
+private:
+    boost::asio::any_io_executor executor_;
+    const std::vector<config::Upstream>& upstreams_;
+    Balancer& balancer_;
+    std::vector<std::shared_ptr<TlsClient>> tls_;  // per upstream; null: plain
+};
 
 }  // namespace cachalot::upstream

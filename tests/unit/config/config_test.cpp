@@ -697,3 +697,34 @@ TEST_CASE("upstream tls: true, or a mapping of its settings; port 443 by default
         CHECK(only_error(upstream("    host: a\n    tls: maybe\n")).key == "upstreams[0].tls");
     }
 }
+
+TEST_CASE("resolver: nameservers with or without a port, interval, timeout; the system resolver by default") {
+    auto with = [](const std::string& resolver) {
+        return std::string(kMinimal) + "resolver: " + resolver + "\n";
+    };
+    auto d = parse_config(kMinimal);
+    REQUIRE(d.ok());
+    CHECK(d.config->resolver.nameservers.empty());
+    CHECK(d.config->resolver.interval == std::chrono::seconds(30));
+    CHECK(d.config->resolver.timeout == std::chrono::seconds(2));
+    auto r = parse_config(with("{nameservers: [10.0.0.2, \"127.0.0.1:5353\", \"::1\", \"[::1]:54\"], interval: 5s, timeout: 250ms}"));
+    INFO(format_errors("test.yaml", r.errors));
+    REQUIRE(r.ok());
+    const auto& ns = r.config->resolver.nameservers;
+    REQUIRE(ns.size() == 4);
+    CHECK((ns[0].address == "10.0.0.2" && ns[0].port == 53));
+    CHECK((ns[1].address == "127.0.0.1" && ns[1].port == 5353));
+    CHECK((ns[2].address == "::1" && ns[2].port == 53));
+    CHECK((ns[3].address == "::1" && ns[3].port == 54));
+    CHECK(r.config->resolver.interval == std::chrono::seconds(5));
+    CHECK(r.config->resolver.timeout == std::chrono::milliseconds(250));
+    for (const char* bad : {"dns.example.com", "10.0.0.2:0", "10.0.0.2:70000", "[::1", "10.0.0.2:"}) {
+        auto e = parse_config(with(std::string("{nameservers: [\"") + bad + "\"]}"));
+        INFO(bad);
+        REQUIRE(e.errors.size() == 1);
+        CHECK(e.errors[0].key == "resolver.nameservers[0]");
+    }
+    auto fast = parse_config(with("{interval: 10ms}"));
+    REQUIRE(fast.errors.size() == 1);
+    CHECK(fast.errors[0].key == "resolver.interval");
+}

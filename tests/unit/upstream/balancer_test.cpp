@@ -166,3 +166,33 @@ TEST_CASE("balancer: consistent hashing keeps a URL on one server, spreads URLs 
         CHECK(*s != before[7]);
     }
 }
+
+TEST_CASE("balancer: a name's addresses become servers; one that goes gets nothing, one that comes takes turns") {
+    auto u = make_upstream({2});
+    u.servers[0].host = "api.internal";
+    Fixture f(std::move(u));
+    REQUIRE(f.balancer.size(0) == 1);
+    CHECK(f.balancer.target(0, 0).address.empty());  // resolved at each connection until resolved()
+    CHECK(f.balancer.resolved(0, 0, {}).empty());  // nothing: no change
+    const auto added = f.balancer.resolved(0, 0, {"10.0.0.7", "10.0.0.8"});
+    REQUIRE(added.size() == 2);
+    CHECK(f.balancer.size(0) == 2);  // the name's own number went to its first address
+    std::set<std::string> seen;
+    for (int i = 0; i < 4; ++i) seen.insert(f.balancer.target(0, f.next()).address);
+    CHECK(seen == std::set<std::string>{"10.0.0.7", "10.0.0.8"});
+    CHECK(f.balancer.target(0, added[0]).label == "10.0.0.7:80");
+    // 10.0.0.7 goes: its number stays, out of the choice.
+    CHECK(f.balancer.resolved(0, 0, {"10.0.0.8"}).empty());
+    for (int i = 0; i < 4; ++i) CHECK(f.balancer.target(0, f.next()).address == "10.0.0.8");
+    // A new address takes a number no longer used, with a new generation.
+    const auto old = f.balancer.target(0, added[0]).generation;
+    const auto again = f.balancer.resolved(0, 0, {"10.0.0.8", "10.0.0.9"});
+    REQUIRE(again.size() == 1);
+    CHECK(f.balancer.target(0, again[0]).address == "10.0.0.9");
+    CHECK(f.balancer.size(0) == 2);
+    CHECK(again[0] == added[0]);
+    CHECK(f.balancer.target(0, again[0]).generation != old);
+    const auto state = f.balancer.state(0);
+    REQUIRE(state.size() == 2);
+    CHECK(state[0].host == "api.internal");
+}
