@@ -17,11 +17,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Never stored: every request reaches a server.
-TestOrigin::Handler uncached(std::string name) {
-    return [name](const OriginRequest&) { return Reply{.headers = {{"Cache-Control", "no-store"}}, .body = name}; };
-}
-
 // Sends requests until `done()` or the deadline; false at the deadline.
 template <class Done>
 bool keep_asking(std::uint16_t port, Done done, std::chrono::seconds deadline = 10s) {

@@ -11,10 +11,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-TestOrigin::Handler uncached(std::string name) {
-    return [name](const OriginRequest&) { return Reply{.headers = {{"Cache-Control", "no-store"}}, .body = name}; };
-}
-
 // Asks until `done(body)` holds for `in_a_row` answers in a row; false after 10 s.
 template <class Done>
 bool answered(std::uint16_t port, Done done, int in_a_row = 1) {

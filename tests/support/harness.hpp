@@ -73,6 +73,12 @@ struct Reply {
     bool reset_after = false;
 };
 
+/// A handler answering `body` with Cache-Control: no-store: every request reaches the origin
+/// (to see which of several origins answered).
+inline std::function<Reply(const OriginRequest&)> uncached(std::string body) {
+    return [body](const OriginRequest&) { return Reply{.headers = {{"Cache-Control", "no-store"}}, .body = body}; };
+}
+
 /// A gate a thread waits at until the test opens it (at most 10 s: a test fails, never hangs).
 class Gate {
 public:
