@@ -2,19 +2,21 @@
 # Builds the libFuzzer targets (clang-14, ASan + UBSan) and runs them on their corpora.
 #   fuzz.sh TARGET [seconds]   one target (default 60 s), e.g.: scripts/fuzz.sh request_head 1800
 #   fuzz.sh all [seconds]      every target in turn (scripts/test.sh runs this for 20 s each)
-# Targets: request_head cache_control http_date entry l2_envelope config (tests/fuzz/*.cpp).
+# Targets: those tests/fuzz/targets.cmake lists (tests/fuzz/*.cpp).
 # Seeds live in tests/fuzz/corpus/TARGET; what a run finds goes to build/fuzz/corpus/TARGET,
 # crashes to build/fuzz/artifacts/ (a non-zero exit names the file to reproduce with).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-targets=(request_head cache_control http_date entry l2_envelope config)
+read -r -a targets <<< "$(sed -n 's/^set(FUZZ_TARGETS \(.*\))$/\1/p' tests/fuzz/targets.cmake)"
 what="${1:-}"
 seconds="${2:-60}"
-case "$what" in
-  all) run=("${targets[@]}") ;;
-  request_head|cache_control|http_date|entry|l2_envelope|config) run=("$what") ;;
-  *) echo "usage: $0 {all|${targets[*]// /|}} [seconds]" >&2; exit 2 ;;
-esac
+if [ "$what" = all ]; then
+  run=("${targets[@]}")
+elif [[ " ${targets[*]} " == *" $what "* ]]; then
+  run=("$what")
+else
+  echo "usage: $0 {all|$(IFS="|"; echo "${targets[*]}")} [seconds]" >&2; exit 2
+fi
 
 scripts/install-deps.sh fuzz
 cmake -S . -B build/fuzz -G Ninja -DCACHALOT_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++-14 \
