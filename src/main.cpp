@@ -26,7 +26,8 @@ void usage(std::ostream& out) {
            "      --check-config FILE  validate FILE, print every problem, exit 0 if valid, 1 if not\n"
            "  -h, --help               show this help\n"
            "  -V, --version            show the version\n\n"
-           "Signals: SIGTERM or SIGINT stop accepting and drain in-flight requests, then exit 0.\n";
+           "Signals: SIGTERM or SIGINT stop accepting and drain in-flight requests, then exit 0.\n"
+           "         SIGHUP reads the configuration file again and applies it (see the README's \"Operating\").\n";
 }
 
 std::optional<cachalot::config::Config> load(const std::string& path) {
@@ -98,15 +99,7 @@ int main(int argc, char** argv) {
     if (!cfg) return 1;
     try {
         cachalot::log::setup(cfg->logging);
-        std::vector<std::string> routes;
-        std::vector<cachalot::metrics::UpstreamLabels> upstreams;
-        for (const auto& r : cfg->routes) routes.push_back(r.name);
-        for (const auto& u : cfg->upstreams) {
-            std::vector<std::string> servers;
-            for (const auto& s : u.servers) servers.push_back(s.label());
-            upstreams.emplace_back(u.name, std::move(servers));
-        }
-        cachalot::metrics::Metrics metrics(routes, upstreams);
+        cachalot::metrics::Metrics metrics({}, {});  // (the series of routes and upstreams: server::Generation)
 
         // L1 opens before the listeners: a warm segment is ready for the first request.
         const auto& l1_cfg = cfg->cache.l1;
@@ -122,7 +115,7 @@ int main(int argc, char** argv) {
         }
         if (!cfg->cache.l2.address.empty()) spdlog::info("L2: redis at {}", cfg->cache.l2.address);
 
-        cachalot::server::Server server(*cfg, metrics, l1 ? &*l1 : nullptr);
+        cachalot::server::Server server(std::move(*cfg), config_path, metrics, l1 ? &*l1 : nullptr);
         return server.run();
     } catch (const std::exception& e) {
         spdlog::critical("{}", e.what());

@@ -5,10 +5,13 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
+
 namespace cachalot::log {
 namespace {
 
-std::shared_ptr<spdlog::logger> access_logger;
+std::shared_ptr<spdlog::logger> access_logger;  // made once, at setup
+std::atomic<bool> access_on{false};             // logging.access_log (reloadable)
 bool access_json = false;
 
 }  // namespace
@@ -23,17 +26,20 @@ void setup(const config::Logging& cfg) {
     main->flush_on(spdlog::level::info);
     spdlog::set_default_logger(main);
 
-    access_logger.reset();
-    if (cfg.access_log) {
-        access_logger = spdlog::stdout_logger_mt("access");
-        access_logger->set_pattern("%v");
-        access_logger->set_level(spdlog::level::info);
-        access_logger->flush_on(spdlog::level::info);
-    }
+    access_logger = spdlog::stdout_logger_mt("access");
+    access_logger->set_pattern("%v");
+    access_logger->set_level(spdlog::level::info);
+    access_logger->flush_on(spdlog::level::info);
+    access_on = cfg.access_log;
     access_json = cfg.format == config::LogFormat::Json;
 }
 
-bool access_log_enabled() { return access_logger != nullptr; }
+void reconfigure(const config::Logging& cfg) {
+    spdlog::default_logger()->set_level(spdlog::level::from_str(cfg.level));
+    access_on = cfg.access_log;
+}
+
+bool access_log_enabled() { return access_on.load(std::memory_order_relaxed); }
 
 std::string json_escape(std::string_view s) {
     std::string out;
@@ -54,7 +60,7 @@ std::string json_escape(std::string_view s) {
 }
 
 void access(const AccessRecord& r) {
-    if (!access_logger) return;
+    if (!access_log_enabled()) return;
     std::string upstream = r.upstream_time < 0 ? "-" : fmt::format("{:.6f}", r.upstream_time);
     if (access_json) {
         access_logger->info(

@@ -213,7 +213,10 @@ struct SessionRegistration {
 }  // namespace
 
 net::awaitable<void> Worker::run_session(tcp::socket socket) {
-    const auto& limits = cfg_.client;
+    // The configuration this connection's current request is served with (taken afresh for
+    // each request: a reload applies to the next one).
+    auto active = active_;
+    const config::ClientLimits* limits = &active->cfg.client;
     beast::error_code ignored;
     auto peer = socket.remote_endpoint(ignored);
     const std::string peer_address = peer.address().to_string();
@@ -233,12 +236,12 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
         metrics_.rejected_requests(status).Increment();
         auto res = make_error_response(status, version ? version : 11, detail);
         res.keep_alive(false);
-        deadline.expires_after(limits.send_timeout);
+        deadline.expires_after(limits->send_timeout);
         co_await bhttp::async_write(socket, res, use_tuple);
         socket.shutdown(tcp::socket::shutdown_send, ignored);
-        deadline.expires_after(limits.lingering_timeout);
+        deadline.expires_after(limits->lingering_timeout);
         std::array<char, 4096> sink;
-        for (std::size_t drained = 0; drained < limits.max_body_bytes;) {
+        for (std::size_t drained = 0; drained < limits->max_body_bytes;) {
             auto [ec, n] = co_await socket.async_read_some(net::buffer(sink), use_tuple);
             if (ec) break;
             drained += n;
@@ -250,17 +253,20 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
         if (buffer.size() == 0) {
             registration.it->idle = true;
             if (draining_) break;
-            deadline.expires_after(limits.idle_timeout);
+            deadline.expires_after(active_->cfg.client.idle_timeout);
+            active.reset();  // (a connection waiting holds no configuration)
             auto [ec, n] = co_await socket.async_read_some(buffer.prepare(4096), use_tuple);
             registration.it->idle = false;
             if (ec) break;
             buffer.commit(n);
         }
+        active = active_;
+        limits = &active->cfg.client;
 
         http::RequestParser parser;
-        parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(limits.max_header_bytes, UINT32_MAX)));
-        parser.body_limit(limits.max_body_bytes);
-        deadline.expires_after(limits.header_timeout);
+        parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(limits->max_header_bytes, UINT32_MAX)));
+        parser.body_limit(limits->max_body_bytes);
+        deadline.expires_after(limits->header_timeout);
         beast::error_code hec;
         if (!core::parse_buffered(buffer, parser, core::Until::Head, hec))
             hec = co_await core::read(socket, buffer, parser, core::Until::Head);
@@ -292,7 +298,7 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
                 }
             }
             if (!parser.is_done()) {
-                upload.emplace(socket, buffer, parser, deadline, limits.body_timeout, expect_continue);
+                upload.emplace(socket, buffer, parser, deadline, limits->body_timeout, expect_continue);
             } else if (!request_held.grow_to(parser.get().body().size())) {
                 metrics_.buffer_refusals(false).Increment();
                 co_await reject(503, parser.get().version(), "too many large request bodies in flight; try again");
@@ -309,8 +315,8 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
         std::string method(request.method_string());
         std::string target(request.target());
         const ClientInfo client{peer_address, ok.authority};
-        InterimToClient interim(socket, deadline, limits.send_timeout, request.version());
-        Answer outcome = co_await pipeline_.handle(request, client, upload ? &*upload : nullptr, &interim);
+        InterimToClient interim(socket, deadline, limits->send_timeout, request.version());
+        Answer outcome = co_await active->pipeline.handle(request, client, upload ? &*upload : nullptr, &interim);
         if (upload && upload->error()) {
             // The client's body failed, not the origin: answered as a failed read (413, 408, or
             // nothing when the client went away).
@@ -333,7 +339,7 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
         if (outcome.stream) {
             body_bytes = 0;
             const auto streamed = co_await write_streamed(socket, outcome.response, head, *outcome.stream, deadline,
-                                                          limits.send_timeout, body_bytes);
+                                                          limits->send_timeout, body_bytes);
             outcome.stream.reset();  // done with it (the fetch stops if nobody else wants the rest)
             if (streamed.ec) {
                 metrics_.streams_interrupted(true).Increment();
@@ -353,17 +359,18 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
             const std::string_view body = outcome.response.body();
             const auto sent = core::write_now(socket, head, body, wec);
             if (!wec && sent < head.size() + body.size()) {
-                deadline.expires_after(limits.send_timeout);
+                deadline.expires_after(limits->send_timeout);
                 wec = co_await core::write_rest(socket, head, body, sent);
             }
         }
         const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
         const auto status = outcome.response.result_int();
-        const auto& series = outcome.route ? metrics_.route(*outcome.route) : metrics_.unrouted();
+        const auto& series = outcome.route ? active->generation->metrics.route(*outcome.route)
+                                           : active->generation->metrics.unrouted();
         series.record(status, seconds);
         if (log::access_log_enabled()) {
             log::access({peer_address, method, target, status, body_bytes, seconds,
-                         outcome.upstream_seconds, outcome.route ? cfg_.routes[*outcome.route].name : ""});
+                         outcome.upstream_seconds, outcome.route ? active->cfg.routes[*outcome.route].name : ""});
         }
         if (wec || !outcome.response.keep_alive()) break;
     }

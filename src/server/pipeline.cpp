@@ -42,9 +42,9 @@ bool invalidating_method(bhttp::verb m) {
 // Moves a body from the origin into `transfer` (its first bytes, then the rest as they arrive),
 // then calls `finish(transfer)`. It runs on its own, so that a fetch the store or coalesced
 // requests still want completes after the first client went away; when nobody wants the rest,
-// it stops and the origin connection is closed.
+// it stops and the origin connection is closed. `hold` keeps what `rest` and `finish` use alive.
 template <class Finish>
-net::awaitable<void> pump(std::shared_ptr<cache::Transfer> transfer, std::string first,
+net::awaitable<void> pump(std::shared_ptr<const void> hold, std::shared_ptr<cache::Transfer> transfer, std::string first,
                           std::unique_ptr<upstream::BodyReader> rest, const metrics::Metrics& metrics, Finish finish) {
     bool wanted = true;
     if (!first.empty()) wanted = co_await transfer->append(std::move(first));
@@ -546,8 +546,8 @@ void Pipeline::revalidate_in_background(const Parsed& p, const Found& found) {
                    bhttp::field::if_unmodified_since, bhttp::field::if_range, bhttp::field::range,
                    bhttp::field::cache_control, bhttp::field::pragma})
         request->erase(f);
-    auto run = [](Pipeline* self, std::shared_ptr<Request> request, ClientInfo client, Found found,
-                  std::optional<cache::FetchLock::Write> write) -> net::awaitable<void> {
+    auto run = [](std::shared_ptr<const void> hold, Pipeline* self, std::shared_ptr<Request> request,
+                  ClientInfo client, Found found, std::optional<cache::FetchLock::Write> write) -> net::awaitable<void> {
         const auto parsed = self->receive(*request, client, false);
         if (!parsed) co_return;
         found.fwd = cache::Fwd::Stale;
@@ -555,7 +555,7 @@ void Pipeline::revalidate_in_background(const Parsed& p, const Found& found) {
         fetched.answer.stream.reset();  // nobody reads it here: a body kept for the store still completes
         if (!fetched.answer.outcome_pending) parsed->series.record(fetched.answer.outcome);
     };
-    net::co_spawn(origin_.executor(), run(this, std::move(request), p.client, found, std::move(write)), net::detached);
+    net::co_spawn(origin_.executor(), run(owner_.lock(), this, std::move(request), p.client, found, std::move(write)), net::detached);
 }
 
 // ---- coalesce ---------------------------------------------------------------------------------
@@ -822,7 +822,7 @@ void Pipeline::stream(Answer& answer, std::shared_ptr<cache::Transfer> transfer,
     std::string first = std::move(answer.response.body());
     answer.response.body().clear();
     net::co_spawn(origin_.executor(),
-                  pump(std::move(transfer), std::move(first), std::move(rest), metrics_, std::move(finish)),
+                  pump(owner_.lock(), std::move(transfer), std::move(first), std::move(rest), metrics_, std::move(finish)),
                   net::detached);
 }
 

@@ -66,6 +66,11 @@ public:
     Pipeline(const config::Config& cfg, upstream::Origin& origin, cache::TieredCache cache, cache::FetchLock fetch_lock,
              const metrics::Metrics& metrics, core::ByteBudget& budget, core::WallClock clock = core::wall_now);
 
+    /// Work that goes on after a request is answered (a background revalidation, a body still
+    /// streaming in for the store or other clients) holds `owner` while it runs: what owns this
+    /// pipeline and the origin it sends to (server::Worker's per-configuration part).
+    void keep_alive_with(std::weak_ptr<const void> owner) { owner_ = std::move(owner); }
+
     /// Answers `request` (its body moves out). `client` describes where it came from. `upload`:
     /// the body, when it streams from the client instead (then the request's own is empty).
     /// `interim`: where the origin's interim responses to this request's own fetch go.
@@ -126,6 +131,7 @@ private:
     std::vector<cache::Policy> policies_;  // per route
     std::vector<core::Network> purge_from_;  // purge_method.allow; empty: PURGE is not special
     core::WallClock clock_;
+    std::weak_ptr<const void> owner_;
 };
 
 }  // namespace cachalot::server

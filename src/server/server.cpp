@@ -1,12 +1,15 @@
 #include "cachalot/server/server.hpp"
 
-#include "cachalot/upstream/health_check.hpp"
-#include "cachalot/upstream/resolver.hpp"
+#include "cachalot/log/log.hpp"
 #include "server/admin.hpp"
+#include "server/generation.hpp"
 #include "server/worker.hpp"
+#include "upstream/tls.hpp"
 
 #include <spdlog/spdlog.h>
 
+#include <functional>
+#include <mutex>
 #include <stdexcept>
 
 namespace cachalot::server {
@@ -31,7 +34,7 @@ tcp::acceptor bind_acceptor(net::io_context& ioc, const config::Endpoint& ep, co
 }  // namespace
 
 struct Server::Impl {
-    const config::Config& cfg;
+    const std::string config_path;
     const metrics::Metrics& metrics;
     std::atomic<bool> draining{false};
     std::atomic<bool> ready{false};
@@ -39,14 +42,14 @@ struct Server::Impl {
     store::MemoryPurgeTable memory_purges;  // the purge table when there is no L1 file to hold it
     store::PurgeTable purges;
     core::ByteBudget budget;     // client.max_buffered_bytes, for every worker together
-    upstream::Balancer balancer;  // which server each origin request goes to: shared, outlives the workers
-    std::optional<upstream::HealthChecks> health_checks;  // (made with ioc, which it runs on)
     // Declared before ioc so that they outlive it: an abandoned accept holds a worker's socket.
     std::vector<std::unique_ptr<Worker>> workers;
-    net::io_context ioc{1};  // accepting, admin and signals; requests run on the workers
+    net::io_context ioc{1};  // accepting, admin, signals, reloads, health checks; requests run on the workers
     tcp::acceptor proxy_acceptor;
     tcp::acceptor admin_acceptor;
-    AdminState admin{cfg,
+    mutable std::mutex current_mutex;     // (replaced on ioc's thread; read there and by worker 0)
+    std::shared_ptr<Generation> current;  // the configuration in force
+    AdminState admin{[this] { return std::shared_ptr<const Generation>(generation()); },
                      metrics,
                      ready,
                      std::chrono::milliseconds(10'000),
@@ -54,21 +57,22 @@ struct Server::Impl {
                      [this](const PurgeOrder& order, store::WallMillis at) {
                          workers.front()->purge(order.scopes, order.mode, at);
                      },
-                     core::wall_now,
-                     &balancer};
+                     [this] { return reload(); },
+                     core::wall_now};
     int exit_code = 0;
 
-    Impl(const config::Config& c, metrics::Metrics& m, store::ShmStore* l1)
-        : cfg(c),
+    Impl(config::Config c, std::string path, metrics::Metrics& m, store::ShmStore* l1)
+        : config_path(std::move(path)),
           metrics(m),
           purges(l1 ? l1->purges() : memory_purges.table()),
           budget(c.client.max_buffered_bytes),
-          balancer(c.upstreams, m),
           proxy_acceptor(bind_acceptor(ioc, c.listen.proxy, "proxy")),
-          admin_acceptor(bind_acceptor(ioc, c.listen.admin, "admin")) {
-        health_checks.emplace(ioc.get_executor(), cfg.upstreams, balancer);
+          admin_acceptor(bind_acceptor(ioc, c.listen.admin, "admin")),
+          current(std::make_shared<Generation>(std::make_shared<const config::Config>(std::move(c)), m,
+                                               ioc.get_executor(), nullptr)) {
+        const auto& cfg = *current->cfg;
         for (unsigned i = 0; i < cfg.worker_count(); ++i)
-            workers.push_back(std::make_unique<Worker>(cfg, metrics, draining, l1, purges, coalescer, budget, balancer));
+            workers.push_back(std::make_unique<Worker>(current, draining, l1, purges, coalescer, budget));
         m.add_source([this] {
             return std::vector<metrics::Sample>{{"cachalot_buffered_bytes",
                                                  "Body bytes held in memory for clients (client.max_buffered_bytes caps it)",
@@ -79,10 +83,76 @@ struct Server::Impl {
         workers.front()->listen_for_invalidations([this](std::string_view json) { apply_app_purge(json); });
     }
 
+    std::shared_ptr<Generation> generation() const {
+        std::lock_guard lock(current_mutex);
+        return current;
+    }
+
+    // The configuration file read again (SIGHUP, POST /reload; on ioc's thread). Put in force
+    // when it is valid and changes only what can change live; else the running one stays.
+    ReloadReport reload() {
+        using R = ReloadReport::Result;
+        ReloadReport report;
+        const auto running = generation();
+        auto parsed = config::load_config(config_path);
+        if (!parsed.ok()) {
+            report.result = R::Invalid;
+            for (const auto& e : parsed.errors) report.items.push_back(config::format_errors(config_path, {e}));
+            for (auto& item : report.items)
+                if (!item.empty() && item.back() == '\n') item.pop_back();
+        } else if (auto changes = config::compare(*running->cfg, *parsed.config); !changes.needs_restart.empty()) {
+            report.result = R::NeedsRestart;
+            report.items = std::move(changes.needs_restart);
+        } else if (changes.changed.empty()) {
+            report.result = R::Unchanged;
+        } else {
+            try {
+                auto next = std::make_shared<Generation>(std::make_shared<const config::Config>(std::move(*parsed.config)),
+                                                         metrics, ioc.get_executor(), running.get());
+                // The workers make their pools from it: their TLS files must load now, not there.
+                for (const auto& up : next->cfg->upstreams)
+                    if (up.tls.enabled) upstream::TlsClient probe(up);
+                apply(running, std::move(next));
+                report.result = R::Reloaded;
+                report.items = std::move(changes.changed);
+            } catch (const std::exception& e) {
+                report.result = R::Invalid;
+                report.items = {config_path + ": " + e.what()};
+            }
+        }
+        const auto now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+        metrics.record_reload(report.ok(), now);
+        std::string items;
+        for (const auto& item : report.items) items += (items.empty() ? "" : "; ") + item;
+        switch (report.result) {
+            case R::Reloaded: spdlog::info("configuration reloaded from {}: {}", config_path, items); break;
+            case R::Unchanged: spdlog::info("configuration reloaded from {}: nothing changed", config_path); break;
+            case R::Invalid:
+                spdlog::error("reload refused, the running configuration stays: {}", items);
+                break;
+            case R::NeedsRestart:
+                spdlog::error("reload refused, the running configuration stays: these changes need a restart: {}", items);
+                break;
+        }
+        return report;
+    }
+
+    void apply(const std::shared_ptr<Generation>& running, std::shared_ptr<Generation> next) {
+        {
+            std::lock_guard lock(current_mutex);
+            current = next;
+        }
+        running->retired = true;  // its health checks and name resolution stop
+        start(next);
+        for (auto& w : workers) w->use(next);
+        budget.set_limit(next->cfg->client.max_buffered_bytes);
+        log::reconfigure(next->cfg->logging);
+    }
+
     // A purge an application published on the L2's purge channel (every node gets it): applied
     // here; the purge-table resync records it in Redis for nodes that missed the message.
     void apply_app_purge(std::string_view json) {
-        auto parsed = parse_purge(json, cfg);
+        auto parsed = parse_purge(json, *generation()->cfg);
         if (auto* refusal = std::get_if<std::string>(&parsed)) {
             spdlog::warn("purge message from the L2 channel refused: {}", *refusal);
             return;
@@ -162,7 +232,7 @@ struct Server::Impl {
                 continue;
             }
             // Over client.max_connections: closed at once, before it costs a session.
-            if (open_connections() >= cfg.client.max_connections) {
+            if (open_connections() >= generation()->cfg->client.max_connections) {
                 beast::error_code ignored;
                 socket.close(ignored);
                 metrics.connections_refused().Increment();
@@ -186,15 +256,15 @@ struct Server::Impl {
 
     // Stop accepting, let in-flight requests finish, then stop everything.
     net::awaitable<void> drain() {
-        spdlog::info("draining: no new connections, waiting up to {} ms for in-flight requests",
-                     cfg.drain_timeout.count());
+        const auto timeout = generation()->cfg->drain_timeout;
+        spdlog::info("draining: no new connections, waiting up to {} ms for in-flight requests", timeout.count());
         ready = false;
         draining = true;
         beast::error_code ignored;
         proxy_acceptor.close(ignored);
         for (auto& w : workers) w->begin_drain();
 
-        auto deadline = std::chrono::steady_clock::now() + cfg.drain_timeout;
+        auto deadline = std::chrono::steady_clock::now() + timeout;
         net::steady_timer tick(ioc);
         for (;;) {
             std::size_t open = 0;
@@ -213,29 +283,37 @@ struct Server::Impl {
     }
 };
 
-Server::Server(const config::Config& cfg, metrics::Metrics& metrics, store::ShmStore* l1)
-    : impl_(new Impl(cfg, metrics, l1)) {}
+Server::Server(config::Config cfg, std::string config_path, metrics::Metrics& metrics, store::ShmStore* l1)
+    : impl_(new Impl(std::move(cfg), std::move(config_path), metrics, l1)) {}
 
 Server::~Server() = default;
 
 int Server::run() {
     auto& s = *impl_;
     for (auto& w : s.workers) w->start();
-    net::signal_set signals(s.ioc, SIGTERM, SIGINT);
-    signals.async_wait([&s](const beast::error_code& ec, int signal) {
+    // SIGHUP reloads the configuration; SIGTERM and SIGINT drain and stop.
+    net::signal_set signals(s.ioc, SIGTERM, SIGINT, SIGHUP);
+    std::function<void(const beast::error_code&, int)> on_signal = [&](const beast::error_code& ec, int signal) {
         if (ec) return;
+        if (signal == SIGHUP) {
+            spdlog::info("received SIGHUP: reloading {}", s.config_path);
+            s.reload();
+            signals.async_wait(on_signal);
+            return;
+        }
         spdlog::info("received signal {}", signal);
         net::co_spawn(s.ioc, s.drain(), net::detached);
-    });
-    s.health_checks->start();
-    upstream::start_resolving(s.ioc.get_executor(), s.cfg, s.balancer,
-                              [&s](std::size_t u, std::size_t server) { s.health_checks->watch(u, server); });
+    };
+    signals.async_wait(on_signal);
+    const auto first = s.generation();
+    start(first);
+    s.metrics.config_loaded(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
     net::co_spawn(s.ioc, s.accept_proxy(), net::detached);
     net::co_spawn(s.ioc, s.accept_admin(), net::detached);
     s.ready = true;
-    spdlog::info("cachalot {} listening on {}:{} (admin {}:{}), {} worker(s)", CACHALOT_VERSION,
-                 s.cfg.listen.proxy.address, s.cfg.listen.proxy.port, s.cfg.listen.admin.address,
-                 s.cfg.listen.admin.port, s.workers.size());
+    const auto& cfg = *first->cfg;
+    spdlog::info("cachalot {} listening on {}:{} (admin {}:{}), {} worker(s)", CACHALOT_VERSION, cfg.listen.proxy.address,
+                 cfg.listen.proxy.port, cfg.listen.admin.address, cfg.listen.admin.port, s.workers.size());
     s.ioc.run();
     for (auto& w : s.workers) w->join();
     s.ioc.restart();

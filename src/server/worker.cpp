@@ -17,28 +17,50 @@ std::unique_ptr<store::RedisStore> open_l2(const config::L2Cache& c, const net::
 
 }  // namespace
 
-Worker::Worker(const config::Config& cfg, const metrics::Metrics& metrics, const std::atomic<bool>& draining,
-               store::Tier* l1, store::PurgeTable& purges, cache::Coalescer& coalescer, core::ByteBudget& budget,
-               upstream::Balancer& balancer)
-    : cfg_(cfg),
-      metrics_(metrics),
+Worker::Active::Active(std::shared_ptr<Generation> g, Worker& w, const Active* previous)
+    : generation(std::move(g)),
+      cfg(*generation->cfg),
+      pool(w.ioc_->get_executor(), cfg.upstreams, generation->metrics, generation->balancer,
+           previous ? &previous->pool : nullptr),
+      pipeline(cfg, pool, w.cache(),
+               cache::FetchLock(w.coalescer_, w.l2_.get(),
+                                {cfg.cache.coalesce_timeout, cfg.cache.l2.lock, cfg.cache.l2.lock_ttl,
+                                 cfg.cache.l2.lock_poll}),
+               generation->metrics, w.budget_) {}
+
+std::shared_ptr<Worker::Active> Worker::make_active(std::shared_ptr<Generation> generation, const Active* previous) {
+    auto active = std::make_shared<Active>(std::move(generation), *this, previous);
+    active->pipeline.keep_alive_with(active);
+    return active;
+}
+
+Worker::Worker(std::shared_ptr<Generation> generation, const std::atomic<bool>& draining, store::Tier* l1,
+               store::PurgeTable& purges, cache::Coalescer& coalescer, core::ByteBudget& budget)
+    : metrics_(generation->metrics),
+      coalescer_(coalescer),
       draining_(draining),
       budget_(budget),
       l1_(l1),
       purges_(purges),
       ioc_(std::in_place, 1),
       work_(ioc_->get_executor()),
-      pool_(ioc_->get_executor(), cfg.upstreams, metrics, balancer),
-      l2_(open_l2(cfg.cache.l2, ioc_->get_executor(), metrics)),
-      pipeline_(cfg, pool_, cache(),
-                cache::FetchLock(coalescer, l2_.get(),
-                                 {cfg.cache.coalesce_timeout, cfg.cache.l2.lock, cfg.cache.l2.lock_ttl,
-                                  cfg.cache.l2.lock_poll}),
-                metrics, budget) {}
+      l2_(open_l2(generation->cfg->cache.l2, ioc_->get_executor(), metrics_)),
+      active_(make_active(std::move(generation), nullptr)) {}
+
+void Worker::use(std::shared_ptr<Generation> generation) {
+    net::post(*ioc_, [this, generation = std::move(generation)]() mutable {
+        try {
+            active_ = make_active(std::move(generation), active_.get());
+        } catch (const std::exception& e) {  // (its files were checked before: they changed since)
+            spdlog::error("worker keeps the previous configuration: {}", e.what());
+        }
+    });
+}
 
 Worker::~Worker() {
     join();
-    pool_.close_idle();
+    active_->pool.close_idle();
+    active_.reset();
     l2_.reset();
     work_.reset();
     ioc_.reset();
@@ -91,7 +113,7 @@ void Worker::begin_drain() {
 
 void Worker::stop() {
     net::post(*ioc_, [this] {
-        pool_.close_idle();
+        active_->pool.close_idle();
         work_.reset();
         ioc_->stop();
     });

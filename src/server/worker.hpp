@@ -8,6 +8,7 @@
 #include "cachalot/metrics/metrics.hpp"
 #include "cachalot/upstream/pool.hpp"
 #include "core/net.hpp"
+#include "server/generation.hpp"
 #include "server/pipeline.hpp"
 
 #include <atomic>
@@ -25,11 +26,11 @@ struct SessionHandle {
 
 class Worker {
 public:
-    /// `l1` may be null (no L1). With cache.l2.address set, the worker opens its own Redis
-    /// connections. `coalescer`, `purges` and `balancer` are shared by every worker.
-    Worker(const config::Config& cfg, const metrics::Metrics& metrics, const std::atomic<bool>& draining,
-           store::Tier* l1, store::PurgeTable& purges, cache::Coalescer& coalescer, core::ByteBudget& budget,
-           upstream::Balancer& balancer);
+    /// Serves with `generation` until use() gives another. `l1` may be null (no L1). With
+    /// cache.l2.address set, the worker opens its own Redis connections. `coalescer`, `purges`
+    /// and the generation's balancer are shared by every worker.
+    Worker(std::shared_ptr<Generation> generation, const std::atomic<bool>& draining, store::Tier* l1,
+           store::PurgeTable& purges, cache::Coalescer& coalescer, core::ByteBudget& budget);
     ~Worker();
 
     net::io_context& context() { return *ioc_; }
@@ -45,13 +46,18 @@ public:
     /// Stops the event loop; pending work is abandoned.
     void stop();
 
+    /// New requests are served with `generation` from now on (a reload; call from any thread).
+    /// The worker's pool and pipeline for it are made on the worker's thread; connections to
+    /// upstreams that did not change stay. Requests in flight finish with the one they began with.
+    void use(std::shared_ptr<Generation> generation);
+
     std::size_t session_count() const { return session_count_.load(); }
 
     /// Applies the other nodes' invalidations and purges (from the L2) here, keeps the purge
     /// table in step with Redis', and hands applications' purge messages to `on_app_purge`;
     /// call on one worker only, before start().
     void listen_for_invalidations(cache::TieredCache::AppPurgeHandler on_app_purge) {
-        cache().listen_for_invalidations(std::move(on_app_purge), cfg_.cache.l2.purge_resync);
+        cache().listen_for_invalidations(std::move(on_app_purge), active_->generation->cfg->cache.l2.purge_resync);
     }
 
     /// Purges `scopes` here and, through this worker's L2, on every node (call from any thread).
@@ -61,11 +67,21 @@ public:
     const store::RedisStore* l2() const { return l2_.get(); }
 
 private:
+    /// What the worker serves one generation with. Requests hold it until they are done.
+    struct Active {
+        Active(std::shared_ptr<Generation> g, Worker& w, const Active* previous);
+        std::shared_ptr<Generation> generation;
+        const config::Config& cfg;
+        upstream::Pool pool;
+        Pipeline pipeline;
+    };
+    std::shared_ptr<Active> make_active(std::shared_ptr<Generation> generation, const Active* previous);
+
     net::awaitable<void> run_session(tcp::socket socket);
     cache::TieredCache cache() { return cache::TieredCache(l1_, l2_.get(), &purges_); }
 
-    const config::Config& cfg_;
-    const metrics::Metrics& metrics_;
+    const metrics::Metrics metrics_;  // the node's (the generation's route series are its own)
+    cache::Coalescer& coalescer_;
     const std::atomic<bool>& draining_;
     core::ByteBudget& budget_;  // node-wide: body bytes held for clients
     store::Tier* l1_;
@@ -73,9 +89,8 @@ private:
     // Destroyed explicitly in ~Worker, before the sessions' state, which abandoned coroutines touch.
     std::optional<net::io_context> ioc_;
     net::executor_work_guard<net::io_context::executor_type> work_;
-    upstream::Pool pool_;
     std::unique_ptr<store::RedisStore> l2_;  // released in ~Worker while its io_context still exists
-    Pipeline pipeline_;
+    std::shared_ptr<Active> active_;          // touched only on this worker's thread (once started)
     std::list<SessionHandle> sessions_;  // touched only on this worker's thread
     std::atomic<std::size_t> session_count_{0};
     std::thread thread_;

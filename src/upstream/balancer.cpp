@@ -33,13 +33,16 @@ struct Balancer::Group {
             server.config = i;
             if (is_address(c.servers[i].host)) server.address = c.servers[i].host;
             server.label = c.servers[i].label();
-            if (i < m.upstream(u).servers.size()) server.series = m.upstream(u).servers[i];
+            if (i < m.upstream(u).servers.size()) {
+                server.series = m.upstream(u).servers[i];
+                server.series.healthy->Set(1);
+            }
             servers.push_back(std::move(server));
         }
         if (c.balance == config::Balance::ConsistentHash) build_ring();
     }
-    const config::Upstream& config;
-    const metrics::Metrics& metrics;
+    const config::Upstream config;  // (a copy: a group outlives the configuration it came from on a reload)
+    const metrics::Metrics metrics;
     std::mutex mutex;  // (a handful of servers, a few instructions per pick)
     std::vector<Server> servers;
     std::size_t cursor = 0;  // where least-outstanding starts looking, for ties
@@ -82,7 +85,17 @@ Balancer::Balancer(const std::vector<config::Upstream>& upstreams, const metrics
                    std::function<Clock::time_point()> now)
     : now_(std::move(now)) {
     for (std::size_t u = 0; u < upstreams.size(); ++u) {
-        groups_.push_back(std::make_unique<Group>(upstreams[u], metrics, u));
+        groups_.push_back(std::make_shared<Group>(upstreams[u], metrics, u));
+    }
+}
+
+Balancer::Balancer(const Balancer& previous, const std::vector<config::Upstream>& upstreams,
+                   const metrics::Metrics& metrics)
+    : now_(previous.now_) {
+    for (std::size_t u = 0; u < upstreams.size(); ++u) {
+        auto same = std::find_if(previous.groups_.begin(), previous.groups_.end(),
+                                 [&](const auto& g) { return config::same_upstream(g->config, upstreams[u]); });
+        groups_.push_back(same != previous.groups_.end() ? *same : std::make_shared<Group>(upstreams[u], metrics, u));
     }
 }
 
@@ -274,6 +287,7 @@ std::vector<std::size_t> Balancer::resolved(std::size_t u, std::size_t c, const 
         } else {
             ++server.generation;  // back: a new life (its old health check loop ends)
             server.series = g.metrics.server_series(g.config.name, server.label);
+            server.series.healthy->Set(1);
             added.push_back(s);
             spdlog::info("upstream {}: {} resolves to {} again: server back", g.config.name, entry.host, server.address);
         }
@@ -303,6 +317,7 @@ std::vector<std::size_t> Balancer::resolved(std::size_t u, std::size_t c, const 
         spare->label = label_of(address);
         spare->generation = generation;
         spare->series = g.metrics.server_series(g.config.name, spare->label);
+        spare->series.healthy->Set(1);
         added.push_back(static_cast<std::size_t>(spare - g.servers.begin()));
         changed = true;
         spdlog::info("upstream {}: {} resolves to {}: server added", g.config.name, entry.host, address);

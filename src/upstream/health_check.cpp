@@ -62,15 +62,17 @@ net::awaitable<bool> check_once(const config::Upstream& up, const Balancer::Targ
 }
 
 net::awaitable<void> check_server(const config::Upstream& up, std::size_t u, std::size_t s, Balancer& balancer,
-                                  std::shared_ptr<TlsClient> tls) {
+                                  std::shared_ptr<TlsClient> tls, std::shared_ptr<const std::atomic<bool>> stop) {
     const auto& hc = up.health_check;
     net::steady_timer timer(co_await net::this_coro::executor);
     const auto generation = balancer.target(u, s).generation;
     unsigned passes = 0, failures = 0;
     for (;;) {
+        if (*stop) co_return;  // its configuration was replaced
         const auto where = balancer.target(u, s);
         if (!where.active || where.generation != generation) co_return;  // its address went away
         const bool ok = co_await check_once(up, where, tls.get());
+        if (*stop) co_return;
         balancer.record_check(u, s, ok);
         if (ok) {
             failures = 0;
@@ -95,15 +97,17 @@ HealthChecks::HealthChecks(net::any_io_executor executor, const std::vector<conf
 
 HealthChecks::~HealthChecks() = default;
 
-void HealthChecks::start() {
+void HealthChecks::start(const std::shared_ptr<const std::atomic<bool>>& stop) {
+    stop_ = stop;
     for (std::size_t u = 0; u < upstreams_.size(); ++u)
         for (std::size_t s = 0; s < balancer_.size(u); ++s) watch(u, s);
 }
 
 void HealthChecks::watch(std::size_t u, std::size_t s) {
     const auto& up = upstreams_[u];
-    if (up.health_check.path.empty() || !balancer_.target(u, s).active) return;
-    net::co_spawn(executor_, check_server(up, u, s, balancer_, tls_[u]), net::detached);
+    auto stop = stop_.lock();
+    if (up.health_check.path.empty() || !stop || !balancer_.target(u, s).active) return;
+    net::co_spawn(executor_, check_server(up, u, s, balancer_, tls_[u], std::move(stop)), net::detached);
 }
 
 }  // namespace cachalot::upstream

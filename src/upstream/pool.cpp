@@ -94,20 +94,30 @@ UpstreamError classify(const beast::error_code& ec) {
 
 }  // namespace
 
+// What the pool keeps for one upstream: shared with the pool of a reloaded configuration when
+// the upstream did not change (as the balancer's state is), so its connections stay warm.
+struct Shelf {
+    explicit Shelf(const config::Upstream& c)
+        : config(c), tls(c.tls.enabled ? std::make_unique<TlsClient>(c) : nullptr) {}
+    const config::Upstream config;
+    std::vector<std::deque<std::unique_ptr<Connection>>> idle;  // per server
+    std::unique_ptr<TlsClient> tls;                             // null: plain
+    // Per server: the session to offer, for the server's generation.
+    std::vector<std::pair<std::shared_ptr<TlsSession>, std::uint64_t>> sessions;
+};
+
 struct Pool::Impl {
     net::any_io_executor executor;
     const std::vector<config::Upstream>& upstreams;
     const metrics::Metrics& metrics;
     Balancer& balancer;
-    std::vector<std::vector<std::deque<std::unique_ptr<Connection>>>> idle;  // per upstream, per server
-    std::vector<std::unique_ptr<TlsClient>> tls;                           // per upstream; null: plain
-    // Per upstream, per server: the session to offer, for the server's generation.
-    std::vector<std::vector<std::pair<std::shared_ptr<TlsSession>, std::uint64_t>>> sessions;
+    std::vector<std::shared_ptr<Shelf>> shelves;  // per upstream
 
     // (Servers are numbered as names resolve: the lists grow with them.)
     std::deque<std::unique_ptr<Connection>>& idle_of(std::size_t u, std::size_t s) {
-        if (idle[u].size() <= s) idle[u].resize(s + 1);
-        return idle[u][s];
+        auto& idle = shelves[u]->idle;
+        if (idle.size() <= s) idle.resize(s + 1);
+        return idle[s];
     }
 
     // The most recently used live connection to server `s` (of `generation`) of upstream `u`, or null.
@@ -164,11 +174,12 @@ struct Pool::Impl {
                                      "connect to " + label(u, s) + " failed: " + ec.message()};
         beast::error_code ignored;
         c.socket.set_option(tcp::no_delay(true), ignored);
-        if (auto& client = tls[u]) {
+        if (auto& client = shelves[u]->tls) {
             c.tls = std::make_unique<core::TlsStream>(c.socket, client->context());
             // (A number given to another address starts without a session to offer.)
-            if (sessions[u].size() <= s) sessions[u].resize(s + 1);
-            auto& [session, generation] = sessions[u][s];
+            auto& sessions = shelves[u]->sessions;
+            if (sessions.size() <= s) sessions.resize(s + 1);
+            auto& [session, generation] = sessions[s];
             if (!session || generation != where.generation) session = std::make_shared<TlsSession>();
             generation = where.generation;
             c.session = session;
@@ -208,13 +219,14 @@ private:
 };
 
 Pool::Pool(net::any_io_executor executor, const std::vector<config::Upstream>& upstreams,
-           const metrics::Metrics& metrics, Balancer& balancer)
-    : impl_(new Impl{std::move(executor), upstreams, metrics, balancer, {}, {}, {}}) {
-    impl_->idle.resize(upstreams.size());
-    impl_->tls.resize(upstreams.size());
-    impl_->sessions.resize(upstreams.size());
-    for (std::size_t u = 0; u < upstreams.size(); ++u) {
-        if (upstreams[u].tls.enabled) impl_->tls[u] = std::make_unique<TlsClient>(upstreams[u]);
+           const metrics::Metrics& metrics, Balancer& balancer, const Pool* previous)
+    : impl_(new Impl{std::move(executor), upstreams, metrics, balancer, {}}) {
+    for (const auto& up : upstreams) {
+        std::shared_ptr<Shelf> shelf;
+        if (previous)
+            for (const auto& old : previous->impl_->shelves)
+                if (config::same_upstream(old->config, up)) shelf = old;
+        impl_->shelves.push_back(shelf ? shelf : std::make_shared<Shelf>(up));
     }
 }
 
@@ -223,8 +235,8 @@ Pool::~Pool() = default;
 net::any_io_executor Pool::executor() const { return impl_->executor; }
 
 void Pool::close_idle() {
-    for (auto& servers : impl_->idle)
-        for (auto& list : servers) list.clear();
+    for (auto& shelf : impl_->shelves)
+        for (auto& list : shelf->idle) list.clear();
 }
 
 // Sends a streamed request body, each piece as it comes from the client, framed as the head said.

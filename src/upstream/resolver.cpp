@@ -84,16 +84,18 @@ net::awaitable<std::optional<std::vector<std::string>>> ask_system(const std::st
 }
 
 net::awaitable<void> follow(const config::Config& config, std::size_t u, std::size_t c, Balancer& balancer,
-                            std::function<void(std::size_t, std::size_t)> added) {
+                            std::function<void(std::size_t, std::size_t)> added,
+                            std::shared_ptr<const std::atomic<bool>> stop) {
     const auto& up = config.upstreams[u];
     const auto& host = up.servers[c].host;
     net::steady_timer timer(co_await net::this_coro::executor);
-    for (;;) {
+    while (!*stop) {
         std::optional<std::vector<std::string>> addresses;  // (no co_await inside ?: with GCC 12)
         if (config.resolver.nameservers.empty())
             addresses = co_await ask_system(host);
         else
             addresses = co_await ask_nameservers(config.resolver, host);
+        if (*stop) co_return;  // its configuration was replaced
         if (addresses) {
             std::sort(addresses->begin(), addresses->end());
             addresses->erase(std::unique(addresses->begin(), addresses->end()), addresses->end());
@@ -112,11 +114,12 @@ net::awaitable<void> follow(const config::Config& config, std::size_t u, std::si
 }  // namespace
 
 void start_resolving(net::any_io_executor executor, const config::Config& config, Balancer& balancer,
-                     std::function<void(std::size_t u, std::size_t s)> added) {
+                     std::function<void(std::size_t u, std::size_t s)> added,
+                     std::shared_ptr<const std::atomic<bool>> stop) {
     for (std::size_t u = 0; u < config.upstreams.size(); ++u)
         for (std::size_t c = 0; c < config.upstreams[u].servers.size(); ++c)
             if (!is_address(config.upstreams[u].servers[c].host))
-                net::co_spawn(executor, follow(config, u, c, balancer, added), net::detached);
+                net::co_spawn(executor, follow(config, u, c, balancer, added, stop), net::detached);
 }
 
 }  // namespace cachalot::upstream

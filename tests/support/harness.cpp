@@ -354,13 +354,8 @@ Daemon::Daemon(const std::string& config_template) : dir_(temp_dir()) {
         port_ = free_port();
         admin_port_ = free_port();
         while (admin_port_ == port_) admin_port_ = free_port();
-        auto config = config_template;
-        replace_all(config, "{proxy_port}", std::to_string(port_));
-        replace_all(config, "{admin_port}", std::to_string(admin_port_));
-        replace_all(config, "{l1_path}", l1_path());
-        std::ofstream(dir_ + "/cachalot.yaml") << config;
-
-        process_ = ChildProcess(CACHALOT_BINARY, {"--config", dir_ + "/cachalot.yaml"}, dir_ + "/output.log");
+        rewrite_config(config_template);
+        process_ = ChildProcess(CACHALOT_BINARY, {"--config", config_path()}, dir_ + "/output.log");
 
         // Ready is this daemon's own log line (written once both listeners are bound) and then
         // its /readyz: a /readyz alone could be answered by a parallel test's daemon that took
@@ -384,6 +379,17 @@ Daemon::Daemon(const std::string& config_template) : dir_(temp_dir()) {
         wait(5s);
         throw std::runtime_error("cachalot did not become ready:\n" + output());
     }
+}
+
+void Daemon::rewrite_config(const std::string& config_template) const {
+    auto config = config_template;
+    replace_all(config, "{proxy_port}", std::to_string(port_));
+    replace_all(config, "{admin_port}", std::to_string(admin_port_));
+    replace_all(config, "{l1_path}", l1_path());
+    // (Written aside and renamed: a reload never reads half a file.)
+    const auto aside = config_path() + ".new";
+    std::ofstream(aside) << config;
+    std::filesystem::rename(aside, config_path());
 }
 
 Daemon::~Daemon() {
@@ -502,10 +508,12 @@ bool connect_until(std::uint16_t port, std::vector<std::unique_ptr<Client>>& hel
     return log_says();
 }
 
-RunResult run_cachalot(const std::vector<std::string>& args) {
+RunResult run_cachalot(const std::vector<std::string>& args) { return run_program(CACHALOT_BINARY, args); }
+
+RunResult run_program(const std::string& program, const std::vector<std::string>& args) {
     auto dir = temp_dir();
     int fd = ::open((dir + "/output.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid = spawn(args, fd);
+    pid_t pid = spawn(args, fd, program.c_str());
     ::close(fd);
     int st = 0;
     waitpid(pid, &st, 0);

@@ -227,6 +227,11 @@ public:
     std::string l1_path() const;
     /// Everything the process wrote to stdout and stderr so far.
     std::string output() const;
+    /// Its configuration file.
+    std::string config_path() const { return dir_ + "/cachalot.yaml"; }
+    /// Writes `config_template` to its configuration file, filled in with its ports and L1 as
+    /// at start (for a reload: SIGHUP, or POST /reload).
+    void rewrite_config(const std::string& config_template) const;
     /// Sends `signal`. Use wait() for the exit status.
     void signal(int signal) { process_.signal(signal); }
     /// As ChildProcess::wait.
@@ -264,6 +269,8 @@ struct RunResult {
     std::string output;
 };
 RunResult run_cachalot(const std::vector<std::string>& args);
+/// Runs `program` (a full path) with `args` to completion, the same way.
+RunResult run_program(const std::string& program, const std::vector<std::string>& args);
 
 /// Lowers a running process' descriptor limit to the number it has open, so that its accepts
 /// fail with EMFILE once any gaps in its descriptor numbers are used up. end() (or the

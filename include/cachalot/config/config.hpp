@@ -16,6 +16,7 @@ using Duration = std::chrono::milliseconds;
 struct Endpoint {
     std::string address;
     std::uint16_t port = 0;
+    bool operator==(const Endpoint&) const = default;
 };
 
 struct Listeners {
@@ -23,6 +24,7 @@ struct Listeners {
     /// Admin endpoints (/metrics, /healthz, /readyz, /purge) stay on loopback unless configured
     /// otherwise.
     Endpoint admin{"127.0.0.1", 9090};
+    bool operator==(const Listeners&) const = default;
 };
 
 /// Who may use the admin endpoints that change state (/purge).
@@ -34,6 +36,7 @@ struct Admin {
     int token_file_line = 0;  // where it was set, for messages
     std::string token;
     std::size_t max_body_bytes = 64 * 1024;  // larger admin request bodies → 413
+    bool operator==(const Admin&) const = default;
 };
 
 /// Limits and timeouts applied to every client connection.
@@ -49,6 +52,7 @@ struct ClientLimits {
     /// Body bytes held in memory at once for all clients together: request bodies being read,
     /// responses being fetched or written. A request or response that would pass it gets 503.
     std::size_t max_buffered_bytes = 1024ull * 1024 * 1024;
+    bool operator==(const ClientLimits&) const = default;
 };
 
 /// An origin server.
@@ -58,6 +62,7 @@ struct Server {
     std::uint16_t port = 80;
     unsigned weight = 1;  // its share of requests against the others'
     std::string label() const { return host + ":" + std::to_string(port); }  // (metrics, logs)
+    bool operator==(const Server&) const = default;
 };
 
 /// Active health checks of an upstream's servers: a GET of `path` every `interval`.
@@ -68,6 +73,7 @@ struct HealthCheck {
     std::vector<unsigned> expect{200};  // statuses that count as healthy
     unsigned healthy_after = 2;         // passes in a row that bring a failing server back
     unsigned unhealthy_after = 3;       // failures in a row that take a server out
+    bool operator==(const HealthCheck&) const = default;
 };
 
 /// TLS to an upstream's servers (OpenSSL). Verification is on unless turned off: the chain
@@ -81,6 +87,7 @@ struct UpstreamTls {
     std::string certificate;  // PEM client certificate, for mutual TLS (with private_key)
     std::string private_key;
     int min_version = 12;     // TLS 1.2 or 1.3 (12, 13)
+    bool operator==(const UpstreamTls&) const = default;
 };
 
 /// How an upstream's requests are spread over its servers.
@@ -111,12 +118,14 @@ struct Upstream {
     std::size_t max_idle_connections = 64;  // per worker thread
     Duration idle_timeout{30'000};          // pooled connections unused for longer are closed
     int line = 0;  // where it was defined, for messages
+    bool operator==(const Upstream&) const = default;
 };
 
 /// Which requests a route takes: first match wins.
 struct RouteMatch {
     std::string host;         // empty or "*" = any; "*.example.com" = any subdomain; else exact
     std::string path_prefix = "/";
+    bool operator==(const RouteMatch&) const = default;
 };
 
 /// What becomes of a response that sets cookies.
@@ -132,6 +141,7 @@ struct RouteKey {
     std::vector<std::string> ignore_query_params;  // names, or prefixes ending in '*' ("utm_*")
     std::vector<std::string> headers;              // request headers added to the key
     std::vector<std::string> cookies;              // request cookies (by name) added to the key
+    bool operator==(const RouteKey&) const = default;
 };
 
 /// A route's caching rules.
@@ -153,6 +163,7 @@ struct RouteCache {
     /// whatever its directives say (Varnish's grace). 0: off.
     Duration grace{0};
     RouteKey key;
+    bool operator==(const RouteCache&) const = default;
 };
 
 /// Request fields a route removes or sets before the request is keyed and forwarded, so that the
@@ -166,6 +177,7 @@ struct RouteRequestHeaders {
                                    "X-Forwarded-Scheme",     "X-Forwarded-Ssl", "X-Forwarded-Prefix",
                                    "X-Forwarded-Server",     "X-Host"};
     std::vector<std::pair<std::string, std::string>> set;  // name, value: replaces what the client sent
+    bool operator==(const RouteRequestHeaders&) const = default;
 };
 
 struct Route {
@@ -175,6 +187,7 @@ struct Route {
     std::size_t upstream_index = 0;  // resolved by validation
     RouteCache cache;
     RouteRequestHeaders request_headers;
+    bool operator==(const Route&) const = default;
 };
 
 /// The shared-memory L1 store (see include/cachalot/store/shm_store.hpp).
@@ -182,6 +195,7 @@ struct L1Cache {
     std::string path = "/dev/shm/cachalot-l1";    // one file, shared by every process using it
     std::size_t size = 256 * 1024 * 1024;          // the whole file, index included; never grows; 0: no L1
     std::size_t max_object_size = 1024 * 1024;     // larger entries are not stored
+    bool operator==(const L1Cache&) const = default;
 };
 
 /// The shared Redis L2 (see include/cachalot/store/redis_store.hpp). Off unless `address` is set.
@@ -206,6 +220,7 @@ struct L2Cache {
     /// How often each node re-reads the purge table in Redis (and pushes purges Redis missed):
     /// the longest a node that missed a purge message serves a purged entry once Redis answers.
     Duration purge_resync{2'000};
+    bool operator==(const L2Cache&) const = default;
 };
 
 /// Purge tags that responses name (purged with POST /purge {"tag": …} on the admin listener).
@@ -216,6 +231,7 @@ struct Tags {
     bool strip = true;              // remove those fields from responses sent to clients
     std::size_t max_count = 64;     // tags kept per response; more are cut and counted
     std::size_t max_bytes = 4096;   // bytes of tags kept per response, all together
+    bool operator==(const Tags&) const = default;
 };
 
 struct Cache {
@@ -241,6 +257,7 @@ struct Cache {
     bool strip_targeted_fields = false;
     /// Add the cache key to Cache-Status (key=…): for debugging, it reveals how keys are built.
     bool debug_cache_status = false;
+    bool operator==(const Cache&) const = default;
 };
 
 enum class LogFormat { Text, Json };
@@ -249,6 +266,7 @@ struct Logging {
     std::string level = "info";  // trace, debug, info, warn, error, critical, off
     bool access_log = true;
     LogFormat format = LogFormat::Text;
+    bool operator==(const Logging&) const = default;
 };
 
 /// The PURGE method on the proxy listener (Varnish's and nginx's habit): off unless `allow` names
@@ -258,6 +276,7 @@ struct PurgeMethod {
     /// is forwarded like any other method. Otherwise PURGE purges the URL (hard) for clients in
     /// them and gets 403 from everyone else; it is never forwarded.
     std::vector<std::string> allow;
+    bool operator==(const PurgeMethod&) const = default;
 };
 
 /// How upstream host names are resolved: at start and every `interval`, every address a name
@@ -267,10 +286,12 @@ struct Resolver {
     struct Nameserver {
         std::string address;  // an IPv4 or IPv6 address
         std::uint16_t port = 53;
+        bool operator==(const Nameserver&) const = default;
     };
     std::vector<Nameserver> nameservers;
     Duration interval{30'000};
     Duration timeout{2'000};  // for each query to a nameserver
+    bool operator==(const Resolver&) const = default;
 };
 
 struct Config {
@@ -288,6 +309,7 @@ struct Config {
 
     /// `workers` with 0 resolved to the number of cores.
     unsigned worker_count() const;
+    bool operator==(const Config&) const = default;
 };
 
 /// One problem found in a configuration, with where it is.
@@ -309,6 +331,19 @@ ParseResult parse_config(const std::string& yaml_text);
 /// Reads and parses a file, and admin.token_file; a read failure is reported as an error at line
 /// 0 (the config) or at the key's line (the token file).
 ParseResult load_config(const std::string& path);
+
+/// What a reload from `running` to `next` would change. `changed` names what applies live
+/// ("routes: added api", "client", "logging.level"); `needs_restart` what cannot change
+/// without a restart ("listen.proxy", "workers", "cache.l1", "cache.l2", "logging.format"). Both
+/// empty: nothing changed. Where things are defined (lines) does not count.
+struct Changes {
+    std::vector<std::string> changed;
+    std::vector<std::string> needs_restart;
+};
+Changes compare(const Config& running, const Config& next);
+
+/// Whether two upstreams are the same but for where they are defined.
+bool same_upstream(const Upstream& a, const Upstream& b);
 
 /// "FILE:LINE: KEY: message", one per line.
 std::string format_errors(const std::string& file, const std::vector<ConfigError>& errors);

@@ -51,11 +51,13 @@ public:
     /// An empty claim on this budget, to grow as bytes arrive.
     Reservation reserve() { return Reservation(this); }
     std::size_t used() const { return used_.load(std::memory_order_relaxed); }
-    std::size_t limit() const { return limit_; }
+    std::size_t limit() const { return limit_.load(std::memory_order_relaxed); }
+    /// A new limit (a reload): what is held stays held; new claims see the new limit.
+    void set_limit(std::size_t limit) { limit_.store(limit, std::memory_order_relaxed); }
 
 private:
     std::atomic<std::size_t> used_{0};
-    const std::size_t limit_;
+    std::atomic<std::size_t> limit_;
 };
 
 }  // namespace cachalot::core

@@ -22,6 +22,9 @@ struct AccessRecord {
     std::string_view route;     // "" when no route matched
 };
 
+/// Applies a reloaded configuration's level and access_log (any thread; the format stays).
+void reconfigure(const config::Logging& cfg);
+
 /// True when access logging is on (so callers can skip building a record).
 bool access_log_enabled();
 

@@ -88,60 +88,97 @@ public:
     /// Series for each route (plus "none" for requests no route matched) and each upstream.
     Metrics(const std::vector<std::string>& routes, const std::vector<UpstreamLabels>& upstreams);
 
+    /// The same metrics (every family, counter and source shared) with the series of another
+    /// configuration's routes and upstreams: what a reload serves with. Series of the same
+    /// names are the same series.
+    Metrics with_config(const std::vector<std::string>& routes, const std::vector<UpstreamLabels>& upstreams) const;
+
     const RouteSeries& route(std::size_t index) const { return routes_.at(index); }
     /// The series of requests that matched no route.
     const RouteSeries& unrouted() const { return routes_.back(); }
     const UpstreamSeries& upstream(std::size_t index) const { return upstreams_.at(index); }
+
     /// The series of one server of an upstream (made when a name resolves to a new address),
-    /// and their removal (when it no longer does).
+    /// and their removal (when it no longer does). The same labels give the same series; its
+    /// `healthy` gauge is the balancer's to set.
     ServerSeries server_series(const std::string& upstream, const std::string& server) const;
     void drop_server_series(const ServerSeries& series) const;
-    prometheus::Gauge& active_connections() const { return *active_connections_; }
+
+    prometheus::Gauge& active_connections() const { return *s_->active_connections; }
     prometheus::Counter& rejected_requests(unsigned status) const;
     /// A request refused because its body (request) or its response's body (response) would
     /// have passed client.max_buffered_bytes.
-    prometheus::Counter& buffer_refusals(bool response) const { return *buffer_refusals_[response ? 1 : 0]; }
-    prometheus::Counter& connections_refused() const { return *connections_refused_; }
+    prometheus::Counter& buffer_refusals(bool response) const { return *s_->buffer_refusals[response ? 1 : 0]; }
+    prometheus::Counter& connections_refused() const { return *s_->connections_refused; }
     /// A response body cut short while streaming: by the origin (it closed, reset or stalled
     /// mid-body) or by the client (it went away before the end).
-    prometheus::Counter& streams_interrupted(bool by_client) const { return *streams_interrupted_[by_client ? 1 : 0]; }
+    prometheus::Counter& streams_interrupted(bool by_client) const { return *s_->streams_interrupted[by_client ? 1 : 0]; }
     /// Round-trip time of L2 (Redis) commands that were answered.
-    prometheus::Histogram& l2_latency() const { return *l2_latency_; }
+    prometheus::Histogram& l2_latency() const { return *s_->l2_latency; }
     prometheus::Counter& purges(cache::PurgeKind kind, cache::PurgeMode mode) const {
-        return *purges_[static_cast<std::size_t>(kind)][static_cast<std::size_t>(mode)];
+        return *s_->purges[static_cast<std::size_t>(kind)][static_cast<std::size_t>(mode)];
     }
     /// A purge that was refused: no valid admin token (unauthorized), a request that does not
     /// parse (invalid), or PURGE from outside purge_method.allow (forbidden).
     enum class PurgeRefusal { Unauthorized, Invalid, Forbidden };
-    prometheus::Counter& purge_refusals(PurgeRefusal why) const { return *purge_refusals_[static_cast<std::size_t>(why)]; }
+    prometheus::Counter& purge_refusals(PurgeRefusal why) const { return *s_->purge_refusals[static_cast<std::size_t>(why)]; }
     /// Tags a response named beyond cache.tags.max_count / max_bytes, or malformed.
-    prometheus::Counter& tags_cut() const { return *tags_cut_; }
+    prometheus::Counter& tags_cut() const { return *s_->tags_cut; }
+    /// A configuration reload, applied or refused; a success also sets the time of the last
+    /// one (Unix seconds; the start counts as the first) and the last one's verdict.
+    void record_reload(bool success, double unix_seconds) const;
+    /// The configuration in force was loaded at `unix_seconds` (the start).
+    void config_loaded(double unix_seconds) const;
 
     /// Adds values read at every scrape. Call before the server starts.
-    void add_source(SampleSource source) { sources_.push_back(std::move(source)); }
+    void add_source(SampleSource source) { s_->sources.push_back(std::move(source)); }
 
     /// The Prometheus text exposition of every metric.
     std::string serialize() const;
 
 private:
-    std::shared_ptr<prometheus::Registry> registry_;
+    struct Shared {
+        std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
+        // Families with a series per route or per upstream (labels from the configuration).
+        prometheus::Family<prometheus::Counter>* requests = nullptr;
+        prometheus::Family<prometheus::Histogram>* duration = nullptr;
+        prometheus::Family<prometheus::Counter>* cache_requests = nullptr;
+        prometheus::Family<prometheus::Counter>* cache_store = nullptr;
+        prometheus::Family<prometheus::Counter>* stale = nullptr;
+        prometheus::Family<prometheus::Counter>* fetches = nullptr;
+        prometheus::Family<prometheus::Counter>* coalesced = nullptr;
+        prometheus::Family<prometheus::Counter>* background = nullptr;
+        prometheus::Family<prometheus::Counter>* purged = nullptr;
+        prometheus::Family<prometheus::Histogram>* up_duration = nullptr;
+        prometheus::Family<prometheus::Counter>* connections = nullptr;
+        prometheus::Family<prometheus::Counter>* errors = nullptr;
+        prometheus::Family<prometheus::Counter>* handshakes = nullptr;
+        prometheus::Family<prometheus::Gauge>* server_healthy = nullptr;
+        prometheus::Family<prometheus::Counter>* server_requests = nullptr;
+        prometheus::Family<prometheus::Counter>* server_failures = nullptr;
+        prometheus::Family<prometheus::Counter>* server_ejections = nullptr;
+        prometheus::Family<prometheus::Counter>* server_checks = nullptr;
+        // The node's own.
+        prometheus::Gauge* active_connections = nullptr;
+        prometheus::Family<prometheus::Counter>* rejected = nullptr;
+        std::array<prometheus::Counter*, 2> buffer_refusals{};
+        prometheus::Counter* connections_refused = nullptr;
+        std::array<prometheus::Counter*, 2> streams_interrupted{};
+        prometheus::Histogram* l2_latency = nullptr;
+        std::array<std::array<prometheus::Counter*, cache::kPurgeModeNames.size()>, cache::kPurgeKindNames.size()> purges{};
+        prometheus::Counter* tags_cut = nullptr;
+        std::array<prometheus::Counter*, 3> purge_refusals{};
+        std::array<prometheus::Counter*, 2> reloads{};  // failure, success
+        prometheus::Gauge* last_reload_success_time = nullptr;
+        prometheus::Gauge* last_reload_successful = nullptr;
+        std::vector<SampleSource> sources;
+    };
+    Metrics() = default;
+    void add_series(const std::vector<std::string>& routes, const std::vector<UpstreamLabels>& upstreams);
+
+    std::shared_ptr<Shared> s_;
     std::vector<RouteSeries> routes_;
     std::vector<UpstreamSeries> upstreams_;
-    prometheus::Family<prometheus::Gauge>* server_healthy_ = nullptr;
-    prometheus::Family<prometheus::Counter>* server_requests_ = nullptr;
-    prometheus::Family<prometheus::Counter>* server_failures_ = nullptr;
-    prometheus::Family<prometheus::Counter>* server_ejections_ = nullptr;
-    prometheus::Family<prometheus::Counter>* server_checks_ = nullptr;
-    prometheus::Gauge* active_connections_ = nullptr;
-    prometheus::Family<prometheus::Counter>* rejected_ = nullptr;
-    std::array<prometheus::Counter*, 2> buffer_refusals_{};
-    prometheus::Counter* connections_refused_ = nullptr;
-    std::array<prometheus::Counter*, 2> streams_interrupted_{};
-    prometheus::Histogram* l2_latency_ = nullptr;
-    std::array<std::array<prometheus::Counter*, cache::kPurgeModeNames.size()>, cache::kPurgeKindNames.size()> purges_{};
-    prometheus::Counter* tags_cut_ = nullptr;
-    std::array<prometheus::Counter*, 3> purge_refusals_{};
-    std::vector<SampleSource> sources_;
 };
 
 }  // namespace cachalot::metrics

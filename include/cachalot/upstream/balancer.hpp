@@ -32,10 +32,16 @@ std::uint64_t affinity_of(std::string_view url);
 class Balancer {
 public:
     using Clock = std::chrono::steady_clock;
-    /// `upstreams` and `metrics` are kept by reference; `now` gives the time (a hand-moved one in tests).
+    /// `now` gives the time (a hand-moved one in tests).
     Balancer(const std::vector<config::Upstream>& upstreams, const metrics::Metrics& metrics,
              std::function<Clock::time_point()> now = Clock::now);
+    /// The balancer of a reloaded configuration: upstreams that did not change keep their state
+    /// (servers and their addresses, ejections, health, requests outstanding), shared with
+    /// `previous`; the others start afresh.
+    Balancer(const Balancer& previous, const std::vector<config::Upstream>& upstreams, const metrics::Metrics& metrics);
     ~Balancer();
+    Balancer(const Balancer&) = delete;
+    Balancer& operator=(const Balancer&) = delete;
 
     /// At most this many servers per upstream, addresses of every entry together.
     static constexpr std::size_t kMaxServers = 256;
@@ -96,7 +102,7 @@ public:
 
 private:
     struct Group;
-    std::vector<std::unique_ptr<Group>> groups_;
+    std::vector<std::shared_ptr<Group>> groups_;
     std::function<Clock::time_point()> now_;
 };
 

@@ -10,6 +10,8 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
+#include <atomic>
+
 #include <memory>
 #include <vector>
 
@@ -27,8 +29,10 @@ public:
     HealthChecks(const HealthChecks&) = delete;
     HealthChecks& operator=(const HealthChecks&) = delete;
 
-    /// Starts checking every server numbered so far, of every upstream with checks.
-    void start();
+    /// Starts checking every server numbered so far, of every upstream with checks, until
+    /// `*stop` (the checks hold `stop`, and what it owns, until they see it: with the aliasing
+    /// constructor of shared_ptr it can own the configuration and the balancer they use).
+    void start(const std::shared_ptr<const std::atomic<bool>>& stop);
     /// Starts checking server `s` of upstream `u` (when it has checks), until that server's
     /// address goes away or its number goes to another address.
     void watch(std::size_t u, std::size_t s);
@@ -38,6 +42,7 @@ private:
     const std::vector<config::Upstream>& upstreams_;
     Balancer& balancer_;
     std::vector<std::shared_ptr<TlsClient>> tls_;  // per upstream; null: plain
+    std::weak_ptr<const std::atomic<bool>> stop_;  // (weak: it may own this object)
 };
 
 }  // namespace cachalot::upstream

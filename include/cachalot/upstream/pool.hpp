@@ -91,9 +91,12 @@ public:
 
 class Pool final : public Origin {
 public:
-    /// `balancer` (shared by every worker's pool) chooses each request's server.
+    /// `balancer` (shared by every worker's pool) chooses each request's server. `previous`:
+    /// the pool of the configuration this one replaces (a reload), on the same executor; its
+    /// idle connections and TLS sessions to upstreams that did not change are shared with this
+    /// one. Throws as TlsClient does for a TLS upstream's unusable files.
     Pool(boost::asio::any_io_executor executor, const std::vector<config::Upstream>& upstreams,
-         const metrics::Metrics& metrics, Balancer& balancer);
+         const metrics::Metrics& metrics, Balancer& balancer, const Pool* previous = nullptr);
     ~Pool();
     Pool(const Pool&) = delete;
     Pool& operator=(const Pool&) = delete;

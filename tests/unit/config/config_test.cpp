@@ -728,3 +728,89 @@ TEST_CASE("resolver: nameservers with or without a port, interval, timeout; the 
     REQUIRE(fast.errors.size() == 1);
     CHECK(fast.errors[0].key == "resolver.interval");
 }
+
+// ---- compare (what a reload changes) ----------------------------------------------------------
+
+namespace {
+
+Config parsed(const std::string& yaml) {
+    auto r = parse_config(yaml);
+    INFO(format_errors("test.yaml", r.errors));
+    REQUIRE(r.ok());
+    return *r.config;
+}
+
+const std::string kTwo = R"(
+upstreams:
+  - {name: api, host: 127.0.0.1, port: 8081}
+  - {name: img, host: 127.0.0.1, port: 8082}
+routes:
+  - {name: images, match: {path_prefix: /img}, upstream: img}
+  - {name: all, upstream: api}
+)";
+
+std::string edited(std::string text, const std::string& from, const std::string& to) {
+    const auto at = text.find(from);
+    REQUIRE(at != std::string::npos);
+    return text.replace(at, from.size(), to);
+}
+
+}  // namespace
+
+TEST_CASE("compare: the same configuration changes nothing, wherever its parts are defined") {
+    const auto base = parsed(kTwo);
+    auto c = compare(base, base);
+    CHECK(c.changed.empty());
+    CHECK(c.needs_restart.empty());
+    // Lines moved by a comment: nothing changed.
+    c = compare(base, parsed("# a comment\n\n" + kTwo));
+    CHECK(c.changed.empty());
+    CHECK(c.needs_restart.empty());
+}
+
+TEST_CASE("compare names routes and upstreams added, removed, changed and reordered") {
+    const auto base = parsed(kTwo);
+    auto c = compare(base, parsed(edited(kTwo, "port: 8082", "port: 8083")));
+    CHECK(c.changed == std::vector<std::string>{"upstreams: changed img"});
+    c = compare(base, parsed(edited(kTwo, "path_prefix: /img", "path_prefix: /images")));
+    CHECK(c.changed == std::vector<std::string>{"routes: changed images"});
+    c = compare(base, parsed(edited(kTwo, "  - {name: all, upstream: api}\n",
+                                    "  - {name: all, upstream: api}\n  - {name: extra, upstream: api}\n")));
+    CHECK(c.changed == std::vector<std::string>{"routes: added extra"});
+    c = compare(base, parsed(edited(edited(kTwo, "  - {name: images, match: {path_prefix: /img}, upstream: img}\n", ""),
+                                    "  - {name: img, host: 127.0.0.1, port: 8082}\n", "")));
+    CHECK(c.changed == std::vector<std::string>{"upstreams: removed img", "routes: removed images"});
+    c = compare(base, parsed(R"(
+upstreams:
+  - {name: api, host: 127.0.0.1, port: 8081}
+  - {name: img, host: 127.0.0.1, port: 8082}
+routes:
+  - {name: all, upstream: api}
+  - {name: images, match: {path_prefix: /img}, upstream: img}
+)"));
+    CHECK(c.changed == std::vector<std::string>{"routes: order"});
+    CHECK(c.needs_restart.empty());
+}
+
+TEST_CASE("compare names the sections that change live and those that need a restart") {
+    const auto base = parsed(kTwo);
+    auto c = compare(base, parsed(kTwo + "client: {idle_timeout: 5s}\nlogging: {level: debug}\n"
+                                         "cache: {coalesce_timeout: 1s, tags: {max_count: 8}}\ndrain_timeout: 1s\n"));
+    CHECK(c.changed == std::vector<std::string>{"client", "drain_timeout", "cache.tags", "cache.coalesce_timeout",
+                                                "logging.level"});
+    CHECK(c.needs_restart.empty());
+
+    c = compare(base, parsed(kTwo + "listen: {proxy: {port: 8000}}\nworkers: 7\ncache: {l1: {size: 64MiB}, "
+                                    "l2: {address: 127.0.0.1:6379}}\nlogging: {format: json}\n"));
+    CHECK(c.needs_restart ==
+          std::vector<std::string>{"listen.proxy", "workers", "cache.l1", "cache.l2", "logging.format"});
+}
+
+TEST_CASE("same_upstream ignores where an upstream is defined, nothing else") {
+    const auto base = parsed(kTwo);
+    auto moved = base.upstreams[0];
+    moved.line += 10;
+    CHECK(same_upstream(base.upstreams[0], moved));
+    moved.servers[0].weight = 3;
+    CHECK_FALSE(same_upstream(base.upstreams[0], moved));
+}
