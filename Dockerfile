@@ -13,7 +13,7 @@ FROM debian:12-slim
 COPY scripts/install-deps.sh /tmp/install-deps.sh
 RUN /tmp/install-deps.sh runtime && rm -rf /var/lib/apt/lists/* /tmp/install-deps.sh \
  && useradd --system --no-create-home --uid 10001 cachalot
-COPY --from=build /opt/cachalot/bin/cachalot /usr/local/bin/cachalot
+COPY --from=build /opt/cachalot/bin/cachalot /opt/cachalot/bin/cachalot-demo-origin /usr/local/bin/
 # The configuration is read from here: mount yours over it.
 COPY config/cachalot.yaml /etc/cachalot/cachalot.yaml
 USER cachalot

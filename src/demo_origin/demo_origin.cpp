@@ -112,9 +112,9 @@ net::awaitable<void> listen(tcp::acceptor& acceptor) {
     }
 }
 
-int run(unsigned short port) {
+int run(unsigned short port, const std::string& address) {
     net::io_context ioc{1};
-    tcp::acceptor acceptor(ioc, {net::ip::make_address("127.0.0.1"), port});
+    tcp::acceptor acceptor(ioc, {net::ip::make_address(address), port});
     // SIGTERM/SIGINT: stop accepting, then stop the loop; requests in flight are dropped (a demo
     // needs no drain). Everything is destroyed in order on the way out of run().
     net::signal_set signals(ioc, SIGTERM, SIGINT);
@@ -125,7 +125,7 @@ int run(unsigned short port) {
         ioc.stop();
     });
     net::co_spawn(ioc, listen(acceptor), net::detached);
-    std::cout << "demo origin listening on 127.0.0.1:" << port << std::endl;
+    std::cout << "demo origin listening on " << address << ":" << port << std::endl;
     ioc.run();
     return 0;
 }
@@ -134,12 +134,14 @@ int run(unsigned short port) {
 
 int main(int argc, char** argv) {
     unsigned port = 8081;
-    if (argc > 2 || (argc == 2 && (std::sscanf(argv[1], "%u", &port) != 1 || port == 0 || port > 65535))) {
-        std::cerr << "usage: cachalot-demo-origin [PORT]   (1-65535, default 8081)" << std::endl;
+    std::string address = "127.0.0.1";  // (0.0.0.0 in a container, where Cachalot is another host)
+    if (argc > 3 || (argc >= 2 && (std::sscanf(argv[1], "%u", &port) != 1 || port == 0 || port > 65535))) {
+        std::cerr << "usage: cachalot-demo-origin [PORT [ADDRESS]]   (1-65535, default 8081 on 127.0.0.1)" << std::endl;
         return 2;
     }
+    if (argc == 3) address = argv[2];
     try {
-        return run(static_cast<unsigned short>(port));
+        return run(static_cast<unsigned short>(port), address);
     } catch (const std::exception& e) {
         std::cerr << "cachalot-demo-origin: " << e.what() << std::endl;
         return 1;
