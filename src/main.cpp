@@ -6,6 +6,7 @@
 #include "cachalot/server/server.hpp"
 #include "cachalot/store/shm_store.hpp"
 #include "cli/purge.hpp"
+#include "server/handoff.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -17,12 +18,14 @@ namespace {
 constexpr const char* kDefaultConfig = "/etc/cachalot/cachalot.yaml";
 
 void usage(std::ostream& out) {
-    out << "Usage: cachalot [--config FILE]\n"
+    out << "Usage: cachalot [--config FILE] [--upgrade]\n"
            "       cachalot --check-config FILE\n"
            "       cachalot purge [--admin URL] [--soft] --url URL | --prefix PATH --host HOST | --tag TAG | --all\n"
            "       cachalot --help | --version\n\n"
            "A caching reverse proxy for HTTP APIs.\n\n"
            "  -c, --config FILE        run with this configuration (default " << kDefaultConfig << ")\n"
+           "      --upgrade            take the listening sockets over from the process running with the\n"
+           "                           same listen.upgrade_socket, then let it drain (zero-downtime restart)\n"
            "      --check-config FILE  validate FILE, print every problem, exit 0 if valid, 1 if not\n"
            "  -h, --help               show this help\n"
            "  -V, --version            show the version\n\n"
@@ -65,6 +68,7 @@ int main(int argc, char** argv) {
     if (argc > 1 && std::strcmp(argv[1], "purge") == 0)
         return cachalot::cli::purge(std::vector<std::string>(argv + 2, argv + argc), std::cout, std::cerr);
     std::string config_path = kDefaultConfig;
+    bool upgrade = false;
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
         auto value = [&]() -> std::optional<std::string> {
@@ -84,6 +88,8 @@ int main(int argc, char** argv) {
             if (!load(*path)) return 1;
             std::cout << *path << ": ok\n";
             return 0;
+        } else if (arg == "--upgrade") {
+            upgrade = true;
         } else if (arg == "-c" || arg == "--config") {
             auto path = value();
             if (!path) return 2;
@@ -115,7 +121,16 @@ int main(int argc, char** argv) {
         }
         if (!cfg->cache.l2.address.empty()) spdlog::info("L2: redis at {}", cfg->cache.l2.address);
 
-        cachalot::server::Server server(std::move(*cfg), config_path, metrics, l1 ? &*l1 : nullptr);
+        // (A refusal, here or later, leaves the running process serving as it was.)
+        std::optional<cachalot::server::Takeover> takeover;
+        if (upgrade) {
+            if (cfg->listen.upgrade_socket.empty())
+                throw std::runtime_error("--upgrade needs listen.upgrade_socket in " + config_path);
+            takeover.emplace(cfg->listen.upgrade_socket);
+            spdlog::info("upgrade: received the listening sockets of process {}", takeover->peer());
+        }
+        cachalot::server::Server server(std::move(*cfg), config_path, metrics, l1 ? &*l1 : nullptr,
+                                        takeover ? &*takeover : nullptr);
         return server.run();
     } catch (const std::exception& e) {
         spdlog::critical("{}", e.what());

@@ -53,6 +53,7 @@ Changes compare(const Config& running, const Config& next) {
     // and the log's sinks.
     check(running.listen.proxy == next.listen.proxy, "listen.proxy", c.needs_restart);
     check(running.listen.admin == next.listen.admin, "listen.admin", c.needs_restart);
+    check(running.listen.upgrade_socket == next.listen.upgrade_socket, "listen.upgrade_socket", c.needs_restart);
     check(running.worker_count() == next.worker_count(), "workers", c.needs_restart);
     check(running.cache.l1 == next.cache.l1, "cache.l1", c.needs_restart);
     check(running.cache.l2 == next.cache.l2, "cache.l2", c.needs_restart);

@@ -531,9 +531,13 @@ Config read_config(Reader& r, const YAML::Node& root) {
         return c;
 
     if (auto listen = root["listen"]; listen.IsDefined() && !listen.IsNull()) {
-        if (r.expect_map(listen, "listen", {"proxy", "admin"})) {
+        if (r.expect_map(listen, "listen", {"proxy", "admin", "upgrade_socket"})) {
             r.read_endpoint(listen, "listen", "proxy", c.listen.proxy);
             r.read_endpoint(listen, "listen", "admin", c.listen.admin);
+            r.read_string(listen, "listen", "upgrade_socket", c.listen.upgrade_socket);
+            if (listen["upgrade_socket"].IsDefined() && !c.listen.upgrade_socket.empty() &&
+                c.listen.upgrade_socket.front() != '/')
+                r.error(listen["upgrade_socket"], "listen.upgrade_socket", "must be an absolute path");
         }
     }
     if (auto admin = root["admin"]; admin.IsDefined() && !admin.IsNull()) {

@@ -252,7 +252,7 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
         // Between requests: wait for the next request's first byte, up to the idle timeout.
         if (buffer.size() == 0) {
             registration.it->idle = true;
-            if (draining_) break;
+            if (draining_ && !registration.it->fresh) break;
             deadline.expires_after(active_->cfg.client.idle_timeout);
             active.reset();  // (a connection waiting holds no configuration)
             auto [ec, n] = co_await socket.async_read_some(buffer.prepare(4096), use_tuple);
@@ -275,6 +275,7 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
                 co_await reject(status, parser.is_header_done() ? parser.get().version() : 11, hec.message());
             break;
         }
+        registration.it->fresh = false;
         if (auto reason = http::ambiguous_framing(parser.get().base())) {
             co_await reject(400, parser.get().version(), *reason);
             break;

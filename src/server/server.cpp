@@ -3,10 +3,14 @@
 #include "cachalot/log/log.hpp"
 #include "server/admin.hpp"
 #include "server/generation.hpp"
+#include "server/handoff.hpp"
 #include "server/worker.hpp"
 #include "upstream/tls.hpp"
 
 #include <spdlog/spdlog.h>
+
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <functional>
 #include <mutex>
@@ -31,6 +35,38 @@ tcp::acceptor bind_acceptor(net::io_context& ioc, const config::Endpoint& ep, co
     return acceptor;
 }
 
+// A listening socket handed over by the process this one takes over from (server/handoff.hpp):
+// it must listen where this configuration says.
+tcp::acceptor adopt_acceptor(net::io_context& ioc, int fd, const config::Endpoint& ep, const char* what) {
+    sockaddr_storage bound{};
+    socklen_t length = sizeof bound;
+    beast::error_code ec;
+    tcp::acceptor acceptor(ioc);
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &length) != 0) {
+        ::close(fd);
+        throw std::runtime_error(std::string("--upgrade: the ") + what + " socket handed over is unusable");
+    }
+    acceptor.assign(bound.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
+    if (ec) {
+        ::close(fd);
+        throw std::runtime_error(std::string("--upgrade: the ") + what + " socket handed over: " + ec.message());
+    }
+    const auto local = acceptor.local_endpoint(ec);
+    const auto address = net::ip::make_address(ep.address, ec);
+    if (ec || local != tcp::endpoint(address, ep.port))
+        throw std::runtime_error(std::string("--upgrade: the running process' ") + what + " listener is on " +
+                                 local.address().to_string() + ":" + std::to_string(local.port()) +
+                                 ", this configuration's on " + ep.address + ":" + std::to_string(ep.port) +
+                                 " (a takeover keeps the listen addresses; restart to change them)");
+    return acceptor;
+}
+
+tcp::acceptor listener(net::io_context& ioc, Takeover* takeover, const config::Endpoint& ep, bool proxy) {
+    const char* what = proxy ? "proxy" : "admin";
+    if (!takeover) return bind_acceptor(ioc, ep, what);
+    return adopt_acceptor(ioc, proxy ? takeover->release_proxy() : takeover->release_admin(), ep, what);
+}
+
 }  // namespace
 
 struct Server::Impl {
@@ -45,8 +81,10 @@ struct Server::Impl {
     // Declared before ioc so that they outlive it: an abandoned accept holds a worker's socket.
     std::vector<std::unique_ptr<Worker>> workers;
     net::io_context ioc{1};  // accepting, admin, signals, reloads, health checks; requests run on the workers
+    Takeover* takeover;  // (at start: the process this one takes over from; else null)
     tcp::acceptor proxy_acceptor;
     tcp::acceptor admin_acceptor;
+    std::optional<UpgradeListener> upgrades;  // listen.upgrade_socket: successors take over here
     mutable std::mutex current_mutex;     // (replaced on ioc's thread; read there and by worker 0)
     std::shared_ptr<Generation> current;  // the configuration in force
     AdminState admin{[this] { return std::shared_ptr<const Generation>(generation()); },
@@ -61,13 +99,14 @@ struct Server::Impl {
                      core::wall_now};
     int exit_code = 0;
 
-    Impl(config::Config c, std::string path, metrics::Metrics& m, store::ShmStore* l1)
+    Impl(config::Config c, std::string path, metrics::Metrics& m, store::ShmStore* l1, Takeover* from)
         : config_path(std::move(path)),
           metrics(m),
           purges(l1 ? l1->purges() : memory_purges.table()),
           budget(c.client.max_buffered_bytes),
-          proxy_acceptor(bind_acceptor(ioc, c.listen.proxy, "proxy")),
-          admin_acceptor(bind_acceptor(ioc, c.listen.admin, "admin")),
+          takeover(from),
+          proxy_acceptor(listener(ioc, from, c.listen.proxy, true)),
+          admin_acceptor(listener(ioc, from, c.listen.admin, false)),
           current(std::make_shared<Generation>(std::make_shared<const config::Config>(std::move(c)), m,
                                                ioc.get_executor(), nullptr)) {
         const auto& cfg = *current->cfg;
@@ -226,11 +265,13 @@ struct Server::Impl {
             next = (next + 1) % workers.size();
             auto [ec, socket] =
                 co_await proxy_acceptor.async_accept(worker.context(), net::as_tuple(net::use_awaitable));
-            if (ec == net::error::operation_aborted || !proxy_acceptor.is_open()) co_return;
             if (ec) {
+                if (ec == net::error::operation_aborted || !proxy_acceptor.is_open()) co_return;
                 co_await back_off_after(ec, "proxy");
                 continue;
             }
+            // (A connection accepted just before the acceptor closed is still served: dropped,
+            // its client, which may be sending already, would see a reset.)
             // Over client.max_connections: closed at once, before it costs a session.
             if (open_connections() >= generation()->cfg->client.max_connections) {
                 beast::error_code ignored;
@@ -239,29 +280,39 @@ struct Server::Impl {
                 continue;
             }
             worker.adopt(std::move(socket));
+            if (!proxy_acceptor.is_open()) co_return;
         }
     }
 
     net::awaitable<void> accept_admin() {
         for (;;) {
             auto [ec, socket] = co_await admin_acceptor.async_accept(net::as_tuple(net::use_awaitable));
-            if (ec == net::error::operation_aborted || !admin_acceptor.is_open()) co_return;
             if (ec) {
+                if (ec == net::error::operation_aborted || !admin_acceptor.is_open()) co_return;
                 co_await back_off_after(ec, "admin");
                 continue;
             }
             net::co_spawn(ioc, run_admin_session(std::move(socket), admin), net::detached);
+            if (!admin_acceptor.is_open()) co_return;
         }
     }
 
-    // Stop accepting, let in-flight requests finish, then stop everything.
-    net::awaitable<void> drain() {
+    // Stop accepting, let in-flight requests finish, then stop everything. `handed_over`: a
+    // successor took the listening sockets over (it serves the admin endpoints too from now on).
+    net::awaitable<void> drain(bool handed_over = false) {
+        if (draining) co_return;  // (already: a SIGTERM after a hand-over)
         const auto timeout = generation()->cfg->drain_timeout;
         spdlog::info("draining: no new connections, waiting up to {} ms for in-flight requests", timeout.count());
         ready = false;
         draining = true;
         beast::error_code ignored;
         proxy_acceptor.close(ignored);
+        if (handed_over) admin_acceptor.close(ignored);
+        if (upgrades) {
+            upgrades->close();
+            // (After a hand-over the file is the successor's to replace; else nobody needs it.)
+            if (!handed_over) ::unlink(generation()->cfg->listen.upgrade_socket.c_str());
+        }
         for (auto& w : workers) w->begin_drain();
 
         auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -283,8 +334,9 @@ struct Server::Impl {
     }
 };
 
-Server::Server(config::Config cfg, std::string config_path, metrics::Metrics& metrics, store::ShmStore* l1)
-    : impl_(new Impl(std::move(cfg), std::move(config_path), metrics, l1)) {}
+Server::Server(config::Config cfg, std::string config_path, metrics::Metrics& metrics, store::ShmStore* l1,
+               Takeover* takeover)
+    : impl_(new Impl(std::move(cfg), std::move(config_path), metrics, l1, takeover)) {}
 
 Server::~Server() = default;
 
@@ -312,6 +364,22 @@ int Server::run() {
     net::co_spawn(s.ioc, s.accept_admin(), net::detached);
     s.ready = true;
     const auto& cfg = *first->cfg;
+    if (s.takeover) {
+        // Accepting from here on (ioc.run() below; connections wait in the shared queue until
+        // then): the old process may stop.
+        try {
+            s.takeover->serving();
+            spdlog::info("upgrade: took over the listening sockets of process {}, which drains", s.takeover->peer());
+        } catch (const std::exception& e) {
+            spdlog::error("{}", e.what());
+        }
+    }
+    if (!cfg.listen.upgrade_socket.empty()) {
+        s.upgrades.emplace(
+            s.ioc, cfg.listen.upgrade_socket,
+            [&s] { return std::array{s.proxy_acceptor.native_handle(), s.admin_acceptor.native_handle()}; },
+            [&s] { net::co_spawn(s.ioc, s.drain(true), net::detached); });
+    }
     spdlog::info("cachalot {} listening on {}:{} (admin {}:{}), {} worker(s)", CACHALOT_VERSION, cfg.listen.proxy.address,
                  cfg.listen.proxy.port, cfg.listen.admin.address, cfg.listen.admin.port, s.workers.size());
     s.ioc.run();

@@ -104,7 +104,7 @@ void Worker::purge(std::vector<std::string> scopes, cache::PurgeMode mode, store
 void Worker::begin_drain() {
     net::post(*ioc_, [this] {
         for (auto& s : sessions_)
-            if (s.idle) {
+            if (s.idle && !s.fresh) {
                 beast::error_code ignored;
                 s.socket->cancel(ignored);
             }

@@ -22,6 +22,7 @@ namespace cachalot::server {
 struct SessionHandle {
     tcp::socket* socket = nullptr;
     bool idle = false;  // waiting for the next request (nothing in flight)
+    bool fresh = true;  // no request yet: a client that just connected, whose request is on its way
 };
 
 class Worker {
@@ -41,6 +42,8 @@ public:
     void adopt(tcp::socket socket);
 
     /// Closes idle keep-alive connections now; busy ones close after their current response.
+    /// A connection with no request yet (accepted just before) is served its first request
+    /// (with Connection: close): its client has not seen a response it could retry after.
     void begin_drain();
 
     /// Stops the event loop; pending work is abandoned.

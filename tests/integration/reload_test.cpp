@@ -45,16 +45,6 @@ Response post_reload(const Daemon& d, const Headers& headers = {}) {
     return fetch(d.admin_port(), "/reload", "POST", headers);
 }
 
-// Polls until `done()` (each try a new request), at most 10 s.
-bool eventually(const std::function<bool()>& done) {
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (done()) return true;
-        std::this_thread::sleep_for(10ms);
-    }
-    return false;
-}
-
 }  // namespace
 
 TEST_CASE("POST /reload puts a valid configuration in force and says what changed") {

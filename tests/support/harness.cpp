@@ -666,6 +666,15 @@ Response fetch(std::uint16_t port, const std::string& target, const std::string&
     return c.request(method, target, headers, body);
 }
 
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (done()) return true;
+        std::this_thread::sleep_for(10ms);
+    }
+    return done();
+}
+
 double metric_value(const std::string& exposition, const std::string& series) {
     std::istringstream in(exposition);
     std::string line;

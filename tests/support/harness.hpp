@@ -373,6 +373,9 @@ Response fetch(std::uint16_t port, const std::string& target, const std::string&
 bool connect_until(std::uint16_t port, std::vector<std::unique_ptr<Client>>& held,
                    const std::function<bool()>& log_says);
 
+/// Polls `done()` every 10 ms until it is true (returns true) or `timeout` passes (false).
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout = 10s);
+
 /// The value of one sample in Prometheus text (`name{labels}` exactly as exposed), or -1.
 double metric_value(const std::string& exposition, const std::string& series);
 

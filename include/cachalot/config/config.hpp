@@ -24,6 +24,9 @@ struct Listeners {
     /// Admin endpoints (/metrics, /healthz, /readyz, /purge) stay on loopback unless configured
     /// otherwise.
     Endpoint admin{"127.0.0.1", 9090};
+    /// A Unix socket where the running process hands its listening sockets to a successor
+    /// started with --upgrade (a zero-downtime restart). Empty: no hand-over.
+    std::string upgrade_socket;
     bool operator==(const Listeners&) const = default;
 };
 
