@@ -7,16 +7,32 @@
 //   GET /slow        answered after 300 ms, cacheable for 60 s (the stampede benchmark's cold key;
 //                    vary the query string for a new key)
 //   GET /slow-swr    answered after 300 ms, fresh for 1 s, then stale-while-revalidate for an hour
-//   GET /stats       {"served":N,"slow":M}: requests answered so far, and those to /slow*
+//   GET /stats       {"served":N,"slow":M,"workload":W}: requests answered so far, those to
+//                    /slow*, and those to /w/*
+//   /w/KEY           a workload object (loadtest/traffic.k6.js, the compose stack), shaped by
+//                    its query: ttl=SECONDS (max-age; 0: no-store; default 60), size=BYTES
+//                    (default 512), latency=MS (default 0), swr=SECONDS and sie=SECONDS
+//                    (stale-while-revalidate, stale-if-error), vary=FIELD (Vary, and the body
+//                    names the field's value), fail=PERCENT (that share answered 503). It has an
+//                    ETag (a 304 for a matching If-None-Match). With Authorization it is the
+//                    user's own: Cache-Control private. POST, PUT, DELETE, PATCH: 204 (an update;
+//                    a cache invalidates the URL).
+//   POST /errors?percent=P   every /w request fails with 503 at P % from now on (0: off): an
+//                    origin outage for stale-if-error
 //   anything else    404
-// Usage: cachalot-demo-origin [PORT]   (default 8081, loopback only)
+// Usage: cachalot-demo-origin [PORT [ADDRESS]]   (default 8081 on 127.0.0.1)
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
 #include <ctime>
 #include <iostream>
 
@@ -29,12 +45,96 @@ namespace {
 
 std::atomic<unsigned long> served{0};
 std::atomic<unsigned long> slow_served{0};
+std::atomic<unsigned long> workload_served{0};
+std::atomic<unsigned> error_percent{0};  // POST /errors: the share of /w requests answered 503
 constexpr std::chrono::milliseconds kSlowDelay{300};
+
+// A number from the query (`name=123`), or `fallback`.
+unsigned long query_number(std::string_view target, std::string_view name, unsigned long fallback) {
+    const auto q = target.find('?');
+    if (q == std::string_view::npos) return fallback;
+    for (auto rest = target.substr(q + 1); !rest.empty();) {
+        const auto amp = rest.find('&');
+        const auto pair = rest.substr(0, amp);
+        if (pair.size() > name.size() && pair.substr(0, name.size()) == name && pair[name.size()] == '=') {
+            unsigned long v = 0;
+            for (char c : pair.substr(name.size() + 1)) {
+                if (c < '0' || c > '9' || v > 100'000'000) return fallback;
+                v = v * 10 + static_cast<unsigned long>(c - '0');
+            }
+            return v;
+        }
+        rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+    }
+    return fallback;
+}
+
+// A word from the query (`name=Accept-Language`: letters, digits and '-'), or "".
+std::string query_word(std::string_view target, std::string_view name) {
+    const auto at = target.find(std::string(name) + "=");
+    if (at == std::string_view::npos || target.find('?') > at) return "";
+    std::string out;
+    for (char c : target.substr(at + name.size() + 1)) {
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') break;
+        out += c;
+    }
+    return out;
+}
 
 // How long to hold the answer back.
 std::chrono::milliseconds delay_for(const bhttp::request<bhttp::string_body>& req) {
     auto path = req.target().substr(0, req.target().find('?'));
+    if (path.starts_with("/w/")) return std::chrono::milliseconds(std::min(query_number(req.target(), "latency", 0), 60'000ul));
     return path == "/slow" || path == "/slow-swr" ? kSlowDelay : std::chrono::milliseconds(0);
+}
+
+// /w/KEY: see the top of the file.
+void workload(const bhttp::request<bhttp::string_body>& req, bhttp::response<bhttp::string_body>& res) {
+    ++workload_served;
+    const auto target = req.target();
+    const auto path = target.substr(0, target.find('?'));
+    const auto method = req.method();
+    if (method == bhttp::verb::post || method == bhttp::verb::put || method == bhttp::verb::delete_ ||
+        method == bhttp::verb::patch) {
+        res.result(bhttp::status::no_content);
+        res.set(bhttp::field::cache_control, "no-store");
+        return;
+    }
+    const auto fail = std::max<unsigned long>(query_number(target, "fail", 0), error_percent.load());
+    if (fail > 0 && static_cast<unsigned long>(std::rand() % 100) < fail) {
+        res.result(bhttp::status::service_unavailable);
+        res.set(bhttp::field::cache_control, "no-store");
+        res.body() = R"({"error":"the demo origin fails on purpose"})" "\n";
+        return;
+    }
+    const auto ttl = query_number(target, "ttl", 60);
+    const auto size = std::min(query_number(target, "size", 512), 16ul * 1024 * 1024);
+    std::string cc = ttl == 0 ? "no-store" : (req.count(bhttp::field::authorization) ? "private" : "public");
+    if (ttl > 0) {
+        cc += ", max-age=" + std::to_string(ttl);
+        if (auto swr = query_number(target, "swr", 0)) cc += ", stale-while-revalidate=" + std::to_string(swr);
+        if (auto sie = query_number(target, "sie", 0)) cc += ", stale-if-error=" + std::to_string(sie);
+    }
+    res.set(bhttp::field::cache_control, cc);
+    std::string body = R"({"key":")" + std::string(path.substr(3)) + "\"";
+    if (const auto vary = query_word(target, "vary"); !vary.empty()) {
+        res.set(bhttp::field::vary, vary);
+        std::string value;
+        for (char c : req[vary])
+            if (std::isalnum(static_cast<unsigned char>(c)) || c == '-') value += c;
+        body += R"(,"variant":")" + value + "\"";
+    }
+    body += R"(,"pad":")";
+    while (body.size() + 3 < size) body += 'x';
+    body += "\"}\n";
+    // The same object keeps its ETag: the key and the size.
+    const auto etag = "\"" + std::to_string(std::hash<std::string_view>{}(path) ^ size) + "\"";
+    res.set(bhttp::field::etag, etag);
+    if (req[bhttp::field::if_none_match] == etag) {
+        res.result(bhttp::status::not_modified);
+        return;
+    }
+    res.body() = std::move(body);
 }
 
 bhttp::response<bhttp::string_body> answer(const bhttp::request<bhttp::string_body>& req) {
@@ -62,9 +162,16 @@ bhttp::response<bhttp::string_body> answer(const bhttp::request<bhttp::string_bo
         res.set(bhttp::field::cache_control,
                 path == "/slow" ? "public, max-age=60" : "public, max-age=1, stale-while-revalidate=3600");
         res.body() = R"({"slow":true,"origin_requests":)" + std::to_string(n) + "}\n";
+    } else if (path.starts_with("/w/")) {
+        workload(req, res);
+    } else if (path == "/errors" && req.method() == bhttp::verb::post) {
+        error_percent = static_cast<unsigned>(std::min(query_number(req.target(), "percent", 0), 100ul));
+        res.set(bhttp::field::cache_control, "no-store");
+        res.body() = R"({"error_percent":)" + std::to_string(error_percent.load()) + "}\n";
     } else if (path == "/stats") {
         res.set(bhttp::field::cache_control, "no-store");
-        res.body() = R"({"served":)" + std::to_string(n) + R"(,"slow":)" + std::to_string(slow_served.load()) + "}\n";
+        res.body() = R"({"served":)" + std::to_string(n) + R"(,"slow":)" + std::to_string(slow_served.load()) +
+                     R"(,"workload":)" + std::to_string(workload_served.load()) + "}\n";
     } else if (path == "/uncached") {
         res.set(bhttp::field::cache_control, "no-store");
         res.body() = R"({"origin_requests":)" + std::to_string(n) + "}\n";
