@@ -2,14 +2,20 @@
 
 #include <spdlog/spdlog.h>
 
+#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
+#include <cstdlib>
 #include <cstring>
+#include <vector>
 #include <stdexcept>
+
+extern char** environ;
 
 namespace cachalot::server {
 namespace {
@@ -91,6 +97,33 @@ bool send_with_fds(int socket, std::string_view text, const std::array<int, 2>& 
 }
 
 }  // namespace
+
+pid_t spawn_successor(const std::string& program, const std::string& config_path) {
+    std::vector<std::string> args{program, "--config", config_path, "--upgrade"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    if (const int error = ::posix_spawn(&pid, program.c_str(), nullptr, nullptr, argv.data(), environ); error != 0)
+        throw std::runtime_error("cannot start " + program + ": " + std::strerror(error));
+    return pid;
+}
+
+void notify_service_manager(const std::string& state) {
+    const char* path = std::getenv("NOTIFY_SOCKET");
+    if (!path || !*path) return;
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    const std::string p(path);
+    if (p.size() >= sizeof a.sun_path) return;
+    std::memcpy(a.sun_path, p.data(), p.size());
+    if (a.sun_path[0] == '@') a.sun_path[0] = '\0';  // an abstract socket
+    const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return;
+    ::sendto(fd, state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&a),
+             static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + p.size()));
+    ::close(fd);
+}
 
 int listen_unix(const std::string& path) {
     check_directory(path);

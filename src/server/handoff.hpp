@@ -76,6 +76,15 @@ private:
     std::shared_ptr<Impl> impl_;
 };
 
+/// Starts `program --config config_path --upgrade` (the binary at the path this process was
+/// started from: a new build installed there since is what runs), as a child of this process
+/// (under systemd: in the service's cgroup). Returns its pid; throws when it cannot start.
+pid_t spawn_successor(const std::string& program, const std::string& config_path);
+
+/// Tells systemd (Type=notify; NotifyAccess=all for upgrades) about this process: `state` is a
+/// sd_notify message ("READY=1\nMAINPID=…", "STOPPING=1"). Does nothing without NOTIFY_SOCKET.
+void notify_service_manager(const std::string& state);
+
 /// Binds and listens on a Unix stream socket at `path`, mode 0600. A socket file nobody
 /// listens on is replaced; a symbolic link, another kind of file or a socket someone listens
 /// on is an error (std::runtime_error). Returns the descriptor.

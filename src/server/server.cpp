@@ -12,6 +12,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <csignal>
+#include <filesystem>
 #include <functional>
 #include <mutex>
 #include <stdexcept>
@@ -71,6 +73,7 @@ tcp::acceptor listener(net::io_context& ioc, Takeover* takeover, const config::E
 
 struct Server::Impl {
     const std::string config_path;
+    std::string binary;  // this program's path at start (SIGUSR2 starts what is there then)
     const metrics::Metrics& metrics;
     std::atomic<bool> draining{false};
     std::atomic<bool> ready{false};
@@ -308,6 +311,7 @@ struct Server::Impl {
         beast::error_code ignored;
         proxy_acceptor.close(ignored);
         if (handed_over) admin_acceptor.close(ignored);
+        else notify_service_manager("STOPPING=1");  // (after a hand-over the service goes on: the successor's)
         if (upgrades) {
             upgrades->close();
             // (After a hand-over the file is the successor's to replace; else nobody needs it.)
@@ -342,14 +346,34 @@ Server::~Server() = default;
 
 int Server::run() {
     auto& s = *impl_;
+    std::error_code unknown;
+    s.binary = std::filesystem::read_symlink("/proc/self/exe", unknown).string();
     for (auto& w : s.workers) w->start();
-    // SIGHUP reloads the configuration; SIGTERM and SIGINT drain and stop.
+    // SIGHUP reloads the configuration; SIGUSR2 starts a successor that takes over (a binary
+    // upgrade: the binary now at this one's path); SIGTERM and SIGINT drain and stop.
     net::signal_set signals(s.ioc, SIGTERM, SIGINT, SIGHUP);
+    signals.add(SIGUSR2);
     std::function<void(const beast::error_code&, int)> on_signal = [&](const beast::error_code& ec, int signal) {
         if (ec) return;
         if (signal == SIGHUP) {
             spdlog::info("received SIGHUP: reloading {}", s.config_path);
             s.reload();
+            signals.async_wait(on_signal);
+            return;
+        }
+        if (signal == SIGUSR2) {
+            if (s.draining) return;
+            if (!s.upgrades) {
+                spdlog::error("received SIGUSR2: an upgrade needs listen.upgrade_socket");
+            } else {
+                try {
+                    ::signal(SIGCHLD, SIG_IGN);  // (a successor that fails is reaped by the kernel)
+                    const auto pid = spawn_successor(s.binary, s.config_path);
+                    spdlog::info("received SIGUSR2: started process {} ({}) to take over", pid, s.binary);
+                } catch (const std::exception& e) {
+                    spdlog::error("received SIGUSR2: {}", e.what());
+                }
+            }
             signals.async_wait(on_signal);
             return;
         }
@@ -380,6 +404,9 @@ int Server::run() {
             [&s] { return std::array{s.proxy_acceptor.native_handle(), s.admin_acceptor.native_handle()}; },
             [&s] { net::co_spawn(s.ioc, s.drain(true), net::detached); });
     }
+    // (Under systemd's Type=notify: this process is the service's main one from now on, the
+    // successor of an upgrade included.)
+    notify_service_manager("READY=1\nMAINPID=" + std::to_string(::getpid()));
     spdlog::info("cachalot {} listening on {}:{} (admin {}:{}), {} worker(s)", CACHALOT_VERSION, cfg.listen.proxy.address,
                  cfg.listen.proxy.port, cfg.listen.admin.address, cfg.listen.admin.port, s.workers.size());
     s.ioc.run();

@@ -7,7 +7,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <csignal>
+#include <cstring>
 #include <fstream>
 
 using namespace cachalot::test;
@@ -139,4 +144,44 @@ TEST_CASE("a takeover (--upgrade) with nothing to take over, or other listen add
     // A second process without --upgrade cannot take the socket either.
     const auto second = run_cachalot({"--config", running.config_path()});
     CHECK(second.exit_code == 1);
+}
+
+TEST_CASE("SIGUSR2 starts a successor that takes over, and tells systemd the new main process") {
+    // systemd's notification socket, as Type=notify gives it (NOTIFY_SOCKET), inherited by the
+    // daemon and by the successor it starts.
+    const auto dir = temp_dir();
+    const auto notify_path = dir + "/notify";
+    const int notify = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::memcpy(address.sun_path, notify_path.c_str(), notify_path.size() + 1);
+    REQUIRE(::bind(notify, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    timeval timeout{20, 0};
+    ::setsockopt(notify, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    auto next_message = [&](int flags = 0) {
+        char text[256];
+        const auto n = ::recv(notify, text, sizeof text, flags);
+        return n > 0 ? std::string(text, static_cast<std::size_t>(n)) : std::string("(nothing)");
+    };
+
+    TestOrigin origin;
+    ::setenv("NOTIFY_SOCKET", notify_path.c_str(), 1);
+    Daemon old(with_upgrade_socket(proxy_config(origin.port()), dir + "/upgrade.sock"));
+    ::unsetenv("NOTIFY_SOCKET");
+    CHECK(next_message() == "READY=1\nMAINPID=" + std::to_string(old.pid()));
+
+    old.signal(SIGUSR2);
+    const auto ready = next_message();  // from the successor, once it serves
+    REQUIRE_THAT(ready, Catch::StartsWith("READY=1\nMAINPID="));
+    const pid_t successor = std::stoi(ready.substr(ready.find('=', 8) + 1));
+    CHECK(successor != old.pid());
+    CHECK(old.wait(30s) == 0);
+    CHECK_THAT(old.output(), Catch::Contains("received SIGUSR2: started process " + std::to_string(successor)));
+    // The old one has exited: whatever it sent is here. It must not have stopped the service.
+    CHECK(next_message(MSG_DONTWAIT) == "(nothing)");
+    CHECK(fetch(old.port(), "/").result_int() == 200);  // the successor serves on the same ports
+
+    ::kill(successor, SIGTERM);
+    CHECK(eventually([&] { return ::kill(successor, 0) != 0; }, 20s));
+    ::close(notify);
 }
