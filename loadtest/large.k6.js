@@ -21,6 +21,10 @@ export const options = {
   discardResponseBodies: true,
   thresholds: {
     http_req_failed: ['rate<0.001'],
+    // Streaming: the first byte comes while the origin still sends, not after the whole body
+    // (from a rate-limited origin, the whole 50 MiB takes seconds). TTFB_MS to tune.
+    http_req_waiting: [`p(95)<${Number(__ENV.TTFB_MS || 1000)}`],
+    checks: ['rate==1'],
   },
   summaryTrendStats: ['med', 'p(90)', 'p(99)', 'max'],
 };

@@ -8,6 +8,8 @@ export const options = {
   duration: __ENV.DURATION || '10s',
   thresholds: {
     http_req_failed: ['rate<0.001'],
+    http_req_duration: [`p(99)<${Number(__ENV.P99_MS || 50)}`],  // the seeds' latency budget
+    checks: ['rate==1'],
   },
   summaryTrendStats: ['med', 'p(90)', 'p(99)', 'max'],
 };
