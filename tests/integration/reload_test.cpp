@@ -249,3 +249,23 @@ TEST_CASE("reloads under a steady request stream fail no request") {
     CHECK(a.request_count() > 0);
     CHECK(b.request_count() > 0);
 }
+
+TEST_CASE("a reload applies the log level and the access log") {
+    TestOrigin a(uncached("from a"));
+    TestOrigin b(uncached("from b"));
+    Daemon cachalot(two_upstreams(a.port(), b.port(), "a", "logging: {level: info, access_log: false}\n"));
+    fetch(cachalot.port(), "/before-reload");
+
+    cachalot.rewrite_config(two_upstreams(a.port(), b.port(), "a", "logging: {level: warn, access_log: true}\n"));
+    auto res = post_reload(cachalot);
+    CHECK_THAT(res.body(), Catch::Contains(R"("changed":["logging.level","logging.access_log"])"));
+    // The reload logs at info once the new level is in force, before it answers: at warn, not at all.
+    CHECK(cachalot.output().find("configuration reloaded from") == std::string::npos);
+    fetch(cachalot.port(), "/after-reload");
+    CHECK(eventually([&] { return cachalot.output().find("/after-reload") != std::string::npos; }));
+
+    cachalot.rewrite_config(two_upstreams(a.port(), b.port(), "a", "logging: {level: info, access_log: true}\n"));
+    CHECK(post_reload(cachalot).result_int() == 200);
+    CHECK_THAT(cachalot.output(), Catch::Contains("configuration reloaded from " + cachalot.config_path() + ": logging.level"));
+    CHECK(cachalot.output().find("/before-reload") == std::string::npos);  // the access log was off then
+}
