@@ -36,7 +36,7 @@ export const options = {
 
 export default function () {
   // A spread of keys, so that some are L1 misses that the L2 would answer.
-  const key = Math.floor(Math.random() * 2000);
-  const res = http.get(`${target}/w/item-${key}?ttl=120&size=512`, { tags: { endpoint: 'item' } });
+  const key = Math.floor(Math.random() * 5000);
+  const res = http.get(`${target}/w/item-${key}?ttl=120&size=2048`, { tags: { endpoint: 'item' } });
   check(res, { 'status 200': (r) => r.status === 200 });
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Twin of loadtest/redis-restart.k6.js that runs here: Cachalot (L1 of 2 MiB, so most requests go
+# Twin of loadtest/redis-restart.k6.js that runs here: Cachalot (L1 of 4 MiB, so most requests go
 # on to the L2; Redis L2) in front of the demo origin's /w/ objects, wrk for DURATION, and Redis
 # killed at a third of the run and started again (empty) at two thirds. Prints wrk's counts,
 # non-2xx responses and socket errors (all must be 0: exit 1 otherwise), and the L2 counters.
@@ -22,13 +22,13 @@ start_redis() {
 }
 start_redis
 start_origin
-CACHALOT_CACHE="  l1: {path: $work/l1, size: 2MiB, max_object_size: 64KiB}
+CACHALOT_CACHE="  l1: {path: $work/l1, size: 4MiB, max_object_size: 64KiB}
   l2: {address: \"127.0.0.1:$redis_port\", breaker_backoff: 1s}" start_cachalot ""
 READY_PATH=/w/ready await_ready $origin_port $cachalot_port
 
 cat > "$work/keys.lua" <<'LUA'
 request = function()
-  return wrk.format("GET", "/w/item-" .. math.random(2000) .. "?ttl=120&size=512")
+  return wrk.format("GET", "/w/item-" .. math.random(5000) .. "?ttl=120&size=2048")
 end
 LUA
 secs=${DURATION%s}
