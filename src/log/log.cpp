@@ -5,13 +5,10 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include <atomic>
-
 namespace cachalot::log {
 namespace {
 
 std::shared_ptr<spdlog::logger> access_logger;  // made once, at setup
-std::atomic<bool> access_on{false};             // logging.access_log (reloadable)
 bool access_json = false;
 
 }  // namespace
@@ -30,16 +27,12 @@ void setup(const config::Logging& cfg) {
     access_logger->set_pattern("%v");
     access_logger->set_level(spdlog::level::info);
     access_logger->flush_on(spdlog::level::info);
-    access_on = cfg.access_log;
     access_json = cfg.format == config::LogFormat::Json;
 }
 
 void reconfigure(const config::Logging& cfg) {
     spdlog::default_logger()->set_level(spdlog::level::from_str(cfg.level));
-    access_on = cfg.access_log;
 }
-
-bool access_log_enabled() { return access_on.load(std::memory_order_relaxed); }
 
 std::string json_escape(std::string_view s) {
     std::string out;
@@ -60,7 +53,7 @@ std::string json_escape(std::string_view s) {
 }
 
 void access(const AccessRecord& r) {
-    if (!access_log_enabled()) return;
+    if (!access_logger) return;
     std::string upstream = r.upstream_time < 0 ? "-" : fmt::format("{:.6f}", r.upstream_time);
     if (access_json) {
         access_logger->info(

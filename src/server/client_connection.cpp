@@ -369,7 +369,7 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
         const auto& series = outcome.route ? active->generation->metrics.route(*outcome.route)
                                            : active->generation->metrics.unrouted();
         series.record(status, seconds);
-        if (log::access_log_enabled()) {
+        if (active->cfg.logging.access_log) {  // (the configuration the request started on)
             log::access({peer_address, method, target, status, body_bytes, seconds,
                          outcome.upstream_seconds, outcome.route ? active->cfg.routes[*outcome.route].name : ""});
         }

@@ -269,3 +269,45 @@ TEST_CASE("a reload applies the log level and the access log") {
     CHECK_THAT(cachalot.output(), Catch::Contains("configuration reloaded from " + cachalot.config_path() + ": logging.level"));
     CHECK(cachalot.output().find("/before-reload") == std::string::npos);  // the access log was off then
 }
+
+TEST_CASE("active health checks go on after a reload, with the new configuration's") {
+    std::atomic<int> checks{0};
+    TestOrigin a([&](const OriginRequest& r) {
+        if (r.target == "/healthz") ++checks;
+        return Reply{.headers = {{"Cache-Control", "no-store"}}, .body = "from a"};
+    });
+    TestOrigin b(uncached("from b"));
+    auto config = two_upstreams(a.port(), b.port(), "a");
+    const std::string entry = "port: " + std::to_string(a.port()) + "}";
+    config.replace(config.find(entry), entry.size(),
+                   "port: " + std::to_string(a.port()) + ", health_check: {path: /healthz, interval: 50ms}}");
+    Daemon cachalot(config);
+    REQUIRE(eventually([&] { return checks.load() >= 3; }));
+
+    // A change elsewhere: upstream a keeps its state, and its checks go on.
+    auto more = config;
+    more.replace(more.find("workers: 2"), 10, "workers: 2\nclient: {idle_timeout: 20s}");
+    cachalot.rewrite_config(more);
+    REQUIRE(post_reload(cachalot).result_int() == 200);
+    int at_reload = checks.load();
+    CHECK(eventually([&] { return checks.load() >= at_reload + 5; }));
+
+    // Upstream a changed (another check path): checks of the new path, none of the old one after.
+    auto changed = more;
+    changed.replace(changed.find("path: /healthz"), 14, "path: /ready");
+    cachalot.rewrite_config(changed);
+    REQUIRE(post_reload(cachalot).result_int() == 200);
+    CHECK(eventually([&] {
+        const auto requests = a.requests();
+        return std::count_if(requests.begin(), requests.end(), [](const OriginRequest& r) { return r.target == "/ready"; }) >= 3;
+    }));
+    // The old loop stops at its next wake (50 ms): after that, /healthz is no longer asked for.
+    at_reload = checks.load();
+    const auto ready_now = [&] {
+        const auto requests = a.requests();
+        return std::count_if(requests.begin(), requests.end(), [](const OriginRequest& r) { return r.target == "/ready"; });
+    };
+    const auto ready_before = ready_now();
+    REQUIRE(eventually([&] { return ready_now() >= ready_before + 5; }));
+    CHECK(checks.load() <= at_reload + 1);
+}

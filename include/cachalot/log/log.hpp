@@ -22,11 +22,9 @@ struct AccessRecord {
     std::string_view route;     // "" when no route matched
 };
 
-/// Applies a reloaded configuration's level and access_log (any thread; the format stays).
+/// Applies a reloaded configuration's level (any thread; the format stays). Whether a request
+/// goes to the access log is its own configuration's logging.access_log: the caller's test.
 void reconfigure(const config::Logging& cfg);
-
-/// True when access logging is on (so callers can skip building a record).
-bool access_log_enabled();
 
 /// Writes one access-log line, text or JSON as configured.
 void access(const AccessRecord& r);
