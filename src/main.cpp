@@ -119,7 +119,10 @@ int main(int argc, char** argv) {
         } else {
             spdlog::info("L1 disabled (cache.l1.size is 0)");
         }
-        if (!cfg->cache.l2.address.empty()) spdlog::info("L2: redis at {}", cfg->cache.l2.address);
+        if (const auto& l2 = cfg->cache.l2; !l2.address.empty()) spdlog::info("L2: redis at {}", l2.address);
+        else if (!l2.cluster.empty()) spdlog::info("L2: redis cluster, {} seed nodes", l2.cluster.size());
+        else if (l2.enabled()) spdlog::info("L2: redis primary '{}' from {} sentinels", l2.sentinel.master_name,
+                                            l2.sentinel.addresses.size());
 
         // (A refusal, here or later, leaves the running process serving as it was.)
         std::optional<cachalot::server::Takeover> takeover;

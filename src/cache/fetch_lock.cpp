@@ -39,7 +39,8 @@ void FetchLock::Write::publish(Published published) { local_.publish(std::move(p
 FetchLock::FetchLock(Coalescer& local, store::RedisStore* l2, Options options)
     : local_(local), l2_(l2), options_(options) {}
 
-std::string FetchLock::lock_name(const std::string& key) { return "lock:" + key; }
+// The key, then 0x1f: the lock shares its key's group (its Redis Cluster slot).
+std::string FetchLock::lock_name(const std::string& key) { return key + "\x1f" "lock"; }
 
 net::awaitable<std::variant<FetchLock::Write, FetchLock::Wait>> FetchLock::acquire(const std::string& key,
                                                                                   const Prober& probe) {

@@ -115,7 +115,7 @@ void TieredCache::erase(const std::string& key) {
     if (l1_) l1_->erase(hash, key);
     if (!l2_) return;
     l2_->erase_later(key);
-    l2_->publish_later(kInvalidationChannel, node_id() + "\n" + key);  // "NODE\nKEY"
+    l2_->publish_later(kInvalidationChannel, node_id() + "\n" + key, key);  // "NODE\nKEY", after the DEL
 }
 
 PurgeVerdict TieredCache::purge_verdict(const Entry& entry) const {

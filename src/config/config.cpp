@@ -405,27 +405,53 @@ void read_list(Reader& r, const YAML::Node& root, const char* name, const std::s
     }
 }
 
+// "host:port" (a port from 1 to 65535).
+bool host_port(std::string_view address) {
+    const auto colon = address.rfind(':');
+    unsigned port = 0;
+    const auto* end = address.data() + address.size();
+    auto [p, ec] = colon == std::string::npos ? std::from_chars_result{nullptr, std::errc::invalid_argument}
+                                              : std::from_chars(address.data() + colon + 1, end, port);
+    return colon != 0 && ec == std::errc{} && p == end && port != 0 && port <= 65535;
+}
+
 void read_l2(Reader& r, const YAML::Node& node, L2Cache& l2) {
     const std::string key = "cache.l2";
     if (!node.IsDefined() || node.IsNull() ||
-        !r.expect_map(node, key, {"address", "username", "password", "db", "key_prefix", "pool_size", "connect_timeout",
-                                  "command_timeout", "failure_threshold", "breaker_backoff", "write_queue",
-                                  "max_object_size", "lock", "lock_ttl", "lock_poll", "purge_resync"}))
+        !r.expect_map(node, key, {"address", "cluster", "sentinel", "topology_refresh", "username", "password", "db",
+                                  "key_prefix", "pool_size", "connect_timeout", "command_timeout",
+                                  "failure_threshold", "breaker_backoff", "write_queue", "max_object_size", "lock",
+                                  "lock_ttl", "lock_poll", "purge_resync"}))
         return;
     r.read_string(node, key, "address", l2.address);
-    if (!l2.address.empty() && l2.address.rfind("unix:/", 0) != 0) {
-        const auto colon = l2.address.rfind(':');
-        unsigned port = 0;
-        const auto* end = l2.address.data() + l2.address.size();
-        auto [p, ec] = colon == std::string::npos ? std::from_chars_result{nullptr, std::errc::invalid_argument}
-                                                  : std::from_chars(l2.address.data() + colon + 1, end, port);
-        if (colon == 0 || ec != std::errc{} || p != end || port == 0 || port > 65535)
-            r.error(node["address"], key + ".address", "expected host:port or unix:/path");
+    if (!l2.address.empty() && l2.address.rfind("unix:/", 0) != 0 && !host_port(l2.address))
+        r.error(node["address"], key + ".address", "expected host:port or unix:/path");
+    read_string_list(r, node, key, "cluster", l2.cluster);
+    for (std::size_t i = 0; i < l2.cluster.size(); ++i)
+        if (!host_port(l2.cluster[i]))
+            r.error(node["cluster"][i], key + ".cluster[" + std::to_string(i) + "]", "expected host:port");
+    if (const auto s = node["sentinel"]; s.IsDefined() && !s.IsNull() &&
+                                         r.expect_map(s, key + ".sentinel", {"master_name", "addresses"})) {
+        r.read_string(s, key + ".sentinel", "master_name", l2.sentinel.master_name);
+        read_string_list(r, s, key + ".sentinel", "addresses", l2.sentinel.addresses);
+        if (l2.sentinel.master_name.empty()) r.error(s, key + ".sentinel.master_name", "required");
+        if (l2.sentinel.addresses.empty()) r.error(s, key + ".sentinel.addresses", "at least one sentinel");
+        for (std::size_t i = 0; i < l2.sentinel.addresses.size(); ++i)
+            if (!host_port(l2.sentinel.addresses[i]))
+                r.error(s["addresses"][i], key + ".sentinel.addresses[" + std::to_string(i) + "]", "expected host:port");
     }
+    const int kinds = !l2.address.empty() + !l2.cluster.empty() + node["sentinel"].IsDefined();
+    if (kinds > 1) r.error(node, key, "address, cluster and sentinel are exclusive: name one Redis deployment");
+    r.read_duration(node, key, "topology_refresh", l2.topology_refresh);
     r.read_string(node, key, "username", l2.username);
     r.read_string(node, key, "password", l2.password);
     r.read_uint(node, key, "db", l2.db, 0, 1'000'000);
+    if (l2.db != 0 && !l2.cluster.empty()) r.error(node["db"], key + ".db", "a Redis Cluster has database 0 only");
     r.read_string(node, key, "key_prefix", l2.key_prefix);
+    // Keys carry a hash tag of their own ({…}, Redis Cluster's slot choice): braces in the
+    // prefix would take its place and put every key in one slot.
+    if (l2.key_prefix.find_first_of("{}") != std::string::npos)
+        r.error(node["key_prefix"], key + ".key_prefix", "must not contain { or }");
     r.read_uint(node, key, "pool_size", l2.pool_size, 1, 64);
     r.read_duration(node, key, "connect_timeout", l2.connect_timeout);
     r.read_duration(node, key, "command_timeout", l2.command_timeout);
@@ -439,7 +465,8 @@ void read_l2(Reader& r, const YAML::Node& node, L2Cache& l2) {
     r.read_duration(node, key, "purge_resync", l2.purge_resync);
     // Waits that are never allowed to be zero.
     for (auto [name, d] : {std::pair{"connect_timeout", l2.connect_timeout}, {"command_timeout", l2.command_timeout},
-                           {"lock_ttl", l2.lock_ttl}, {"lock_poll", l2.lock_poll}, {"purge_resync", l2.purge_resync}})
+                           {"lock_ttl", l2.lock_ttl}, {"lock_poll", l2.lock_poll}, {"purge_resync", l2.purge_resync},
+                           {"topology_refresh", l2.topology_refresh}})
         if (d.count() <= 0) r.error(node[name], key + "." + name, "must be greater than 0");
 }
 

@@ -1,5 +1,7 @@
 #include "cachalot/metrics/metrics.hpp"
 
+#include <map>
+
 #include <prometheus/text_serializer.h>
 
 namespace cachalot::metrics {
@@ -268,17 +270,22 @@ prometheus::Counter& Metrics::rejected_requests(unsigned status) const {
 
 std::string Metrics::serialize() const {
     auto families = s_->registry->Collect();
+    std::map<std::string, std::size_t> sourced;  // family name → its index in families
     for (const auto& source : s_->sources) {
         for (auto& sample : source()) {
-            prometheus::MetricFamily family;
-            family.name = std::move(sample.name);
-            family.help = std::move(sample.help);
-            family.type = sample.counter ? prometheus::MetricType::Counter : prometheus::MetricType::Gauge;
+            auto [at, added] = sourced.try_emplace(sample.name, families.size());
+            if (added) {
+                prometheus::MetricFamily family;
+                family.name = std::move(sample.name);
+                family.help = std::move(sample.help);
+                family.type = sample.counter ? prometheus::MetricType::Counter : prometheus::MetricType::Gauge;
+                families.push_back(std::move(family));
+            }
             prometheus::ClientMetric metric;
             if (sample.counter) metric.counter.value = sample.value;
             else metric.gauge.value = sample.value;
-            family.metric.push_back(std::move(metric));
-            families.push_back(std::move(family));
+            for (auto& [name, value] : sample.labels) metric.label.push_back({std::move(name), std::move(value)});
+            families[at->second].metric.push_back(std::move(metric));
         }
     }
     prometheus::TextSerializer serializer;

@@ -837,7 +837,7 @@ void Pipeline::pass_through(Answer& answer, std::unique_ptr<upstream::BodyReader
 std::size_t Pipeline::store_limit() const {
     std::size_t limit = 0;
     if (cfg_.cache.l1.size > 0) limit = cfg_.cache.l1.max_object_size;
-    if (!cfg_.cache.l2.address.empty()) limit = std::max(limit, cfg_.cache.l2.max_object_size);
+    if (cfg_.cache.l2.enabled()) limit = std::max(limit, cfg_.cache.l2.max_object_size);
     return limit;
 }
 

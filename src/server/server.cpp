@@ -101,6 +101,7 @@ struct Server::Impl {
                      [this] { return reload(); },
                      core::wall_now};
     int exit_code = 0;
+    std::shared_ptr<store::RedisNodes> l2_nodes = std::make_shared<store::RedisNodes>();
 
     Impl(config::Config c, std::string path, metrics::Metrics& m, store::ShmStore* l1, Takeover* from)
         : config_path(std::move(path)),
@@ -114,13 +115,13 @@ struct Server::Impl {
                                                ioc.get_executor(), nullptr)) {
         const auto& cfg = *current->cfg;
         for (unsigned i = 0; i < cfg.worker_count(); ++i)
-            workers.push_back(std::make_unique<Worker>(current, draining, l1, purges, coalescer, budget));
+            workers.push_back(std::make_unique<Worker>(current, draining, l1, purges, coalescer, budget, l2_nodes));
         m.add_source([this] {
             return std::vector<metrics::Sample>{{"cachalot_buffered_bytes",
                                                  "Body bytes held in memory for clients (client.max_buffered_bytes caps it)",
                                                  false, double(budget.used())}};
         });
-        if (!cfg.cache.l2.address.empty()) m.add_source([this] { return l2_samples(); });
+        if (cfg.cache.l2.enabled()) m.add_source([this] { return l2_samples(); });
         // The L1 and the purge table are shared: one listener is enough.
         workers.front()->listen_for_invalidations([this](std::string_view json) { apply_app_purge(json); });
     }
@@ -231,8 +232,8 @@ struct Server::Impl {
              [](auto& c) { return double(c.refused_too_large); }},
             {"cachalot_l2_breaker_opened_total", "Times an L2 breaker opened", true,
              [](auto& c) { return double(c.breaker_opened); }},
-            {"cachalot_l2_breaker_open", "Workers whose L2 breaker is open (L2 skipped)", false,
-             [](auto& c) { return c.breaker_open ? 1.0 : 0.0; }},
+            {"cachalot_l2_breaker_open", "L2 breakers open (per Redis node and worker): their keys skip L2", false,
+             [](auto& c) { return double(c.breakers_open); }},
             {"cachalot_l2_write_queue_depth", "L2 writes waiting to be sent", false,
              [](auto& c) { return double(c.queue_depth); }},
         };
@@ -243,6 +244,37 @@ struct Server::Impl {
                 if (w->l2()) v += d.read(w->l2()->counters());
             out.push_back({d.name, d.help, d.counter, v});
         }
+        // Per Redis node: as many series as the deployment has nodes.
+        struct NodeDef {
+            const char* name;
+            const char* help;
+            bool counter;
+            std::function<double(const store::RedisNodeCounters&)> read;
+            const char* kind = nullptr;  // the "kind" label, for redirects
+        };
+        static const std::vector<NodeDef> node_defs{
+            {"cachalot_l2_node_commands_total", "Commands answered or failed, per Redis node", true,
+             [](auto& c) { return double(c.commands); }},
+            {"cachalot_l2_node_errors_total", "Commands that failed or timed out, per Redis node", true,
+             [](auto& c) { return double(c.errors); }},
+            {"cachalot_l2_node_redirects_total", "Redis Cluster redirects answered by this node", true,
+             [](auto& c) { return double(c.moved); }, "moved"},
+            {"cachalot_l2_node_redirects_total", "Redis Cluster redirects answered by this node", true,
+             [](auto& c) { return double(c.ask); }, "ask"},
+            {"cachalot_l2_node_topology_refreshes_total", "Cluster slot maps read from this node", true,
+             [](auto& c) { return double(c.refreshes); }},
+            {"cachalot_l2_node_failovers_total", "Times this node was seen to take over as a primary", true,
+             [](auto& c) { return double(c.failovers); }},
+            {"cachalot_l2_node_breaker_open", "Workers whose breaker for this node is open", false,
+             [](auto& c) { return double(c.breakers_open); }},
+        };
+        const auto nodes = l2_nodes->list();
+        for (const auto& d : node_defs)
+            for (const auto& [node, c] : nodes) {
+                metrics::Sample s{d.name, d.help, d.counter, d.read(*c), {{"node", node}}};
+                if (d.kind) s.labels.insert(s.labels.begin(), {"kind", d.kind});  // labels in name order
+                out.push_back(std::move(s));
+            }
         return out;
     }
 

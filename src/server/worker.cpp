@@ -7,11 +7,12 @@ namespace cachalot::server {
 namespace {
 
 std::unique_ptr<store::RedisStore> open_l2(const config::L2Cache& c, const net::any_io_executor& ex,
-                                           const metrics::Metrics& metrics) {
-    if (c.address.empty()) return nullptr;
+                                           const metrics::Metrics& metrics, std::shared_ptr<store::RedisNodes> nodes) {
+    if (!c.enabled()) return nullptr;
     store::RedisOptions o;
     static_cast<config::L2Cache&>(o) = c;
     o.observe_latency = [&h = metrics.l2_latency()](double s) { h.Observe(s); };
+    o.nodes = std::move(nodes);
     return std::make_unique<store::RedisStore>(ex, std::move(o));
 }
 
@@ -35,7 +36,8 @@ std::shared_ptr<Worker::Active> Worker::make_active(std::shared_ptr<Generation> 
 }
 
 Worker::Worker(std::shared_ptr<Generation> generation, const std::atomic<bool>& draining, store::Tier* l1,
-               store::PurgeTable& purges, cache::Coalescer& coalescer, core::ByteBudget& budget)
+               store::PurgeTable& purges, cache::Coalescer& coalescer, core::ByteBudget& budget,
+               std::shared_ptr<store::RedisNodes> l2_nodes)
     : metrics_(generation->metrics),
       coalescer_(coalescer),
       draining_(draining),
@@ -44,7 +46,7 @@ Worker::Worker(std::shared_ptr<Generation> generation, const std::atomic<bool>& 
       purges_(purges),
       ioc_(std::in_place, 1),
       work_(ioc_->get_executor()),
-      l2_(open_l2(generation->cfg->cache.l2, ioc_->get_executor(), metrics_)),
+      l2_(open_l2(generation->cfg->cache.l2, ioc_->get_executor(), metrics_, std::move(l2_nodes))),
       active_(make_active(std::move(generation), nullptr)) {}
 
 void Worker::use(std::shared_ptr<Generation> generation) {

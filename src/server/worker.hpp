@@ -28,10 +28,12 @@ struct SessionHandle {
 class Worker {
 public:
     /// Serves with `generation` until use() gives another. `l1` may be null (no L1). With
-    /// cache.l2.address set, the worker opens its own Redis connections. `coalescer`, `purges`
-    /// and the generation's balancer are shared by every worker.
+    /// an L2 configured, the worker opens its own Redis connections (counted per Redis node in
+    /// `l2_nodes`). `coalescer`, `purges`, `l2_nodes` and the generation's balancer are shared by
+    /// every worker.
     Worker(std::shared_ptr<Generation> generation, const std::atomic<bool>& draining, store::Tier* l1,
-           store::PurgeTable& purges, cache::Coalescer& coalescer, core::ByteBudget& budget);
+           store::PurgeTable& purges, cache::Coalescer& coalescer, core::ByteBudget& budget,
+           std::shared_ptr<store::RedisNodes> l2_nodes);
     ~Worker();
 
     net::io_context& context() { return *ioc_; }

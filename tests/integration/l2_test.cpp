@@ -1,6 +1,8 @@
 // The Redis L2 through the real binary: shared by several nodes, back-filling L1, never
 // trusting what Redis holds, and surviving Redis going away. A real redis-server per test.
 
+#include "cachalot/cache/fetch_lock.hpp"
+#include "cachalot/store/redis_store.hpp"
 #include "support/harness.hpp"
 
 #include <catch2/catch.hpp>
@@ -31,7 +33,9 @@ std::string l2_config(std::uint16_t origin_port, const RedisServer& redis, const
 
 // Requests carry the same Host whatever node they reach, as behind a load balancer.
 const Headers kHost{{"Host", "api.test"}};
-const std::string kRedisKey = "cachalot:GET http://api.test/item";
+const std::string kKey = "GET http://api.test/item";
+const std::string kRedisKey = cachalot::store::redis_key("cachalot:", kKey);
+const std::string kRedisLock = cachalot::store::redis_key("cachalot:", cachalot::cache::FetchLock::lock_name(kKey));
 
 // Waits until Redis holds `key` (L2 writes are asynchronous).
 std::string await_redis_value(RedisServer& redis, const std::string& key) {
@@ -197,12 +201,12 @@ TEST_CASE("with cache.l2.lock, a lock whose holder died blocks the others only u
     TestOrigin origin(numbered());
     Daemon node(l2_config(origin.port(), redis, ", lock: true, lock_ttl: 5s"));
     // A holder that took the lock and died: nobody releases it; it expires after 800 ms.
-    redis.command({"SET", "cachalot:lock:GET http://api.test/item", "dead-node", "PX", "800"});
+    redis.command({"SET", kRedisLock, "dead-node", "PX", "800"});
     auto res = fetch(node.port(), "/item", "GET", kHost);
     CHECK(res.result_int() == 200);
     CHECK(res.body() == "response 1");
     CHECK(origin.request_count() == 1);
-    CHECK(redis.command({"EXISTS", "cachalot:lock:GET http://api.test/item"}) == "0");
+    CHECK(redis.command({"EXISTS", kRedisLock}) == "0");
 }
 
 TEST_CASE("an unsafe request on one node drops the entry from the other nodes' L1 too", "[l2]") {
@@ -323,7 +327,7 @@ TEST_CASE("a purge on one node reaches the other nodes through Redis", "[l2][pur
     CHECK_FALSE(is_hit(fetch(a.port(), "/item", "GET", kHost)));  // this node: at once
     CHECK(becomes_miss(b));
     // Redis holds the purge for nodes that were not listening.
-    CHECK(redis.command({"HLEN", "cachalot:purges"}) == "1");
+    CHECK(redis.command({"HLEN", cachalot::store::redis_key("cachalot:", "purges")}) == "1");
 }
 
 TEST_CASE("prefix and everything purges, hard and soft, reach the other nodes through Redis", "[l2][purge]") {

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -697,7 +698,10 @@ double await_metric(std::uint16_t admin_port, const std::string& series, double 
 // ---------------------------------------------------------------------------------------------
 // RedisServer
 
-RedisServer::RedisServer() : dir_(temp_dir()), port_(free_port()) { start(); }
+RedisServer::RedisServer(std::vector<std::string> extra)
+    : dir_(temp_dir()), port_(free_port()), extra_(std::move(extra)) {
+    start();
+}
 
 RedisServer::~RedisServer() { kill(); }
 
@@ -708,9 +712,11 @@ std::string RedisServer::unix_address() const { return "unix:" + dir_ + "/redis.
 void RedisServer::start() {
     for (int attempt = 1;; ++attempt) {
         int fd = ::open((dir_ + "/redis.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-        pid_ = spawn({"--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                      "--dir", dir_, "--unixsocket", dir_ + "/redis.sock"},
-                     fd, "/usr/bin/redis-server");
+        std::vector<std::string> args{"--port",       std::to_string(port_), "--bind", "127.0.0.1",
+                                      "--save",       "",                    "--appendonly", "no",
+                                      "--dir",        dir_,                  "--unixsocket", dir_ + "/redis.sock"};
+        args.insert(args.end(), extra_.begin(), extra_.end());
+        pid_ = spawn(args, fd, "/usr/bin/redis-server");
         ::close(fd);
         auto deadline = std::chrono::steady_clock::now() + 10s;
         while (std::chrono::steady_clock::now() < deadline) {
@@ -796,22 +802,214 @@ std::string read_resp(tcp::socket& s, net::streambuf& buf) {
 
 }  // namespace
 
-std::string RedisServer::command(const std::vector<std::string>& args) {
+std::string redis_command(std::uint16_t port, const std::vector<std::string>& args, const std::string& password) {
     net::io_context ioc;
     tcp::socket s(ioc);
-    s.connect({net::ip::make_address("127.0.0.1"), port_});
+    s.connect({net::ip::make_address("127.0.0.1"), port});
     auto encode = [](const std::vector<std::string>& argv) {
         std::string req = "*" + std::to_string(argv.size()) + "\r\n";
         for (const auto& a : argv) req += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
         return req;
     };
     net::streambuf buf;
-    if (!password_.empty()) {
-        net::write(s, net::buffer(encode({"AUTH", password_})));
+    if (!password.empty()) {
+        net::write(s, net::buffer(encode({"AUTH", password})));
         read_resp(s, buf);
     }
     net::write(s, net::buffer(encode(args)));
     return read_resp(s, buf);
+}
+
+std::string RedisServer::command(const std::vector<std::string>& args) { return redis_command(port_, args, password_); }
+
+// ---------------------------------------------------------------------------------------------
+// Redis Cluster, Sentinel
+
+namespace {
+
+// One node's line of CLUSTER NODES: "ID HOST:PORT@BUS FLAGS PRIMARY PING PONG EPOCH LINK SLOTS…".
+struct ClusterNodeLine {
+    std::uint16_t port = 0;
+    bool primary = false, failed = false;
+    std::vector<std::pair<unsigned, unsigned>> ranges;
+};
+
+std::vector<ClusterNodeLine> parse_cluster_nodes(const std::string& text) {
+    std::vector<ClusterNodeLine> out;
+    std::istringstream lines(text);
+    std::string line;
+    while (std::getline(lines, line)) {
+        std::istringstream words(line);
+        std::vector<std::string> w;
+        for (std::string x; words >> x;) w.push_back(x);
+        if (w.size() < 8) continue;
+        ClusterNodeLine n;
+        const auto colon = w[1].rfind(':'), at = w[1].find('@');
+        n.port = static_cast<std::uint16_t>(std::stoi(w[1].substr(colon + 1, at - colon - 1)));
+        n.primary = w[2].find("master") != std::string::npos;
+        n.failed = w[2].find("fail") != std::string::npos;
+        for (std::size_t i = 8; i < w.size(); ++i) {
+            if (w[i].front() == '[') continue;  // a slot being migrated
+            const auto dash = w[i].find('-');
+            const unsigned lo = std::stoul(w[i].substr(0, dash));
+            const unsigned hi = dash == std::string::npos ? lo : std::stoul(w[i].substr(dash + 1));
+            n.ranges.emplace_back(lo, hi);
+        }
+        out.push_back(std::move(n));
+    }
+    return out;
+}
+
+}  // namespace
+
+RedisCluster::RedisCluster(int primaries, int replicas) {
+    const std::vector<std::string> cluster_args{"--cluster-enabled", "yes",
+                                                "--cluster-config-file", "nodes.conf",
+                                                "--cluster-node-timeout", "500",
+                                                "--cluster-require-full-coverage", "no",
+                                                "--cluster-replica-validity-factor", "0"};
+    const int total = primaries * (1 + replicas);
+    for (int i = 0; i < total; ++i) nodes_.push_back(std::make_unique<RedisServer>(cluster_args));
+    std::vector<std::string> args{"--cluster", "create"};
+    for (const auto& a : seeds()) args.push_back(a);
+    args.insert(args.end(), {"--cluster-replicas", std::to_string(replicas), "--cluster-yes"});
+    const auto created = run_program("/usr/bin/redis-cli", args);
+    if (created.exit_code != 0) throw std::runtime_error("redis-cli --cluster create failed:\n" + created.output);
+    await_healthy();
+}
+
+std::vector<std::string> RedisCluster::seeds() const {
+    std::vector<std::string> out;
+    for (const auto& n : nodes_) out.push_back(n->address());
+    return out;
+}
+
+std::string RedisCluster::seeds_yaml() const {
+    std::string out = "[";
+    for (const auto& a : seeds()) out += (out.size() > 1 ? ", \"" : "\"") + a + "\"";
+    return out + "]";
+}
+
+RedisServer& RedisCluster::any_live() {
+    for (auto& n : nodes_)
+        if (n->running()) return *n;
+    throw std::runtime_error("no live cluster node");
+}
+
+unsigned RedisCluster::keyslot(const std::string& key) {
+    return static_cast<unsigned>(std::stoul(any_live().command({"CLUSTER", "KEYSLOT", key})));
+}
+
+RedisServer& RedisCluster::owner(unsigned slot) {
+    for (const auto& line : parse_cluster_nodes(any_live().command({"CLUSTER", "NODES"}))) {
+        if (!line.primary || line.failed) continue;
+        for (auto [lo, hi] : line.ranges)
+            if (slot >= lo && slot <= hi)
+                for (auto& n : nodes_)
+                    if (n->port() == line.port) return *n;
+    }
+    throw std::runtime_error("no live primary serves slot " + std::to_string(slot));
+}
+
+std::string RedisCluster::command_on_owner(const std::string& key, const std::vector<std::string>& args) {
+    return owner(key).command(args);
+}
+
+void RedisCluster::await_healthy(std::chrono::milliseconds timeout) {
+    const bool ok = eventually(
+        [&] {
+            try {
+                unsigned covered = 0;
+                for (auto& n : nodes_) {
+                    if (!n->running()) continue;
+                    if (n->command({"CLUSTER", "INFO"}).find("cluster_state:ok") == std::string::npos) return false;
+                    const auto repl = n->command({"INFO", "replication"});
+                    if (repl.find("role:slave") != std::string::npos &&
+                        repl.find("master_link_status:up") == std::string::npos)
+                        return false;
+                }
+                for (const auto& line : parse_cluster_nodes(any_live().command({"CLUSTER", "NODES"})))
+                    if (line.primary && !line.failed)
+                        for (auto [lo, hi] : line.ranges) covered += hi - lo + 1;
+                return covered == 16384;
+            } catch (const std::exception&) {
+                return false;
+            }
+        },
+        timeout);
+    if (!ok) throw std::runtime_error("the Redis Cluster did not become healthy");
+}
+
+RedisSentinels::RedisSentinels() : dir_(temp_dir()) {
+    primary_ = std::make_unique<RedisServer>();
+    replica_ = std::make_unique<RedisServer>(
+        std::vector<std::string>{"--replicaof", "127.0.0.1", std::to_string(primary_->port())});
+    if (!eventually([&] { return replica_->command({"INFO", "replication"}).find("master_link_status:up") != std::string::npos; }))
+        throw std::runtime_error("the replica did not sync");
+    for (int i = 0; i < 3; ++i) {
+        const auto port = free_port();
+        const auto conf = dir_ + "/sentinel-" + std::to_string(i) + ".conf";
+        std::ofstream(conf) << "port " << port << "\nbind 127.0.0.1\ndir " << dir_ << "\n"
+                            << "sentinel monitor cachalot 127.0.0.1 " << primary_->port() << " 2\n"
+                            << "sentinel down-after-milliseconds cachalot 500\n"
+                            << "sentinel failover-timeout cachalot 2000\n"
+                            << "sentinel parallel-syncs cachalot 1\n";
+        int fd = ::open((dir_ + "/sentinel-" + std::to_string(i) + ".log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        pids_.push_back(spawn({conf, "--sentinel"}, fd, "/usr/bin/redis-server"));
+        ::close(fd);
+        ports_.push_back(port);
+    }
+    // Ready when every sentinel has found the replica and the other sentinels.
+    const bool ready = eventually(
+        [&] {
+            try {
+                for (auto port : ports_) {
+                    std::istringstream fields(redis_command(port, {"SENTINEL", "MASTER", "cachalot"}));
+                    std::map<std::string, std::string> info;
+                    for (std::string name, value; std::getline(fields, name) && std::getline(fields, value);)
+                        info[name] = value;
+                    if (info["num-slaves"] != "1" || info["num-other-sentinels"] != "2") return false;
+                }
+                return true;
+            } catch (const std::exception&) {
+                return false;
+            }
+        },
+        20s);
+    if (!ready) throw std::runtime_error("the sentinels did not find each other:\n" + read_file(dir_ + "/sentinel-0.log"));
+}
+
+RedisSentinels::~RedisSentinels() {
+    for (auto pid : pids_) {
+        ::kill(pid, SIGKILL);
+        int st = 0;
+        waitpid(pid, &st, 0);
+    }
+}
+
+std::vector<std::string> RedisSentinels::addresses() const {
+    std::vector<std::string> out;
+    for (auto p : ports_) out.push_back("127.0.0.1:" + std::to_string(p));
+    return out;
+}
+
+std::string RedisSentinels::current_primary() {
+    for (auto port : ports_) {
+        try {
+            const auto reply = redis_command(port, {"SENTINEL", "get-master-addr-by-name", "cachalot"});
+            const auto nl = reply.find('\n');
+            if (nl != std::string::npos) return reply.substr(0, nl) + ":" + reply.substr(nl + 1);
+        } catch (const std::exception&) {
+        }
+    }
+    return {};
+}
+
+std::string RedisSentinels::command_on_primary(const std::vector<std::string>& args) {
+    const auto now = current_primary();
+    for (auto* r : {primary_.get(), replica_.get()})
+        if (r->running() && r->address() == now) return r->command(args);
+    throw std::runtime_error("the sentinels name no live primary (" + now + ")");
 }
 
 }  // namespace cachalot::test

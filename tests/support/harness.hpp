@@ -293,10 +293,15 @@ private:
 // ---------------------------------------------------------------------------------------------
 // Redis
 
+/// One command to the Redis (or sentinel) on 127.0.0.1:`port`, on a new connection; the reply as
+/// RedisServer::command gives it.
+std::string redis_command(std::uint16_t port, const std::vector<std::string>& args, const std::string& password = {});
+
 /// A real redis-server on a free loopback port (no persistence), killed on destruction.
 class RedisServer {
 public:
-    RedisServer();
+    /// `extra` goes on its command line (cluster mode, a replica's settings…).
+    explicit RedisServer(std::vector<std::string> extra = {});
     ~RedisServer();
     RedisServer(const RedisServer&) = delete;
 
@@ -317,12 +322,64 @@ public:
     /// One command on a new connection. The reply as text: a bulk string's bytes, a status or an
     /// integer as written, "(nil)", an error as "-ERR …", an array's elements joined by '\n'.
     std::string command(const std::vector<std::string>& args);
+    bool running() const { return pid_ > 0; }
 
 private:
     std::string dir_;
     std::uint16_t port_ = 0;
     pid_t pid_ = -1;
     std::string password_;
+    std::vector<std::string> extra_;
+};
+
+/// A Redis Cluster of real redis-servers on free ports, made by `redis-cli --cluster create`:
+/// `primaries` primaries, each with `replicas` replicas. No persistence, a 500 ms node timeout,
+/// and slots of a failed primary do not stop the others (cluster-require-full-coverage no).
+class RedisCluster {
+public:
+    explicit RedisCluster(int primaries = 3, int replicas = 0);
+    /// "127.0.0.1:PORT" of every node, as cache.l2.cluster takes them.
+    std::vector<std::string> seeds() const;
+    /// The same as a YAML flow list.
+    std::string seeds_yaml() const;
+    std::size_t size() const { return nodes_.size(); }
+    RedisServer& node(std::size_t i) { return *nodes_[i]; }
+    /// The slot of `key` (CLUSTER KEYSLOT).
+    unsigned keyslot(const std::string& key);
+    /// The primary serving `slot` now, as a live node's CLUSTER NODES says.
+    RedisServer& owner(unsigned slot);
+    RedisServer& owner(const std::string& key) { return owner(keyslot(key)); }
+    /// A command on the primary serving `key`.
+    std::string command_on_owner(const std::string& key, const std::vector<std::string>& args);
+    /// Waits until every live node says cluster_state:ok, every slot has a live primary and every
+    /// replica is in sync with its primary.
+    void await_healthy(std::chrono::milliseconds timeout = 20s);
+
+private:
+    RedisServer& any_live();
+    std::vector<std::unique_ptr<RedisServer>> nodes_;
+};
+
+/// One primary, one replica, and three sentinels (quorum 2, down-after 500 ms) watching the
+/// primary as "cachalot".
+class RedisSentinels {
+public:
+    RedisSentinels();
+    ~RedisSentinels();
+    RedisServer& primary() { return *primary_; }
+    RedisServer& replica() { return *replica_; }
+    /// "127.0.0.1:PORT" of each sentinel.
+    std::vector<std::string> addresses() const;
+    /// The primary the sentinels name now ("127.0.0.1:PORT"), asked of the first that answers.
+    std::string current_primary();
+    /// A command on the server the sentinels name as the primary.
+    std::string command_on_primary(const std::vector<std::string>& args);
+
+private:
+    std::unique_ptr<RedisServer> primary_, replica_;
+    std::string dir_;
+    std::vector<std::uint16_t> ports_;
+    std::vector<pid_t> pids_;
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -202,8 +202,21 @@ struct L1Cache {
 };
 
 /// The shared Redis L2 (see include/cachalot/store/redis_store.hpp). Off unless `address` is set.
+/// A Redis primary found through Sentinel (cache.l2.sentinel).
+struct L2Sentinel {
+    std::string master_name;              // the name the sentinels monitor the primary under
+    std::vector<std::string> addresses;   // the sentinels, "host:port"
+    bool operator==(const L2Sentinel&) const = default;
+};
+
+/// Exactly one of address, cluster and sentinel names the Redis deployment (none: no L2).
 struct L2Cache {
-    std::string address;         // "host:port" or "unix:/path/to/socket"; empty: no L2
+    std::string address;         // one Redis: "host:port" or "unix:/path/to/socket"
+    std::vector<std::string> cluster;  // Redis Cluster seed nodes, "host:port"
+    L2Sentinel sentinel;               // or a primary with replicas under Sentinel
+    /// How often the cluster's slot map, or Sentinel's primary, is read again while every node
+    /// answers (a redirect or a failing node makes it sooner).
+    Duration topology_refresh{5'000};
     std::string username;        // ACL user (Redis 6+); empty: AUTH with the password alone
     std::string password;        // empty: no AUTH
     unsigned db = 0;
@@ -223,6 +236,7 @@ struct L2Cache {
     /// How often each node re-reads the purge table in Redis (and pushes purges Redis missed):
     /// the longest a node that missed a purge message serves a purged entry once Redis answers.
     Duration purge_resync{2'000};
+    bool enabled() const { return !address.empty() || !cluster.empty() || !sentinel.master_name.empty(); }
     bool operator==(const L2Cache&) const = default;
 };
 

@@ -80,6 +80,8 @@ struct Sample {
     std::string help;
     bool counter = false;  // else a gauge
     double value = 0;
+    /// Samples of one name with different labels are the series of one family.
+    std::vector<std::pair<std::string, std::string>> labels = {};
 };
 using SampleSource = std::function<std::vector<Sample>()>;
 

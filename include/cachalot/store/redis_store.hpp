@@ -1,13 +1,18 @@
 #pragma once
-// The Redis L2: one RedisStore per worker thread, driving a few hiredis connections from that
-// worker's io_context. Shared by every Cachalot node that points at the same Redis.
+// The Redis L2: one RedisStore per worker thread, driving a few hiredis connections per Redis
+// node from that worker's io_context. Shared by every Cachalot node that points at the same
+// Redis deployment: one server, a primary under Sentinel, or a Redis Cluster.
 //
 // Bytes from Redis are not trusted: a value is an envelope (magic, absolute expiry) around the
 // caller's bytes, and anything that is not a whole envelope is dropped and deleted. Every
 // failure — refused connection, error reply, a reply slower than command_timeout — is a miss,
-// never an error for the client. Consecutive failures open a breaker: for breaker_backoff,
-// lookups skip Redis and writes are dropped; then one request probes, and the breaker closes
-// when Redis answers.
+// never an error for the client. Consecutive failures of one Redis node open that node's breaker:
+// for breaker_backoff, lookups of its keys skip Redis and writes to it are dropped; then one
+// request probes, and the breaker closes when the node answers.
+//
+// Keys: key_prefix, then a hash tag of the key's group, then the key (redis_key). A key's group
+// is its part before the first 0x1f: a URL's primary key is the group of its Vary variants and
+// its fetch lock, so in a Redis Cluster all of them live in one slot, on one node.
 
 #include "cachalot/config/config.hpp"
 #include "cachalot/store/purge_table.hpp"
@@ -19,17 +24,58 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace cachalot::store {
+
+/// The Redis key of `key`: key_prefix + "{" + 16 hex digits of the hash of the key's group
+/// + "}" + key.
+std::string redis_key(std::string_view key_prefix, std::string_view key);
+/// Redis Cluster's hash slot of a Redis key (CRC16 of its hash tag, modulo 16384).
+unsigned hash_slot(std::string_view redis_key);
+inline constexpr unsigned kHashSlots = 16384;
+
+/// Counters of one Redis node ("host:port"), shared by every worker's store.
+struct RedisNodeCounters {
+    std::atomic<std::uint64_t> commands{0}, errors{0}, moved{0}, ask{0}, refreshes{0}, failovers{0};
+    std::atomic<std::int64_t> breakers_open{0};  // workers whose breaker for this node is open
+};
+
+/// The Redis nodes a process has talked to, with their counters (one registry per process, so
+/// a failover is counted once however many workers see it).
+class RedisNodes {
+public:
+    RedisNodeCounters& node(const std::string& name);
+    /// A Redis Cluster's roles as a slot map gave them: a node seen as a replica that now serves
+    /// slots has been promoted (a failover, counted on it).
+    void cluster_roles(const std::vector<std::string>& primaries, const std::vector<std::string>& replicas);
+    /// Sentinel's answer: a primary other than the last one is a failover, counted on it.
+    void sentinel_primary(const std::string& name);
+    std::vector<std::pair<std::string, const RedisNodeCounters*>> list() const;
+
+private:
+    struct Known {
+        RedisNodeCounters counters;
+        enum class Role { Unknown, Primary, Replica } role = Role::Unknown;
+    };
+    Known& known(const std::string& name);  // with mutex_ held
+    mutable std::mutex mutex_;
+    std::map<std::string, std::unique_ptr<Known>> nodes_;
+    std::string sentinel_primary_;
+};
 
 /// The configuration's cache.l2 (config::L2Cache), and what only a running process supplies.
 struct RedisOptions : config::L2Cache {
     WallClock clock = wall_now;
     /// Called with the duration of every command that got an answer, in seconds.
     std::function<void(double)> observe_latency;
+    /// Where per-node counters go (one per process); null: a registry of the store's own.
+    std::shared_ptr<RedisNodes> nodes;
 };
 
 /// Counters of one RedisStore, read at scrape time (summed over workers).
@@ -37,7 +83,7 @@ struct RedisCounters {
     std::atomic<std::uint64_t> hits{0}, misses{0}, errors{0}, timeouts{0}, corrupt_dropped{0}, expirations{0};
     std::atomic<std::uint64_t> puts{0}, write_drops{0}, refused_too_large{0}, breaker_opened{0};
     std::atomic<std::int64_t> queue_depth{0};
-    std::atomic<bool> breaker_open{false};
+    std::atomic<std::int64_t> breakers_open{0};  // nodes whose breaker is open
 };
 
 class RedisStore {
@@ -76,9 +122,10 @@ public:
     /// Releases `name` if `token` still holds it.
     void unlock_later(std::string_view name, std::string_view token);
 
-    /// Queues a PUBLISH of `message` on `channel` (key_prefix added, as for keys), in order
-    /// with the writes queued before it.
-    void publish_later(std::string_view channel, std::string_view message);
+    /// Queues a PUBLISH of `message` on `channel` (key_prefix added), in order with the writes
+    /// of `about` (a key) queued before it: it goes out on the connection to that key's node
+    /// (any node of a cluster broadcasts it to all).
+    void publish_later(std::string_view channel, std::string_view message, std::string_view about = {});
     /// Keeps a subscription to `channels` (key_prefix added) on a connection of its own,
     /// re-subscribing within a second after Redis comes back; `on_message` gets the channel
     /// (without key_prefix) and the payload, on this store's executor.
@@ -96,6 +143,9 @@ public:
         bool complete = false;  // slots holds the whole table
     };
     boost::asio::awaitable<std::optional<Purges>> read_purges(std::string known_version);
+
+    /// Resumes once every write queued so far has been answered (or dropped).
+    boost::asio::awaitable<void> flush();
 
     boost::asio::any_io_executor executor() const;
 

@@ -70,7 +70,10 @@ Reply convert(const redisReply* r) {
         case REDIS_REPLY_NIL: out.kind = Reply::Kind::Nil; break;
         case REDIS_REPLY_INTEGER: out.kind = Reply::Kind::Integer; out.integer = r->integer; break;
         case REDIS_REPLY_STATUS: out.kind = Reply::Kind::Status; out.str.assign(r->str, r->len); break;
-        case REDIS_REPLY_ARRAY: out.kind = Reply::Kind::Array; break;
+        case REDIS_REPLY_ARRAY:
+            out.kind = Reply::Kind::Array;
+            for (std::size_t i = 0; i < r->elements; ++i) out.elements.push_back(convert(r->element[i]));
+            break;
         default: out.kind = Reply::Kind::Error; out.str.assign(r->str ? r->str : "", r->str ? r->len : 0); break;
     }
     return out;
@@ -124,6 +127,12 @@ net::awaitable<Reply> wait(std::shared_ptr<Pending> pending) {
     co_return std::move(pending->reply);
 }
 
+std::string Endpoint::name() const {
+    if (!unix_path.empty()) return "unix:" + unix_path;
+    const bool v6 = host.find(':') != std::string::npos;
+    return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
 Endpoint parse_endpoint(const std::string& address) {
     Endpoint ep;
     if (address.rfind("unix:", 0) == 0) {
@@ -145,9 +154,63 @@ struct Connection::State {
     redisAsyncContext* ac = nullptr;
     EventsPtr events;
     bool connected = false;
+    std::function<void()> on_not_primary;
+    std::weak_ptr<State> weak_self;
+    // With on_not_primary: commands wait here until ROLE has said "master".
+    bool role_confirmed = false;
+    std::vector<std::pair<std::vector<std::string>, std::shared_ptr<Pending>>> held;
 
-    State(net::any_io_executor e, Endpoint p, std::chrono::milliseconds t)
-        : ex(std::move(e)), ep(std::move(p)), connect_timeout(t), connect_timer(ex) {}
+    State(net::any_io_executor e, Endpoint p, std::chrono::milliseconds t, std::function<void()> not_primary)
+        : ex(std::move(e)), ep(std::move(p)), connect_timeout(t), connect_timer(ex),
+          on_not_primary(std::move(not_primary)) {}
+
+    // ROLE's answer: ["master", offset, replicas] on a primary.
+    static void on_role(redisAsyncContext* c, void* reply, void* privdata) {
+        auto* r = static_cast<redisReply*>(reply);
+        if (!r) return;  // the connection went away anyway
+        const bool primary = r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+                             r->element[0]->type == REDIS_REPLY_STRING &&
+                             std::string_view(r->element[0]->str, r->element[0]->len) == "master";
+        auto* self = static_cast<State*>(privdata);
+        if (!primary) spdlog::warn("redis: {} is not a primary (ROLE): dropping the connection", self->ep.name());
+        // Not from inside hiredis' callback: once it has returned.
+        net::post(self->ex, [weak = self->weak_self, raw = c, primary] {
+            auto s = weak.lock();
+            if (!s || s->ac != raw) return;
+            if (primary) {
+                s->role_confirmed = true;
+                for (auto& [args, pending] : std::exchange(s->held, {})) s->issue(args, pending);
+                return;
+            }
+            s->drop();
+            if (s->on_not_primary) s->on_not_primary();
+        });
+    }
+
+    // Hands a command to hiredis; its reply (or failure) completes `pending`.
+    template <class Args>
+    void issue(const Args& args, const std::shared_ptr<Pending>& pending) {
+        std::vector<const char*> argv;
+        std::vector<std::size_t> lens;
+        for (const auto& a : args) {
+            argv.push_back(a.data());
+            lens.push_back(a.size());
+        }
+        auto* holder = new std::shared_ptr<Pending>(pending);
+        if (!ac || redisAsyncCommandArgv(ac, on_reply, holder, static_cast<int>(argv.size()), argv.data(),
+                                         lens.data()) != REDIS_OK) {
+            delete holder;
+            pending->done = true;
+            pending->timer.cancel();
+        }
+    }
+
+    void fail_held() {
+        for (auto& [args, pending] : std::exchange(held, {})) {
+            pending->done = true;  // a Failed reply
+            pending->timer.cancel();
+        }
+    }
 
     static void on_connect(const redisAsyncContext* c, int status) {
         auto* self = static_cast<State*>(c->data);
@@ -178,6 +241,7 @@ struct Connection::State {
         }
         e->on_gone = [this, raw = e.get()] {
             if (events.get() != raw) return;
+            fail_held();
             ac = nullptr;
             connected = false;
             events.reset();
@@ -194,6 +258,7 @@ struct Connection::State {
         ac = c;
         events = e;
         connected = false;
+        role_confirmed = false;
         // Commands queue while connecting; these go first.
         if (!ep.password.empty()) {
             std::vector<const char*> argv{"AUTH"};
@@ -213,6 +278,7 @@ struct Connection::State {
             const std::size_t lens[] = {6, db.size()};
             redisAsyncCommandArgv(c, on_setup_reply, const_cast<char*>("SELECT"), 2, argv, lens);
         }
+        if (on_not_primary) redisAsyncCommand(c, on_role, this, "ROLE");
         // Writability completes the non-blocking connect.
         add_write(c->ev.data);
         connect_timer.expires_after(connect_timeout);
@@ -225,6 +291,7 @@ struct Connection::State {
     }
 
     void drop() {
+        fail_held();
         if (!ac) return;
         auto* c = ac;
         redisAsyncFree(c);  // fails what is in flight, then cleanup() clears our pointers
@@ -234,8 +301,12 @@ struct Connection::State {
     }
 };
 
-Connection::Connection(net::any_io_executor executor, Endpoint endpoint, std::chrono::milliseconds connect_timeout)
-    : state_(std::make_shared<State>(std::move(executor), std::move(endpoint), connect_timeout)) {}
+Connection::Connection(net::any_io_executor executor, Endpoint endpoint, std::chrono::milliseconds connect_timeout,
+                       std::function<void()> on_not_primary)
+    : state_(std::make_shared<State>(std::move(executor), std::move(endpoint), connect_timeout,
+                                     std::move(on_not_primary))) {
+    state_->weak_self = state_;
+}
 
 Connection::~Connection() {
     state_->drop();
@@ -263,20 +334,12 @@ std::shared_ptr<Pending> Connection::send(const std::vector<std::string_view>& a
                                           std::chrono::milliseconds timeout) {
     auto& s = *state_;
     if (!s.ac && !s.start()) return failed(s.ex);
-    std::vector<const char*> argv;
-    std::vector<std::size_t> lens;
-    for (auto a : args) {
-        argv.push_back(a.data());
-        lens.push_back(a.size());
-    }
     auto pending = std::make_shared<Pending>(s.ex);
     pending->timer.expires_after(timeout);
-    auto* holder = new std::shared_ptr<Pending>(pending);
-    if (redisAsyncCommandArgv(s.ac, on_reply, holder, static_cast<int>(argv.size()), argv.data(), lens.data()) !=
-        REDIS_OK) {
-        delete holder;
-        pending->done = true;
-    }
+    if (s.on_not_primary && !s.role_confirmed)
+        s.held.emplace_back(std::vector<std::string>(args.begin(), args.end()), pending);
+    else
+        s.issue(args, pending);
     return pending;
 }
 

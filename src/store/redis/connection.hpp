@@ -27,7 +27,13 @@ struct Reply {
     Kind kind = Kind::Failed;
     std::string str;  // String, Status, Error
     long long integer = 0;
+    std::vector<Reply> elements;  // Array
     bool ok() const { return kind != Kind::Failed && kind != Kind::TimedOut && kind != Kind::Error; }
+    /// An error reply that starts with `code` ("MOVED", "ASK", "TRYAGAIN"…).
+    bool error_is(std::string_view code) const {
+        return kind == Kind::Error && str.size() >= code.size() && str.compare(0, code.size(), code) == 0 &&
+               (str.size() == code.size() || str[code.size()] == ' ');
+    }
 };
 
 /// A command in flight.
@@ -47,14 +53,20 @@ struct Endpoint {
     std::string unix_path;  // or a Unix socket
     std::string username, password;
     unsigned db = 0;
+    /// "host:port" or "unix:/path", as parsed.
+    std::string name() const;
 };
 
-/// Parses "host:port" or "unix:/path".
+/// Parses "host:port", "[v6]:port" or "unix:/path".
 Endpoint parse_endpoint(const std::string& address);
 
 class Connection {
 public:
-    Connection(net::any_io_executor executor, Endpoint endpoint, std::chrono::milliseconds connect_timeout);
+    /// With `on_not_primary`, every new connection asks ROLE first (a demoted primary may claim to
+    /// be one for seconds): if the server is not a primary, the connection is dropped, what was
+    /// queued fails, and `on_not_primary` is called from the executor.
+    Connection(net::any_io_executor executor, Endpoint endpoint, std::chrono::milliseconds connect_timeout,
+               std::function<void()> on_not_primary = {});
     ~Connection();
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;

@@ -1,6 +1,7 @@
 #include "cachalot/store/redis_store.hpp"
 
 #include "store/redis/connection.hpp"
+#include "store/redis/topology.hpp"
 #include "store/redis/envelope.hpp"
 
 #include <spdlog/spdlog.h>
@@ -8,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <map>
 
 namespace cachalot::store {
 namespace {
@@ -51,122 +53,140 @@ return table.concat(out, '\n')
 
 std::string decimal(std::int64_t v) { return std::to_string(v); }
 
+// The purge table: a hash and its change counter, one group (one slot: the scripts touch both).
+constexpr std::string_view kPurges = "purges";
+constexpr std::string_view kPurgesVersion = "purges\x1fversion";
+
+// CRC16/XMODEM, Redis Cluster's key hash (cluster spec, "Keys distribution model").
+std::uint16_t crc16(std::string_view bytes) {
+    std::uint16_t crc = 0;
+    for (unsigned char b : bytes) {
+        crc ^= static_cast<std::uint16_t>(b << 8);
+        for (int i = 0; i < 8; ++i) crc = static_cast<std::uint16_t>(crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1);
+    }
+    return crc;
+}
+
 }  // namespace
+
+std::string redis_key(std::string_view key_prefix, std::string_view key) {
+    const auto group = key.substr(0, key.find('\x1f'));
+    char tag[19];
+    std::snprintf(tag, sizeof tag, "{%016llx}", static_cast<unsigned long long>(hash_key(group)));
+    std::string out;
+    out.reserve(key_prefix.size() + 18 + key.size());
+    out.append(key_prefix).append(tag, 18).append(key);
+    return out;
+}
+
+unsigned hash_slot(std::string_view rkey) {
+    // The first {…} with something inside names the part hashed.
+    if (const auto open = rkey.find('{'); open != std::string_view::npos) {
+        const auto close = rkey.find('}', open + 1);
+        if (close != std::string_view::npos && close > open + 1) rkey = rkey.substr(open + 1, close - open - 1);
+    }
+    return crc16(rkey) % kHashSlots;
+}
+
+RedisNodes::Known& RedisNodes::known(const std::string& name) {
+    auto& k = nodes_[name];
+    if (!k) k = std::make_unique<Known>();
+    return *k;
+}
+
+RedisNodeCounters& RedisNodes::node(const std::string& name) {
+    std::lock_guard lock(mutex_);
+    return known(name).counters;
+}
+
+void RedisNodes::cluster_roles(const std::vector<std::string>& primaries, const std::vector<std::string>& replicas) {
+    std::lock_guard lock(mutex_);
+    for (const auto& name : primaries) {
+        auto& k = known(name);
+        if (k.role == Known::Role::Replica) {
+            ++k.counters.failovers;
+            spdlog::warn("redis cluster: replica {} was promoted", name);
+        }
+        k.role = Known::Role::Primary;
+    }
+    for (const auto& name : replicas) known(name).role = Known::Role::Replica;
+}
+
+void RedisNodes::sentinel_primary(const std::string& name) {
+    std::lock_guard lock(mutex_);
+    if (name == sentinel_primary_) return;
+    if (!sentinel_primary_.empty()) ++known(name).counters.failovers;
+    sentinel_primary_ = name;
+}
+
+std::vector<std::pair<std::string, const RedisNodeCounters*>> RedisNodes::list() const {
+    std::lock_guard lock(mutex_);
+    std::vector<std::pair<std::string, const RedisNodeCounters*>> out;
+    for (const auto& [name, k] : nodes_) out.emplace_back(name, &k->counters);
+    return out;
+}
 
 struct RedisStore::Impl : std::enable_shared_from_this<Impl> {
     using SteadyClock = std::chrono::steady_clock;
 
     net::any_io_executor ex;
     RedisOptions opt;
-    std::vector<std::unique_ptr<redis::Connection>> pool;
-    std::size_t next = 0;
     RedisCounters counters;
-
-    // Breaker: closed → (failure_threshold consecutive failures) → open for breaker_backoff →
-    // one probe → closed on success, open again on failure.
-    unsigned consecutive_failures = 0;
-    SteadyClock::time_point open_until{};
-    bool probing = false;
+    std::shared_ptr<redis::Topology> topology;
 
     enum class WriteKind { Set, Del, Unlock, Publish, MergePurge };
     struct Write {
-        WriteKind kind;
-        std::string key;
-        std::string value;  // Set: the envelope; Unlock: the token; MergePurge: the slot
+        WriteKind kind = WriteKind::Del;
+        std::string key;    // the Redis key (Publish: the channel)
+        std::string value;  // Set: the envelope; Unlock: the token; Publish: the message; MergePurge: the slot
         WallMillis expiry = 0;
         PurgeMarks marks{};  // MergePurge
+        std::string route;  // Publish: the Redis key whose node carries it
     };
     std::deque<Write> queue;
     bool writer_running = false;
+    std::vector<std::shared_ptr<redis::Pending>> flushing;  // flush() callers, woken when the queue is done
 
     // The subscriber: a connection of its own (one in subscriber mode takes no other command).
     std::unique_ptr<redis::Connection> subscriber;
     redis::Connection::MessageHandler on_message;
     bool closed = false;
 
-    Impl(net::any_io_executor e, RedisOptions o) : ex(std::move(e)), opt(std::move(o)) {
-        auto ep = redis::parse_endpoint(opt.address);
-        ep.username = opt.username;
-        ep.password = opt.password;
-        ep.db = opt.db;
-        for (unsigned i = 0; i < std::max(1u, opt.pool_size); ++i)
-            pool.push_back(std::make_unique<redis::Connection>(ex, ep, opt.connect_timeout));
-        subscriber = std::make_unique<redis::Connection>(ex, ep, opt.connect_timeout);
+    Impl(net::any_io_executor e, RedisOptions o)
+        : ex(std::move(e)), opt(std::move(o)), topology(std::make_shared<redis::Topology>(ex, opt, counters)) {
+        topology->start();
     }
 
-    // Subscribes, and again whenever the subscriber connection has gone away.
+    // Subscribes, and again (on a node that answers) whenever the subscriber has gone away.
     static net::awaitable<void> keep_subscribed(std::shared_ptr<Impl> self, std::vector<std::string> channels) {
         net::steady_timer pause(self->ex);
         while (!self->closed) {
-            if (!self->subscriber->open()) self->subscriber->subscribe(channels, &self->on_message);
+            if (!self->subscriber || !self->subscriber->open()) {
+                if (auto ep = self->topology->subscription_endpoint()) {
+                    ep->username = self->opt.username;
+                    ep->password = self->opt.password;
+                    self->subscriber = std::make_unique<redis::Connection>(self->ex, *ep, self->opt.connect_timeout);
+                    self->subscriber->subscribe(channels, &self->on_message);
+                }
+            }
             pause.expires_after(std::chrono::seconds(1));
             co_await pause.async_wait(net::as_tuple(net::use_awaitable));
         }
     }
 
-    std::string redis_key(std::string_view key) const { return opt.key_prefix + std::string(key); }
+    std::string rkey(std::string_view key) const { return redis_key(opt.key_prefix, key); }
 
-    bool allow() {
-        if (!counters.breaker_open) return true;
-        if (probing || SteadyClock::now() < open_until) return false;
-        probing = true;  // half-open: this request finds out whether Redis is back
-        return true;
-    }
-
-    void record(bool ok) {
-        if (ok) {
-            consecutive_failures = 0;
-            if (counters.breaker_open) {
-                counters.breaker_open = false;
-                probing = false;
-                spdlog::info("redis L2 {} answers again: breaker closed", opt.address);
-            }
-            return;
-        }
-        ++consecutive_failures;
-        if (counters.breaker_open) {
-            if (probing) {
-                probing = false;
-                open_until = SteadyClock::now() + opt.breaker_backoff;
-            }
-        } else if (consecutive_failures >= opt.failure_threshold) {
-            counters.breaker_open = true;
-            ++counters.breaker_opened;
-            open_until = SteadyClock::now() + opt.breaker_backoff;
-            spdlog::warn("redis L2 {} failing: breaker open, L2 skipped for {} ms", opt.address,
-                         opt.breaker_backoff.count());
-        }
-    }
-
-    redis::Connection& connection() { return *pool[next++ % pool.size()]; }
-
-    // Accounts for one reply: latency, failure counters, breaker, and a connection that timed out
-    // is dropped (its stream can no longer be trusted to be in step).
-    void account(redis::Connection& conn, const redis::Reply& r, SteadyClock::time_point start) {
-        using Kind = redis::Reply::Kind;
-        if (r.kind == Kind::TimedOut) {
-            ++counters.timeouts;
-            conn.reset();
-        } else if (r.kind == Kind::Failed || r.kind == Kind::Error) {
-            ++counters.errors;
-            if (r.kind == Kind::Error) spdlog::debug("redis: error reply: {}", r.str);
-        } else if (opt.observe_latency) {
-            opt.observe_latency(std::chrono::duration<double>(SteadyClock::now() - start).count());
-        }
-        record(r.ok());
-    }
-
-    net::awaitable<redis::Reply> exec(std::vector<std::string_view> args) {
+    // One command about the Redis key `key` (`args` names it). Failed when no node may take it.
+    net::awaitable<redis::Reply> exec(std::string_view key, const std::vector<std::string_view>& args) {
         auto self = shared_from_this();
-        auto& conn = connection();
-        const auto start = SteadyClock::now();
-        auto reply = co_await redis::wait(conn.send(args, opt.command_timeout));
-        account(conn, reply, start);
-        co_return reply;
+        co_await topology->ready();
+        auto* node = topology->route(key);
+        if (!node) co_return redis::Reply{};
+        co_return co_await topology->exec(*node, args);
     }
 
     bool enqueue(Write w) {
-        if (counters.breaker_open || queue.size() >= opt.write_queue) {
+        if (queue.size() >= opt.write_queue || !topology->writable(w.kind == WriteKind::Publish ? w.route : w.key)) {
             ++counters.write_drops;
             return false;
         }
@@ -179,67 +199,78 @@ struct RedisStore::Impl : std::enable_shared_from_this<Impl> {
         return true;
     }
 
-    // Sends queued writes in pipelined batches on one connection, in order.
+    // Sends queued writes in pipelined batches: each on a connection to its key's node (writes to
+    // one node leave in order on one connection), then waits for the answers.
     static net::awaitable<void> drain(std::shared_ptr<Impl> self) {
         constexpr std::size_t kBatch = 64;
+        struct Sent {
+            Write write{};
+            std::vector<std::string> strings;  // what args point into
+            std::vector<std::string_view> args;
+            redis::Node* node = nullptr;
+            redis::Connection* conn = nullptr;
+            std::shared_ptr<redis::Pending> pending;
+        };
+        std::map<redis::Node*, redis::Connection*> batch_conn;
+        co_await self->topology->ready();
         while (!self->queue.empty()) {
-            if (self->counters.breaker_open) {
-                self->counters.write_drops += self->queue.size();
-                self->counters.queue_depth -= static_cast<std::int64_t>(self->queue.size());
-                self->queue.clear();
-                break;
-            }
-            auto& conn = self->connection();
             const auto start = SteadyClock::now();
-            std::vector<std::pair<WriteKind, std::shared_ptr<redis::Pending>>> sent;
+            std::vector<Sent> sent;
+            sent.reserve(kBatch);
+            batch_conn.clear();
             const auto now = self->opt.clock();
             while (!self->queue.empty() && sent.size() < kBatch) {
-                auto w = std::move(self->queue.front());
+                Sent s;
+                s.write = std::move(self->queue.front());
                 self->queue.pop_front();
                 --self->counters.queue_depth;
-                const auto key = self->redis_key(w.key);
+                auto& w = s.write;
                 switch (w.kind) {
                     case WriteKind::Set: {
                         const auto ttl = w.expiry - now;
                         if (ttl <= 0) continue;
-                        const auto px = std::to_string(ttl);
-                        sent.emplace_back(w.kind, conn.send({"SET", key, w.value, "PX", px}, self->opt.command_timeout));
+                        s.strings = {std::to_string(ttl)};
+                        s.args = {"SET", w.key, w.value, "PX", s.strings[0]};
                         break;
                     }
-                    case WriteKind::Del:
-                        sent.emplace_back(w.kind, conn.send({"DEL", key}, self->opt.command_timeout));
+                    case WriteKind::Del: s.args = {"DEL", w.key}; break;
+                    case WriteKind::Publish: s.args = {"PUBLISH", w.key, w.value}; break;
+                    case WriteKind::Unlock: s.args = {"EVAL", kUnlockScript, "1", w.key, w.value}; break;
+                    case WriteKind::MergePurge:
+                        s.strings = {self->rkey(kPurgesVersion), decimal(w.marks.hard), decimal(w.marks.soft),
+                                     decimal(w.marks.prev_soft)};
+                        s.args = {"EVAL", kMergePurgeScript, "2", w.key, s.strings[0], w.value,
+                                  s.strings[1], s.strings[2], s.strings[3]};
                         break;
-                    case WriteKind::Publish:
-                        sent.emplace_back(w.kind, conn.send({"PUBLISH", key, w.value}, self->opt.command_timeout));
-                        break;
-                    case WriteKind::Unlock:
-                        sent.emplace_back(w.kind, conn.send({"EVAL", kUnlockScript, "1", key, w.value},
-                                                            self->opt.command_timeout));
-                        break;
-                    case WriteKind::MergePurge: {
-                        const auto version = self->redis_key("purges:version");
-                        const auto hard = decimal(w.marks.hard), soft = decimal(w.marks.soft),
-                                   prev = decimal(w.marks.prev_soft);
-                        sent.emplace_back(w.kind, conn.send({"EVAL", kMergePurgeScript, "2", key, version, w.value,
-                                                             hard, soft, prev},
-                                                            self->opt.command_timeout));
-                        break;
-                    }
                 }
+                s.node = self->topology->route(w.kind == WriteKind::Publish ? w.route : w.key);
+                if (!s.node) {
+                    ++self->counters.write_drops;  // its node is failing (breaker open) or unknown
+                    continue;
+                }
+                auto& conn = batch_conn[s.node];
+                if (!conn) conn = &s.node->connection();
+                s.conn = conn;
+                s.pending = conn->send(s.args, self->opt.command_timeout);
+                sent.push_back(std::move(s));
             }
-            for (auto& [kind, pending] : sent) {
-                auto reply = co_await redis::wait(pending);
-                self->account(conn, reply, start);
-                if (kind == WriteKind::Set && reply.ok()) ++self->counters.puts;
+            for (auto& s : sent) {
+                auto reply = co_await redis::wait(s.pending);
+                reply = co_await self->topology->settle(*s.node, *s.conn, std::move(reply), start, s.args);
+                if (s.write.kind == WriteKind::Set && reply.ok()) ++self->counters.puts;
             }
         }
         self->writer_running = false;
+        for (auto& f : std::exchange(self->flushing, {})) {
+            f->done = true;
+            f->timer.cancel();
+        }
     }
 
     void close() {
         closed = true;
-        for (auto& c : pool) c->reset();
-        subscriber->reset();
+        topology->close();
+        if (subscriber) subscriber->reset();
     }
 };
 
@@ -251,13 +282,9 @@ RedisStore::~RedisStore() { impl_->close(); }
 net::awaitable<std::optional<RedisStore::Found>> RedisStore::find_with_expiry(std::string_view key) {
     auto self = impl_;
     auto& c = self->counters;
-    if (!self->allow()) {
-        ++c.misses;
-        co_return std::nullopt;
-    }
-    const auto rkey = self->redis_key(key);
+    const auto rkey = self->rkey(key);
     std::vector<std::string_view> args{"GET", rkey};
-    auto reply = co_await self->exec(std::move(args));
+    auto reply = co_await self->exec(rkey, args);
     if (reply.kind != redis::Reply::Kind::String) {
         ++c.misses;
         co_return std::nullopt;  // nil, or Redis failing: a miss either way
@@ -272,7 +299,7 @@ net::awaitable<std::optional<RedisStore::Found>> RedisStore::find_with_expiry(st
     if (expiry <= self->opt.clock()) {
         ++c.misses;
         ++c.expirations;
-        self->enqueue({Impl::WriteKind::Del, std::string(key), {}, 0});
+        self->enqueue({Impl::WriteKind::Del, rkey, {}, 0, {}, {}});
         co_return std::nullopt;
     }
     ++c.hits;
@@ -293,12 +320,12 @@ net::awaitable<bool> RedisStore::put(std::string_view key, std::string_view valu
         co_return false;
     }
     const auto ttl = expiry - self->opt.clock();
-    if (ttl <= 0 || !self->allow()) co_return false;
-    const auto rkey = self->redis_key(key);
+    if (ttl <= 0) co_return false;
+    const auto rkey = self->rkey(key);
     const auto bytes = redis::envelope_wrap(value, expiry);
     const auto px = std::to_string(ttl);
     std::vector<std::string_view> args{"SET", rkey, bytes, "PX", px};
-    auto reply = co_await self->exec(std::move(args));
+    auto reply = co_await self->exec(rkey, args);
     if (!reply.ok()) co_return false;
     ++self->counters.puts;
     co_return true;
@@ -310,19 +337,18 @@ bool RedisStore::put_later(std::string_view key, std::string_view value, WallMil
         return false;
     }
     if (expiry <= impl_->opt.clock()) return false;
-    return impl_->enqueue({Impl::WriteKind::Set, std::string(key), redis::envelope_wrap(value, expiry), expiry});
+    return impl_->enqueue({Impl::WriteKind::Set, impl_->rkey(key), redis::envelope_wrap(value, expiry), expiry, {}, {}});
 }
 
 net::awaitable<bool> RedisStore::erase(std::string_view key) {
     auto self = impl_;
-    if (!self->allow()) co_return false;
-    const auto rkey = self->redis_key(key);
+    const auto rkey = self->rkey(key);
     std::vector<std::string_view> args{"DEL", rkey};
-    auto reply = co_await self->exec(std::move(args));
+    auto reply = co_await self->exec(rkey, args);
     co_return reply.kind == redis::Reply::Kind::Integer && reply.integer > 0;
 }
 
-void RedisStore::erase_later(std::string_view key) { impl_->enqueue({Impl::WriteKind::Del, std::string(key), {}, 0}); }
+void RedisStore::erase_later(std::string_view key) { impl_->enqueue({Impl::WriteKind::Del, impl_->rkey(key), {}, 0, {}, {}}); }
 
 void RedisStore::discard(std::string_view key) {
     ++impl_->counters.corrupt_dropped;
@@ -333,11 +359,10 @@ void RedisStore::discard(std::string_view key) {
 net::awaitable<std::optional<bool>> RedisStore::try_lock(std::string_view name, std::string_view token,
                                                          std::chrono::milliseconds ttl) {
     auto self = impl_;
-    if (!self->allow()) co_return std::nullopt;
-    const auto rkey = self->redis_key(name);
+    const auto rkey = self->rkey(name);
     const auto px = std::to_string(ttl.count());
     std::vector<std::string_view> args{"SET", rkey, token, "NX", "PX", px};
-    auto reply = co_await self->exec(std::move(args));
+    auto reply = co_await self->exec(rkey, args);
     if (reply.kind == redis::Reply::Kind::Status) co_return true;
     if (reply.kind == redis::Reply::Kind::Nil) co_return false;
     co_return std::nullopt;
@@ -345,20 +370,20 @@ net::awaitable<std::optional<bool>> RedisStore::try_lock(std::string_view name, 
 
 net::awaitable<std::optional<bool>> RedisStore::is_locked(std::string_view name) {
     auto self = impl_;
-    if (!self->allow()) co_return std::nullopt;
-    const auto rkey = self->redis_key(name);
+    const auto rkey = self->rkey(name);
     std::vector<std::string_view> args{"EXISTS", rkey};
-    auto reply = co_await self->exec(std::move(args));
+    auto reply = co_await self->exec(rkey, args);
     if (reply.kind != redis::Reply::Kind::Integer) co_return std::nullopt;
     co_return reply.integer > 0;
 }
 
 void RedisStore::unlock_later(std::string_view name, std::string_view token) {
-    impl_->enqueue({Impl::WriteKind::Unlock, std::string(name), std::string(token), 0});
+    impl_->enqueue({Impl::WriteKind::Unlock, impl_->rkey(name), std::string(token), 0, {}, {}});
 }
 
-void RedisStore::publish_later(std::string_view channel, std::string_view message) {
-    impl_->enqueue({Impl::WriteKind::Publish, std::string(channel), std::string(message), 0});
+void RedisStore::publish_later(std::string_view channel, std::string_view message, std::string_view about) {
+    impl_->enqueue({Impl::WriteKind::Publish, impl_->opt.key_prefix + std::string(channel), std::string(message), 0, {},
+                    impl_->rkey(about.empty() ? channel : about)});
 }
 
 void RedisStore::subscribe(std::vector<std::string> channels,
@@ -372,16 +397,15 @@ void RedisStore::subscribe(std::vector<std::string> channels,
 }
 
 void RedisStore::merge_purge_later(std::size_t slot, const PurgeMarks& marks) {
-    Impl::Write w{Impl::WriteKind::MergePurge, "purges", std::to_string(slot), 0, marks};
+    Impl::Write w{Impl::WriteKind::MergePurge, impl_->rkey(kPurges), std::to_string(slot), 0, marks, {}};
     impl_->enqueue(std::move(w));
 }
 
 net::awaitable<std::optional<RedisStore::Purges>> RedisStore::read_purges(std::string known_version) {
     auto self = impl_;
-    if (!self->allow()) co_return std::nullopt;
-    const auto hash = self->redis_key("purges"), version = self->redis_key("purges:version");
+    const auto hash = self->rkey(kPurges), version = self->rkey(kPurgesVersion);
     std::vector<std::string_view> args{"EVAL", kReadPurgesScript, "2", hash, version, known_version};
-    auto reply = co_await self->exec(std::move(args));
+    auto reply = co_await self->exec(hash, args);
     if (reply.kind != redis::Reply::Kind::String) co_return std::nullopt;
     // Untrusted like every byte from Redis: a line that does not parse is skipped.
     Purges out;
@@ -401,6 +425,15 @@ net::awaitable<std::optional<RedisStore::Purges>> RedisStore::read_purges(std::s
         out.slots.emplace_back(static_cast<std::size_t>(slot), PurgeMarks{hard, soft, prev});
     }
     co_return out;
+}
+
+net::awaitable<void> RedisStore::flush() {
+    auto self = impl_;
+    if (!self->writer_running) co_return;
+    auto waiter = std::make_shared<redis::Pending>(self->ex);
+    waiter->timer.expires_at(net::steady_timer::time_point::max());
+    self->flushing.push_back(waiter);
+    while (!waiter->done) co_await waiter->timer.async_wait(net::as_tuple(net::use_awaitable));
 }
 
 net::any_io_executor RedisStore::executor() const { return impl_->ex; }

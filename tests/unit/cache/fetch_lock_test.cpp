@@ -3,6 +3,7 @@
 // fetches itself once the holder lets go without storing.
 
 #include "cachalot/cache/fetch_lock.hpp"
+#include "cachalot/store/redis_store.hpp"
 #include "support/harness.hpp"
 
 #include <boost/asio.hpp>
@@ -118,7 +119,7 @@ TEST_CASE("fetch lock across nodes: the second node waits for the first node's e
             const std::string k = "k", k2 = "k2";
             auto a = co_await lock_a.acquire(k, probe);
             REQUIRE(std::holds_alternative<FetchLock::Write>(a));
-            CHECK(redis.command({"EXISTS", "cachalot:" + FetchLock::lock_name("k")}) == "1");
+            CHECK(redis.command({"EXISTS", cachalot::store::redis_key("cachalot:", FetchLock::lock_name("k"))}) == "1");
             net::co_spawn(
                 ioc,
                 [&]() -> net::awaitable<void> {

@@ -814,3 +814,48 @@ TEST_CASE("same_upstream ignores where an upstream is defined, nothing else") {
     moved.servers[0].weight = 3;
     CHECK_FALSE(same_upstream(base.upstreams[0], moved));
 }
+
+TEST_CASE("the L2 on a Redis Cluster or under Sentinel") {
+    SECTION("cluster seed nodes") {
+        auto r = parse_config(std::string(kMinimal) +
+                              "cache:\n  l2: {cluster: [\"10.0.0.1:7000\", \"10.0.0.2:7000\"], topology_refresh: 2s}\n");
+        REQUIRE(r.config);
+        const auto& l2 = r.config->cache.l2;
+        CHECK(l2.cluster == std::vector<std::string>{"10.0.0.1:7000", "10.0.0.2:7000"});
+        CHECK(l2.topology_refresh == std::chrono::seconds(2));
+        CHECK(l2.enabled());
+    }
+    SECTION("sentinel") {
+        auto r = parse_config(std::string(kMinimal) +
+                              "cache:\n  l2:\n    sentinel: {master_name: main, addresses: [\"s1:26379\", \"s2:26379\"]}\n");
+        REQUIRE(r.config);
+        const auto& l2 = r.config->cache.l2;
+        CHECK(l2.sentinel.master_name == "main");
+        CHECK(l2.sentinel.addresses == std::vector<std::string>{"s1:26379", "s2:26379"});
+        CHECK(l2.enabled());
+    }
+    SECTION("address and cluster together") {
+        auto e = only_error(std::string(kMinimal) + "cache:\n  l2: {address: \"h:1\", cluster: [\"h:2\"]}\n");
+        CHECK(e.line == 10);
+        CHECK(e.key == "cache.l2");
+        CHECK(e.message == "address, cluster and sentinel are exclusive: name one Redis deployment");
+    }
+    SECTION("a cluster seed without a port") {
+        auto e = only_error(std::string(kMinimal) + "cache:\n  l2: {cluster: [\"h:1\", \"h\"]}\n");
+        CHECK(e.key == "cache.l2.cluster[1]");
+        CHECK(e.message == "expected host:port");
+    }
+    SECTION("a database other than 0 on a cluster") {
+        auto e = only_error(std::string(kMinimal) + "cache:\n  l2: {cluster: [\"h:1\"], db: 3}\n");
+        CHECK(e.key == "cache.l2.db");
+    }
+    SECTION("sentinel without its master name") {
+        auto e = only_error(std::string(kMinimal) + "cache:\n  l2:\n    sentinel: {addresses: [\"s:26379\"]}\n");
+        CHECK(e.key == "cache.l2.sentinel.master_name");
+        CHECK(e.line == 11);
+    }
+    SECTION("braces in the key prefix (they would replace the keys' hash tags)") {
+        auto e = only_error(std::string(kMinimal) + "cache:\n  l2: {address: \"h:1\", key_prefix: \"{app}:\"}\n");
+        CHECK(e.key == "cache.l2.key_prefix");
+    }
+}

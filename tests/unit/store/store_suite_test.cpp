@@ -1,7 +1,7 @@
 // The behaviour every store must have. Each store implementation joins the TEMPLATE_TEST_CASEs
 // below through a StoreUnderTest specialization. The Redis L2 runs against a real redis-server
-// the test starts; it joins every case but the capacity one (Redis bounds its memory itself,
-// with its own maxmemory policy).
+// the test starts, and again against a Redis Cluster the test creates; it joins every case but
+// the capacity one (Redis bounds its memory itself, with its own maxmemory policy).
 
 #include "cachalot/store/memory_store.hpp"
 #include "cachalot/store/redis_store.hpp"
@@ -67,6 +67,26 @@ struct StoreUnderTest<RedisL2> {
         : store(redis.address(), clock.fn(), max_object, [this] { return std::stoull(redis.command({"DBSIZE"})); }) {}
 };
 
+/// The Redis L2 on a 3-primary Redis Cluster.
+struct RedisClusterL2 {};
+
+template <>
+struct StoreUnderTest<RedisClusterL2> {
+    FakeClock clock;
+    cachalot::test::RedisCluster cluster;
+    SyncRedisStore store;
+    explicit StoreUnderTest(std::size_t size = 8 << 20, std::size_t max_object = 64 << 10)
+        : store(
+              "", clock.fn(), max_object,
+              [this] {
+                  std::uint64_t items = 0;
+                  for (std::size_t i = 0; i < cluster.size(); ++i)
+                      items += std::stoull(cluster.node(i).command({"DBSIZE"}));
+                  return items;
+              },
+              [this](RedisOptions& o) { o.cluster = cluster.seeds(); }) {}
+};
+
 std::string value_for(const std::string& key, std::size_t size) {
     std::string v(size, '\0');
     auto h = hash_key(key);
@@ -76,7 +96,7 @@ std::string value_for(const std::string& key, std::size_t size) {
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("a stored value is found until it is erased", "[store]", MemoryStore, ShmStore, RedisL2) {
+TEMPLATE_TEST_CASE("a stored value is found until it is erased", "[store]", MemoryStore, ShmStore, RedisL2, RedisClusterL2) {
     StoreUnderTest<TestType> t;
     auto& s = t.store;
     auto h = hash_key("k");
@@ -93,7 +113,7 @@ TEMPLATE_TEST_CASE("a stored value is found until it is erased", "[store]", Memo
     CHECK(st.items == 0);
 }
 
-TEMPLATE_TEST_CASE("put replaces the previous value of a key", "[store]", MemoryStore, ShmStore, RedisL2) {
+TEMPLATE_TEST_CASE("put replaces the previous value of a key", "[store]", MemoryStore, ShmStore, RedisL2, RedisClusterL2) {
     StoreUnderTest<TestType> t;
     auto h = hash_key("k");
     REQUIRE(t.store.put(h, "k", "one", t.clock.now() + 60'000));
@@ -102,7 +122,7 @@ TEMPLATE_TEST_CASE("put replaces the previous value of a key", "[store]", Memory
     CHECK(t.store.stats().items == 1);
 }
 
-TEMPLATE_TEST_CASE("empty values and binary bytes round-trip", "[store]", MemoryStore, ShmStore, RedisL2) {
+TEMPLATE_TEST_CASE("empty values and binary bytes round-trip", "[store]", MemoryStore, ShmStore, RedisL2, RedisClusterL2) {
     StoreUnderTest<TestType> t;
     std::string binary("\0\xff\x01\n\r", 5);
     REQUIRE(t.store.put(hash_key("e"), "e", "", t.clock.now() + 1000));
@@ -111,7 +131,7 @@ TEMPLATE_TEST_CASE("empty values and binary bytes round-trip", "[store]", Memory
     CHECK(t.store.find(hash_key("b"), "b") == std::optional<std::string>(binary));
 }
 
-TEMPLATE_TEST_CASE("an expired value is never returned", "[store]", MemoryStore, ShmStore, RedisL2) {
+TEMPLATE_TEST_CASE("an expired value is never returned", "[store]", MemoryStore, ShmStore, RedisL2, RedisClusterL2) {
     StoreUnderTest<TestType> t;
     auto h = hash_key("k");
     REQUIRE(t.store.put(h, "k", "v", t.clock.now() + 1000));
@@ -123,13 +143,13 @@ TEMPLATE_TEST_CASE("an expired value is never returned", "[store]", MemoryStore,
     CHECK(t.store.stats().items == 0);
 }
 
-TEMPLATE_TEST_CASE("a put that is already expired is refused", "[store]", MemoryStore, ShmStore, RedisL2) {
+TEMPLATE_TEST_CASE("a put that is already expired is refused", "[store]", MemoryStore, ShmStore, RedisL2, RedisClusterL2) {
     StoreUnderTest<TestType> t;
     CHECK_FALSE(t.store.put(hash_key("k"), "k", "v", t.clock.now()));
     CHECK_FALSE(t.store.find(hash_key("k"), "k"));
 }
 
-TEMPLATE_TEST_CASE("a value over max_object_size is refused and counted", "[store]", MemoryStore, ShmStore, RedisL2) {
+TEMPLATE_TEST_CASE("a value over max_object_size is refused and counted", "[store]", MemoryStore, ShmStore, RedisL2, RedisClusterL2) {
     StoreUnderTest<TestType> t(8 << 20, 1024);
     auto h = hash_key("big");
     CHECK_FALSE(t.store.put(h, "big", std::string(1025, 'x'), t.clock.now() + 1000));
@@ -137,7 +157,7 @@ TEMPLATE_TEST_CASE("a value over max_object_size is refused and counted", "[stor
     CHECK(t.store.stats().refused_too_large == 1);
 }
 
-TEMPLATE_TEST_CASE("keys whose hashes collide are never confused", "[store]", MemoryStore, ShmStore, RedisL2) {
+TEMPLATE_TEST_CASE("keys whose hashes collide are never confused", "[store]", MemoryStore, ShmStore, RedisL2, RedisClusterL2) {
     StoreUnderTest<TestType> t;
     const Hash same = 0x1234'5678'9abc'def0ull;
     REQUIRE(t.store.put(same, "alpha", "A", t.clock.now() + 1000));

@@ -38,7 +38,10 @@ public:
     bool erase(Hash h, std::string_view key) { return run(store_.erase(key)); }
     /// The store's counters, and the items Redis holds once every queued write has landed.
     StoreStats stats() {
-        run(store_.erase("\x01" "barrier"));  // one connection: answered after the queued writes
+        run([](RedisStore& s) -> boost::asio::awaitable<bool> {
+            co_await s.flush();
+            co_return true;
+        }(store_));
         auto s = store_.stats();
         s.items = dbsize_();
         return s;

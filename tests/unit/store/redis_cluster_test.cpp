@@ -1,0 +1,124 @@
+// The Redis L2 on a Redis Cluster the test creates (real redis-servers, redis-cli --cluster
+// create): keys spread over the slots, one URL's keys in one slot, and MOVED and ASK followed
+// while a slot moves between primaries.
+
+#include "cachalot/cache/fetch_lock.hpp"
+#include "cachalot/store/redis_store.hpp"
+#include "support/harness.hpp"
+#include "sync_redis_store.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <set>
+
+using namespace cachalot::store;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct ClusterFixture {
+    cachalot::test::RedisCluster cluster;
+    std::shared_ptr<RedisNodes> nodes = std::make_shared<RedisNodes>();
+    SyncRedisStore store;
+    ClusterFixture()
+        : store(
+              "", wall_now, 1 << 20, [] { return 0; },
+              [this](RedisOptions& o) {
+                  o.cluster = cluster.seeds();
+                  o.nodes = nodes;
+              }) {}
+    WallMillis later() const { return wall_now() + 60'000; }
+    const RedisNodeCounters& counters_of(const cachalot::test::RedisServer& server) {
+        return nodes->node(server.address());
+    }
+    std::string id_of(cachalot::test::RedisServer& server) { return server.command({"CLUSTER", "MYID"}); }
+};
+
+// Another primary than `owner`.
+cachalot::test::RedisServer& other_primary(cachalot::test::RedisCluster& cluster, cachalot::test::RedisServer& owner) {
+    for (std::size_t i = 0; i < cluster.size(); ++i) {
+        auto& n = cluster.node(i);
+        if (&n != &owner && n.command({"ROLE"}).rfind("master", 0) == 0) return n;
+    }
+    throw std::runtime_error("no other primary");
+}
+
+}  // namespace
+
+TEST_CASE("on a Redis Cluster, values spread over every primary and are found wherever they live", "[redis][cluster]") {
+    ClusterFixture f;
+    for (int i = 0; i < 200; ++i)
+        REQUIRE(f.store.put(0, "GET http://api.test/item/" + std::to_string(i), "value " + std::to_string(i), f.later()));
+    for (int i = 0; i < 200; ++i)
+        CHECK(f.store.find(0, "GET http://api.test/item/" + std::to_string(i)) == "value " + std::to_string(i));
+    for (std::size_t i = 0; i < f.cluster.size(); ++i) {
+        INFO("node " << f.cluster.node(i).address());
+        CHECK(std::stoul(f.cluster.node(i).command({"DBSIZE"})) > 20);  // ~67 each
+    }
+    CHECK(f.store.async().counters().hits == 200);
+}
+
+TEST_CASE("a URL's entry, its Vary variants and its fetch lock share one hash slot", "[redis][cluster]") {
+    cachalot::test::RedisCluster cluster(3, 0);
+    std::set<unsigned> slots_seen;
+    for (int i = 0; i < 20; ++i) {
+        const std::string key = "GET http://api.test/page/" + std::to_string(i);
+        const auto slot = cluster.keyslot(redis_key("cachalot:", key));
+        slots_seen.insert(slot);
+        CHECK(hash_slot(redis_key("cachalot:", key)) == slot);  // our CRC16 is Redis'
+        for (const auto* variant : {"\x1f" "123.1\x1f" "accept-encoding=gzip", "\x1f" "123.1\x1f" "accept-encoding=br"})
+            CHECK(cluster.keyslot(redis_key("cachalot:", key + variant)) == slot);
+        CHECK(cluster.keyslot(redis_key("cachalot:", cachalot::cache::FetchLock::lock_name(key))) == slot);
+    }
+    CHECK(slots_seen.size() > 10);  // different URLs, different slots
+}
+
+TEST_CASE("after one slot is resharded, MOVED is followed and the new owner is used from then on", "[redis][cluster]") {
+    ClusterFixture f;
+    const std::string key = "GET http://api.test/moving";
+    const auto rkey = redis_key("cachalot:", key);
+    REQUIRE(f.store.put(0, key, "v", f.later()));
+    const auto slot = f.cluster.keyslot(rkey);
+    auto& from = f.cluster.owner(slot);
+    auto& to = other_primary(f.cluster, from);
+    const auto slot_text = std::to_string(slot);
+    // The documented way to move a slot: importing, migrating, the keys, then the new owner.
+    REQUIRE(to.command({"CLUSTER", "SETSLOT", slot_text, "IMPORTING", f.id_of(from)}) == "OK");
+    REQUIRE(from.command({"CLUSTER", "SETSLOT", slot_text, "MIGRATING", f.id_of(to)}) == "OK");
+    REQUIRE(from.command({"MIGRATE", "127.0.0.1", std::to_string(to.port()), "", "0", "5000", "KEYS", rkey}) == "OK");
+    for (std::size_t i = 0; i < f.cluster.size(); ++i)
+        f.cluster.node(i).command({"CLUSTER", "SETSLOT", slot_text, "NODE", f.id_of(to)});
+
+    CHECK(f.store.find(0, key) == "v");
+    CHECK(f.counters_of(from).moved == 1);
+    const auto commands_on_to = f.counters_of(to).commands.load();
+    CHECK(f.store.find(0, key) == "v");  // straight to the new owner: no second redirect
+    CHECK(f.counters_of(from).moved == 1);
+    CHECK(f.counters_of(to).commands == commands_on_to + 1);
+    CHECK(f.store.async().counters().errors == 0);
+}
+
+TEST_CASE("during a slot's migration, ASK is followed with ASKING to the importing node", "[redis][cluster]") {
+    ClusterFixture f;
+    const std::string key = "GET http://api.test/migrating";
+    const auto rkey = redis_key("cachalot:", key);
+    REQUIRE(f.store.put(0, key, "v", f.later()));
+    REQUIRE(f.store.put(0, key + "\x1f" "variant", "w", f.later()));  // same slot; it will not move
+    const auto slot = f.cluster.keyslot(rkey);
+    auto& from = f.cluster.owner(slot);
+    auto& to = other_primary(f.cluster, from);
+    const auto slot_text = std::to_string(slot);
+    REQUIRE(to.command({"CLUSTER", "SETSLOT", slot_text, "IMPORTING", f.id_of(from)}) == "OK");
+    REQUIRE(from.command({"CLUSTER", "SETSLOT", slot_text, "MIGRATING", f.id_of(to)}) == "OK");
+    REQUIRE(from.command({"MIGRATE", "127.0.0.1", std::to_string(to.port()), "", "0", "5000", "KEYS", rkey}) == "OK");
+    // The key has moved, the slot has not: the old owner answers ASK.
+    REQUIRE(from.command({"GET", rkey}).rfind("-ASK ", 0) == 0);
+
+    CHECK(f.store.find(0, key) == "v");
+    CHECK(f.counters_of(from).ask == 1);
+    CHECK(f.counters_of(from).moved == 0);
+    // A key of that slot not yet migrated is still answered by the old owner, without a redirect.
+    CHECK(f.store.find(0, key + "\x1f" "variant") == "w");
+    CHECK(f.counters_of(from).ask == 1);
+    CHECK(f.store.async().counters().errors == 0);
+}
