@@ -1,6 +1,7 @@
 // The Redis L2 on a Redis Cluster the test creates (real redis-servers, redis-cli --cluster
 // create): keys spread over the slots, one URL's keys in one slot, and MOVED and ASK followed
-// while a slot moves between primaries.
+// while a slot moves between primaries. And under Sentinel (real sentinels): a switch followed,
+// and a server that is not a primary never used.
 
 #include "cachalot/cache/fetch_lock.hpp"
 #include "cachalot/store/redis_store.hpp"
@@ -121,4 +122,62 @@ TEST_CASE("during a slot's migration, ASK is followed with ASKING to the importi
     CHECK(f.store.find(0, key + "\x1f" "variant") == "w");
     CHECK(f.counters_of(from).ask == 1);
     CHECK(f.store.async().counters().errors == 0);
+}
+
+namespace {
+
+struct SentinelFixture {
+    cachalot::test::RedisSentinels sentinels;
+    std::shared_ptr<RedisNodes> nodes = std::make_shared<RedisNodes>();
+    SyncRedisStore store;
+    explicit SentinelFixture(std::string master_name = "cachalot")
+        : store(
+              "", wall_now, 1 << 20, [] { return 0; },
+              [this, master_name](RedisOptions& o) {
+                  o.sentinel.master_name = master_name;
+                  o.sentinel.addresses = sentinels.addresses();
+                  o.nodes = nodes;
+              }) {}
+    WallMillis later() const { return wall_now() + 60'000; }
+};
+
+}  // namespace
+
+TEST_CASE("under Sentinel, the store follows a switch of the primary", "[redis][sentinel]") {
+    SentinelFixture f;
+    REQUIRE(f.store.put(0, "k", "v", f.later()));
+    CHECK(f.sentinels.primary().command({"EXISTS", redis_key("cachalot:", "k")}) == "1");
+    // A planned failover: the old primary stays up, as a replica.
+    REQUIRE(cachalot::test::redis_command(std::stoi(f.sentinels.addresses()[0].substr(10)),
+                                          {"SENTINEL", "FAILOVER", "cachalot"}) == "OK");
+    REQUIRE(cachalot::test::eventually([&] { return f.sentinels.current_primary() == f.sentinels.replica().address(); },
+                                       20s));
+    // Writes land on the new primary once the store has followed (each call runs its loop a while).
+    CHECK(cachalot::test::eventually([&] {
+        return f.store.put(0, "k2", "w", f.later()) &&
+               f.sentinels.replica().command({"EXISTS", redis_key("cachalot:", "k2")}) == "1";
+    }, 20s));
+    CHECK(f.store.find(0, "k") == "v");  // replicated before the switch
+    CHECK(f.nodes->node(f.sentinels.replica().address()).failovers == 1);
+}
+
+TEST_CASE("under Sentinel, a server whose ROLE is not primary is never used", "[redis][sentinel]") {
+    // Sentinels told to watch a replica as the primary of "stale": what a sentinel says in the
+    // seconds after a failover it has not yet seen.
+    SentinelFixture f("stale");
+    auto& replica = f.sentinels.replica();
+    for (const auto& address : f.sentinels.addresses())
+        REQUIRE(cachalot::test::redis_command(std::stoi(address.substr(10)),
+                                              {"SENTINEL", "MONITOR", "stale", "127.0.0.1",
+                                               std::to_string(replica.port()), "2"}) == "OK");
+    // A value the replica could serve: written through the real primary, replicated.
+    SyncRedisStore writer(f.sentinels.primary().address(), wall_now, 1 << 20, [] { return 0; });
+    REQUIRE(writer.put(0, "k", "replicated", f.later()));
+    const auto rkey = redis_key("cachalot:", "k");
+    REQUIRE(cachalot::test::eventually([&] { return replica.command({"EXISTS", rkey}) == "1"; }));
+    // The store reaches the replica, asks ROLE first, and sends it nothing: lookups are misses.
+    for (int i = 0; i < 5; ++i) CHECK_FALSE(f.store.find(0, "k"));
+    CHECK_FALSE(f.store.put(0, "k", "v", f.later()));
+    CHECK(f.store.async().counters().hits == 0);
+    CHECK(writer.find(0, "k") == "replicated");  // it was there to be served
 }
