@@ -57,6 +57,17 @@ TEST_CASE("on a Redis Cluster, values spread over every primary and are found wh
         CHECK(std::stoul(f.cluster.node(i).command({"DBSIZE"})) > 20);  // ~67 each
     }
     CHECK(f.store.async().counters().hits == 200);
+    // Queued writes fan out: each goes to its key's node, pipelined per node.
+    for (int i = 0; i < 200; ++i)
+        REQUIRE(f.store.async().put_later("GET http://api.test/queued/" + std::to_string(i), "q" + std::to_string(i),
+                                          f.later()));
+    f.store.stats();  // waits for the queue
+    for (int i = 0; i < 200; ++i)
+        CHECK(f.store.find(0, "GET http://api.test/queued/" + std::to_string(i)) == "q" + std::to_string(i));
+    CHECK(f.store.async().counters().write_drops == 0);
+    std::uint64_t refreshes = 0;
+    for (const auto& [name, c] : f.nodes->list()) refreshes += c->refreshes;
+    CHECK(refreshes >= 1);  // the slot map, read at start
 }
 
 TEST_CASE("a URL's entry, its Vary variants and its fetch lock share one hash slot", "[redis][cluster]") {
@@ -180,4 +191,23 @@ TEST_CASE("under Sentinel, a server whose ROLE is not primary is never used", "[
     CHECK_FALSE(f.store.put(0, "k", "v", f.later()));
     CHECK(f.store.async().counters().hits == 0);
     CHECK(writer.find(0, "k") == "replicated");  // it was there to be served
+}
+
+TEST_CASE("while a cluster is down (CLUSTERDOWN) lookups are misses, and it is used again once it recovers",
+          "[redis][cluster]") {
+    ClusterFixture f;
+    for (std::size_t i = 0; i < f.cluster.size(); ++i)
+        f.cluster.node(i).command({"CONFIG", "SET", "cluster-require-full-coverage", "yes"});
+    // A key on a node that stays up, and a node to kill (with no replica: its slots go uncovered).
+    const std::string key = "GET http://api.test/survivor";
+    REQUIRE(f.store.put(0, key, "v", f.later()));
+    auto& survivor = f.cluster.owner(redis_key("cachalot:", key));
+    auto& victim = other_primary(f.cluster, survivor);
+    victim.kill();
+    REQUIRE(cachalot::test::eventually(
+        [&] { return survivor.command({"CLUSTER", "INFO"}).find("cluster_state:fail") != std::string::npos; }, 20s));
+    for (int i = 0; i < 5; ++i) CHECK_FALSE(f.store.find(0, key));  // CLUSTERDOWN: a miss, never an error
+    CHECK(f.store.async().counters().errors >= 1);
+    victim.start();  // rejoins with its nodes.conf: every slot covered again
+    CHECK(cachalot::test::eventually([&] { return f.store.find(0, key) == std::optional<std::string>("v"); }, 20s));
 }
