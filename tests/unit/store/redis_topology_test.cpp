@@ -33,6 +33,19 @@ struct ClusterFixture {
         return nodes->node(server.address());
     }
     std::string id_of(cachalot::test::RedisServer& server) { return server.command({"CLUSTER", "MYID"}); }
+
+    /// Starts moving `rkey`'s slot to another primary the documented way (importing, migrating)
+    /// and moves `rkey` itself; the slot stays with its owner until finish_migration.
+    struct Migration {
+        cachalot::test::RedisServer& from;
+        cachalot::test::RedisServer& to;
+        std::string slot;
+    };
+    Migration migrate_key(const std::string& rkey);
+    void finish_migration(const Migration& m) {
+        for (std::size_t i = 0; i < cluster.size(); ++i)
+            cluster.node(i).command({"CLUSTER", "SETSLOT", m.slot, "NODE", id_of(m.to)});
+    }
 };
 
 // Another primary than `owner`.
@@ -42,6 +55,17 @@ cachalot::test::RedisServer& other_primary(cachalot::test::RedisCluster& cluster
         if (&n != &owner && n.command({"ROLE"}).rfind("master", 0) == 0) return n;
     }
     throw std::runtime_error("no other primary");
+}
+
+ClusterFixture::Migration ClusterFixture::migrate_key(const std::string& rkey) {
+    const auto slot = cluster.keyslot(rkey);
+    auto& from = cluster.owner(slot);
+    auto& to = other_primary(cluster, from);
+    const auto slot_text = std::to_string(slot);
+    REQUIRE(to.command({"CLUSTER", "SETSLOT", slot_text, "IMPORTING", id_of(from)}) == "OK");
+    REQUIRE(from.command({"CLUSTER", "SETSLOT", slot_text, "MIGRATING", id_of(to)}) == "OK");
+    REQUIRE(from.command({"MIGRATE", "127.0.0.1", std::to_string(to.port()), "", "0", "5000", "KEYS", rkey}) == "OK");
+    return {from, to, slot_text};
 }
 
 }  // namespace
@@ -90,16 +114,10 @@ TEST_CASE("after one slot is resharded, MOVED is followed and the new owner is u
     const std::string key = "GET http://api.test/moving";
     const auto rkey = redis_key("cachalot:", key);
     REQUIRE(f.store.put(0, key, "v", f.later()));
-    const auto slot = f.cluster.keyslot(rkey);
-    auto& from = f.cluster.owner(slot);
-    auto& to = other_primary(f.cluster, from);
-    const auto slot_text = std::to_string(slot);
-    // The documented way to move a slot: importing, migrating, the keys, then the new owner.
-    REQUIRE(to.command({"CLUSTER", "SETSLOT", slot_text, "IMPORTING", f.id_of(from)}) == "OK");
-    REQUIRE(from.command({"CLUSTER", "SETSLOT", slot_text, "MIGRATING", f.id_of(to)}) == "OK");
-    REQUIRE(from.command({"MIGRATE", "127.0.0.1", std::to_string(to.port()), "", "0", "5000", "KEYS", rkey}) == "OK");
-    for (std::size_t i = 0; i < f.cluster.size(); ++i)
-        f.cluster.node(i).command({"CLUSTER", "SETSLOT", slot_text, "NODE", f.id_of(to)});
+    const auto m = f.migrate_key(rkey);
+    f.finish_migration(m);
+    auto& from = m.from;
+    auto& to = m.to;
 
     CHECK(f.store.find(0, key) == "v");
     CHECK(f.counters_of(from).moved == 1);
@@ -116,13 +134,8 @@ TEST_CASE("during a slot's migration, ASK is followed with ASKING to the importi
     const auto rkey = redis_key("cachalot:", key);
     REQUIRE(f.store.put(0, key, "v", f.later()));
     REQUIRE(f.store.put(0, key + "\x1f" "variant", "w", f.later()));  // same slot; it will not move
-    const auto slot = f.cluster.keyslot(rkey);
-    auto& from = f.cluster.owner(slot);
-    auto& to = other_primary(f.cluster, from);
-    const auto slot_text = std::to_string(slot);
-    REQUIRE(to.command({"CLUSTER", "SETSLOT", slot_text, "IMPORTING", f.id_of(from)}) == "OK");
-    REQUIRE(from.command({"CLUSTER", "SETSLOT", slot_text, "MIGRATING", f.id_of(to)}) == "OK");
-    REQUIRE(from.command({"MIGRATE", "127.0.0.1", std::to_string(to.port()), "", "0", "5000", "KEYS", rkey}) == "OK");
+    const auto m = f.migrate_key(rkey);
+    auto& from = m.from;
     // The key has moved, the slot has not: the old owner answers ASK.
     REQUIRE(from.command({"GET", rkey}).rfind("-ASK ", 0) == 0);
 
