@@ -59,13 +59,23 @@ net::awaitable<std::variant<FetchLock::Write, FetchLock::Wait>> FetchLock::acqui
     auto name = lock_name(key);
     auto token = new_token();
     const auto held = co_await l2_->try_lock(name, token, options_.lock_ttl);
+    std::optional<Entry> entry;
     if (held == false) {
-        if (auto entry = co_await wait_for_other_node(name, probe)) {
-            // The other node's entry answers this node's waiters too.
-            Published published{std::make_shared<const Entry>(std::move(*entry)), false};
-            joined.permit->publish(published);
-            co_return Wait{End::Done, std::move(published)};
+        entry = co_await wait_for_other_node(name, probe);
+    } else if (held == true) {
+        // Another node may have stored the entry and released its lock between this node's L2
+        // miss and this lock: look once more before going to the origin.
+        auto found = co_await probe();
+        if (found.entry) {
+            l2_->unlock_later(name, token);
+            entry = std::move(found.entry);
         }
+    }
+    if (entry) {
+        // The other node's entry answers this node's waiters too.
+        Published published{std::make_shared<const Entry>(std::move(*entry)), false};
+        joined.permit->publish(published);
+        co_return Wait{End::Done, std::move(published)};
     }
     // Not coming from the other node (or Redis failing): fetch, holding the lock if it was taken.
     co_return Write(std::move(*joined.permit), held == true ? l2_ : nullptr, std::move(name), std::move(token));

@@ -235,11 +235,15 @@ TEST_CASE("with cache.l2.lock, nodes holding the same stale copy refresh it with
     std::atomic<int> counter{0};
     // Fresh for 8 s: b reads it from L2 well inside that, however whole seconds fall and however
     // loaded the machine is.
+    // The refresh is answered only once the other node is seen waiting on the lock (it asks
+    // Redis whether the lock is still held: EXISTS), however late its requests start.
+    auto lock_waited_on = [&] {
+        return redis.command({"INFO", "commandstats"}).find("cmdstat_exists:") != std::string::npos;
+    };
     TestOrigin origin([&](const OriginRequest&) {
         const int n = ++counter;
-        return Reply{.headers = {{"Cache-Control", "max-age=8"}},
-                     .body = "response " + std::to_string(n),
-                     .delay = n > 1 ? 500ms : 0ms};
+        if (n > 1) eventually(lock_waited_on, 20s);
+        return Reply{.headers = {{"Cache-Control", "max-age=8"}}, .body = "response " + std::to_string(n)};
     });
     Daemon a(l2_config(origin.port(), redis, ", lock: true"));
     Daemon b(l2_config(origin.port(), redis, ", lock: true"));

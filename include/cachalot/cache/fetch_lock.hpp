@@ -80,6 +80,8 @@ public:
     FetchLock(Coalescer& local, store::RedisStore* l2, Options options);
 
     /// Becomes the fetcher of `key` or waits for the one in flight, here or on another node.
+    /// Having just taken the Redis lock, it asks `probe` once more: another node may have stored
+    /// the entry and released its lock since this node missed in L2.
     boost::asio::awaitable<std::variant<Write, Wait>> acquire(const std::string& key, const Prober& probe);
 
     /// Becomes the fetcher of `key` if no fetch of it is in flight on this node; never waits

@@ -173,3 +173,42 @@ TEST_CASE("fetch lock across nodes: the second node waits for the first node's e
     CHECK(waited->published.entry->body == "from a");
     CHECK(b_fetches);
 }
+
+TEST_CASE("fetch lock across nodes: a node that takes the lock after the other node stored and released it uses "
+          "that entry instead of fetching",
+          "[fetch_lock][redis]") {
+    test::RedisServer redis;
+    net::io_context ioc;
+    store::RedisOptions options;
+    options.address = redis.address();
+    store::RedisStore l2(ioc.get_executor(), options);
+    cache::Coalescer node;
+    FetchLock lock(node, &l2, {.wait_timeout = 10s, .across_nodes = true, .lock_ttl = 20s, .lock_poll = 5ms});
+    // The lock is free, and L2 already has the other node's entry (this node's earlier L2
+    // lookup came just before it landed).
+    FetchLock::Prober stored_meanwhile = []() -> net::awaitable<FetchLock::Probe> {
+        cache::Entry e;
+        e.body = "from the other node";
+        co_return FetchLock::Probe{e, false};
+    };
+    std::optional<FetchLock::Wait> got;
+    bool fetches = false;
+    net::co_spawn(
+        ioc,
+        [&]() -> net::awaitable<void> {
+            const std::string k = "k";
+            auto acquired = co_await lock.acquire(k, stored_meanwhile);
+            fetches = std::holds_alternative<FetchLock::Write>(acquired);
+            if (auto* w = std::get_if<FetchLock::Wait>(&acquired)) got = *w;
+            co_await l2.flush();  // the lock's release
+            ioc.stop();           // (the open Redis connection would keep it running)
+        },
+        net::detached);
+    ioc.run();
+    CHECK_FALSE(fetches);
+    REQUIRE(got);
+    const auto& wait = *got;
+    CHECK(wait.end == FetchLock::End::Done);
+    CHECK(wait.published.entry->body == "from the other node");
+    CHECK(redis.command({"EXISTS", cachalot::store::redis_key("cachalot:", FetchLock::lock_name("k"))}) == "0");
+}
