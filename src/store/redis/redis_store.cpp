@@ -179,7 +179,7 @@ struct RedisStore::Impl : std::enable_shared_from_this<Impl> {
     // One command about the Redis key `key` (`args` names it). Failed when no node may take it.
     net::awaitable<redis::Reply> exec(std::string_view key, const std::vector<std::string_view>& args) {
         auto self = shared_from_this();
-        co_await topology->ready();
+        if (!topology->known()) co_await topology->ready();
         auto* node = topology->route(key);
         if (!node) co_return redis::Reply{};
         co_return co_await topology->exec(*node, args);
@@ -212,7 +212,7 @@ struct RedisStore::Impl : std::enable_shared_from_this<Impl> {
             std::shared_ptr<redis::Pending> pending;
         };
         std::map<redis::Node*, redis::Connection*> batch_conn;
-        co_await self->topology->ready();
+        if (!self->topology->known()) co_await self->topology->ready();
         while (!self->queue.empty()) {
             const auto start = SteadyClock::now();
             std::vector<Sent> sent;

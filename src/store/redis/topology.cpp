@@ -209,10 +209,13 @@ net::awaitable<Reply> Topology::settle(Node& first, Connection& first_conn, Repl
                 ++at->stats.moved;
                 // The slot has a new owner: use it now, and read the whole map again soon.
                 unsigned slot = 0;
-                const auto& s = reply.str;
+                const auto& s = reply.str;  // "MOVED <slot> <host:port>"
                 const auto from = s.find(' ') + 1, to = s.find(' ', from);
-                auto [p, ec] = std::from_chars(s.data() + from, s.data() + to, slot);
-                if (mode_ == Mode::Cluster && ec == std::errc{} && slot < kHashSlots) slots_[slot] = &node(*target);
+                if (to != std::string::npos) {
+                    auto [p, ec] = std::from_chars(s.data() + from, s.data() + to, slot);
+                    if (mode_ == Mode::Cluster && ec == std::errc{} && p == s.data() + to && slot < kHashSlots)
+                        slots_[slot] = &node(*target);
+                }
                 wake();
             }
             at = &node(*target);

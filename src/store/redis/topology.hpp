@@ -63,6 +63,8 @@ public:
     /// Resumes once the slot map (or Sentinel's primary) has been read for the first time, or
     /// after connect_timeout + command_timeout: commands before that would have nowhere to go.
     net::awaitable<void> ready();
+    /// Whether ready() would return at once.
+    bool known() const { return learned_ || mode_ == Mode::Single; }
 
     /// Whether a write of `rkey` could be sent now (its node's breaker is not open), without
     /// taking a half-open breaker's probe.

@@ -224,3 +224,32 @@ TEST_CASE("while a cluster is down (CLUSTERDOWN) lookups are misses, and it is u
     victim.start();  // rejoins with its nodes.conf: every slot covered again
     CHECK(cachalot::test::eventually([&] { return f.store.find(0, key) == std::optional<std::string>("v"); }, 20s));
 }
+
+TEST_CASE("a failing cluster node opens only its own breaker: the other primaries' keys are still hits",
+          "[redis][cluster]") {
+    ClusterFixture f;
+    // Two keys on two different primaries.
+    const std::string kept = "GET http://api.test/kept";
+    auto& survivor = f.cluster.owner(redis_key("cachalot:", kept));
+    std::string lost;
+    for (int i = 0; lost.empty(); ++i) {
+        const auto k = "GET http://api.test/lost/" + std::to_string(i);
+        if (&f.cluster.owner(redis_key("cachalot:", k)) != &survivor) lost = k;
+    }
+    auto& victim = f.cluster.owner(redis_key("cachalot:", lost));
+    REQUIRE(f.store.put(0, kept, "kept", f.later()));
+    REQUIRE(f.store.put(0, lost, "lost", f.later()));
+    victim.kill();
+    for (int i = 0; i < 6; ++i) CHECK_FALSE(f.store.find(0, lost));  // failures, then skipped
+    CHECK(f.store.async().counters().breakers_open == 1);
+    CHECK(f.counters_of(victim).breakers_open == 1);
+    CHECK(f.counters_of(survivor).breakers_open == 0);
+    CHECK(f.store.find(0, kept) == "kept");
+    // A write to the failed node's slots is dropped and counted; one to the survivor is sent.
+    const auto drops = f.store.async().counters().write_drops.load();
+    CHECK_FALSE(f.store.async().put_later(lost + "\x1f" "variant", "x", f.later()));  // lost's slot
+    CHECK(f.store.async().counters().write_drops == drops + 1);
+    CHECK(f.store.async().put_later(kept + "\x1f" "variant", "y", f.later()));
+    f.store.stats();  // waits for the queue
+    CHECK(f.store.find(0, kept + "\x1f" "variant") == "y");
+}
