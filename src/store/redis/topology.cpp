@@ -289,13 +289,17 @@ net::awaitable<bool> Topology::refresh_cluster() {
             continue;
         }
         // Untrusted like every byte from Redis: a range that does not parse is skipped.
+        // No host (nil, "" or "?": cluster-preferred-endpoint-type unknown-endpoint) is the host
+        // this node was reached at.
         auto where = [&](const Reply& r) -> std::optional<Endpoint> {
-            if (r.kind != Reply::Kind::Array || r.elements.size() < 2 || r.elements[0].kind != Reply::Kind::String ||
+            if (r.kind != Reply::Kind::Array || r.elements.size() < 2 ||
+                (r.elements[0].kind != Reply::Kind::String && r.elements[0].kind != Reply::Kind::Nil) ||
                 r.elements[1].kind != Reply::Kind::Integer || r.elements[1].integer <= 0 ||
-                r.elements[1].integer > 65535 || r.elements[0].str == "?")
+                r.elements[1].integer > 65535)
                 return std::nullopt;
             Endpoint e;
-            e.host = r.elements[0].str.empty() ? ep.host : r.elements[0].str;
+            const auto& host = r.elements[0].str;  // empty when nil
+            e.host = host.empty() || host == "?" ? ep.host : host;
             e.port = static_cast<int>(r.elements[1].integer);
             return e;
         };
