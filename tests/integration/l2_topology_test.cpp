@@ -159,6 +159,8 @@ TEST_CASE("a cluster primary killed under a request stream costs no client error
     CHECK(stream.errors == 0);
     const auto metrics = fetch(node.admin_port(), "/metrics").body();
     CHECK(metric_value(metrics, "cachalot_l2_node_failovers_total{node=\"" + cluster.owner(rkey).address() + "\"}") == 1);
+    // The dead primary left the slot map: its breaker no longer counts (no alert left firing).
+    CHECK(await_metric(node.admin_port(), "cachalot_l2_breaker_open", 0) == 0);
 }
 
 TEST_CASE("under Sentinel, a primary killed under a request stream costs no client errors, and L2 hits resume on "
@@ -187,6 +189,7 @@ TEST_CASE("under Sentinel, a primary killed under a request stream costs no clie
     CHECK(stream.errors == 0);
     const auto metrics = fetch(node.admin_port(), "/metrics").body();
     CHECK(metric_value(metrics, "cachalot_l2_node_failovers_total{node=\"" + sentinels.replica().address() + "\"}") == 1);
+    CHECK(await_metric(node.admin_port(), "cachalot_l2_breaker_open", 0) == 0);  // the old primary's no longer counts
     // What the node writes now lands on the new primary.
     CHECK(fetch(node.port(), "/new", "GET", kHost).result_int() == 200);
     const auto new_key = redis_key_of("/new");

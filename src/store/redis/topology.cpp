@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
 
 namespace cachalot::store::redis {
@@ -153,10 +154,21 @@ void Topology::record(Node& n, bool ok) {
     }
 }
 
+// Whether a node that serves (the primary, or one in the slot map) has its breaker open.
 bool Topology::failing() const {
-    for (const auto& [name, n] : known_)
-        if (n->open) return true;
+    if (mode_ != Mode::Cluster) return primary_ && primary_->open;
+    for (auto* n : slots_)
+        if (n && n->open) return true;
     return false;
+}
+
+void Topology::retire(Node& n) {
+    n.consecutive_failures = 0;
+    n.probing = false;
+    if (!n.open) return;
+    n.open = false;
+    --counters_.breakers_open;
+    --n.stats.breakers_open;
 }
 
 // Accounts for one reply: latency, failure counters, the node's breaker. A connection that
@@ -326,6 +338,8 @@ net::awaitable<bool> Topology::refresh_cluster() {
         for (std::size_t s = 0; s < kHashSlots; ++s) changed += next[s] != slots_[s];
         if (changed) spdlog::info("redis cluster: slot map from {}: {} slots changed owner", n.name, changed);
         slots_ = std::move(next);
+        for (auto& [name, known] : known_)
+            if (std::find(slots_.begin(), slots_.end(), known.get()) == slots_.end()) retire(*known);
         nodes_->cluster_roles(primaries, replicas);
         learned();
         co_return true;
@@ -339,6 +353,7 @@ void Topology::set_primary(const Endpoint& ep, const char* why) {
     if (primary_ == &n) return;
     spdlog::warn("redis sentinel: primary of '{}' is {} ({}), was {}", opt_.sentinel.master_name, n.name, why,
                  primary_ ? primary_->name : "unknown");
+    if (primary_) retire(*primary_);
     primary_ = &n;
     nodes_->sentinel_primary(n.name);
 }

@@ -89,6 +89,9 @@ private:
     void record(Node& n, bool ok);
     void account(Node& n, Connection& conn, const Reply& r, SteadyClock::time_point start);
     bool failing() const;
+    /// A node that no longer serves (replaced by a failover, out of the slot map): its breaker,
+    /// open or not, no longer counts.
+    void retire(Node& n);
     /// Wakes the refresh loop (at most every 100 ms).
     void wake();
 
