@@ -13,7 +13,7 @@ build=(build-essential cmake ninja-build ccache pkg-config
        libboost1.81-dev libhiredis-dev libyaml-cpp-dev libspdlog-dev libfmt-dev prometheus-cpp-dev catch2
        libxxhash-dev libssl-dev)
 fuzz=(clang-14 libclang-rt-14-dev libfuzzer-14-dev libboost1.81-dev libyaml-cpp-dev cmake ninja-build)
-test=(redis-server curl openssl prometheus docker-compose)  # openssl: the TLS tests make certificates; prometheus: promtool, the real-Prometheus test; docker-compose: validates deploy/compose
+test=(redis-server redis-tools curl openssl prometheus docker-compose)  # redis-tools: redis-cli makes the test clusters; openssl: the TLS tests make certificates; prometheus: promtool, the real-Prometheus test; docker-compose: validates deploy/compose
 bench=(wrk nginx-light varnish python3 valgrind)  # python3: loadtest/purge.sh; valgrind: loadtest/instructions.sh
 
 case "${1:-build}" in
