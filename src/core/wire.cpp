@@ -2,6 +2,7 @@
 
 #include "core/tls_stream.hpp"
 #include "http/parser.hpp"
+#include "http/response_parser.hpp"
 
 #include <array>
 

@@ -2,7 +2,8 @@
 // Beast's message parser, less one behaviour: Beast appends a chunked body's trailer fields to
 // the message's header section, next to any header field of the same name. RFC 9110 §6.5.1
 // forbids that merge (a trailer "Host" or "Authorization" would reach the origin, or the cache,
-// as a header). These parsers drop trailer fields; nothing in Cachalot uses them.
+// as a header). These parsers drop trailer fields; nothing in Cachalot uses them. (Origin
+// responses have a parser of their own: http/response_parser.hpp.)
 
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -19,6 +20,5 @@ private:
 };
 
 using RequestParser = TrailerDroppingParser<true>;
-using ResponseParser = TrailerDroppingParser<false>;
 
 }  // namespace cachalot::http

@@ -4,7 +4,7 @@
 #include "core/deadline.hpp"
 #include "core/net.hpp"
 #include "core/wire.hpp"
-#include "http/parser.hpp"
+#include "http/response_parser.hpp"
 #include "upstream/tls.hpp"
 
 #include <boost/asio/ssl/error.hpp>
@@ -214,8 +214,7 @@ private:
     Pool::Impl& pool_;
     std::size_t index_, server_;
     std::unique_ptr<Connection> conn_;
-    std::optional<std::uint64_t> length_ =
-        conn_->parser->content_length() ? std::optional(*conn_->parser->content_length()) : std::nullopt;
+    std::optional<std::uint64_t> length_ = conn_->parser->content_length();
 };
 
 Pool::Pool(net::any_io_executor executor, const std::vector<config::Upstream>& upstreams,
@@ -357,8 +356,7 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& 
         // so that none of their fields stays with the final response. 100 Continue is not passed
         // on (the proxy answers Expect itself), and 101 is refused below (no upgrade was asked).
         for (std::size_t interims = 0; !ec;) {
-            parser.emplace();
-            parser->body_limit(boost::none);  // bodies stream: no length is too long
+            parser.emplace();  // (bodies stream: no length is too long)
             parser->skip(request.method == bhttp::verb::head);
             ec = conn->outcome(co_await conn->read(core::Until::Head));
             got_some = got_some || parser->got_some();
@@ -367,17 +365,11 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& 
             if (status / 100 != 1 || status == 101) break;
             if (status != 100 && interim && interims++ < kMaxInterim) co_await interim->send(parser->get().base());
         }
-        if (!ec) {
-            const auto& head = parser->get();
-            if (auto reason = http::ambiguous_framing(head.base())) {
-                spdlog::warn("upstream {}: {} {}: response refused: {}", up.name, request.method_string(),
-                             request.target(), *reason);
-                ec = bhttp::error::bad_transfer_encoding;
-            } else if (head.result_int() < 200 || head.result_int() > 599) {  // (101 comes here)
-                spdlog::warn("upstream {}: {} {}: response refused: status {}", up.name, request.method_string(),
-                             request.target(), head.result_int());
-                ec = bhttp::error::bad_status;
-            }
+        // (The parser refused what cannot be passed on faithfully: its framing, its syntax.)
+        if (!ec && (parser->get().result_int() < 200 || parser->get().result_int() > 599)) {  // (101 comes here)
+            spdlog::warn("upstream {}: {} {}: response refused: status {}", up.name, request.method_string(),
+                         request.target(), parser->get().result_int());
+            ec = bhttp::error::bad_status;
         }
         // The body as far as it is there: most responses are complete now and go on whole.
         if (!ec) ec = conn->outcome(conn->read_available(kStreamWindow));
@@ -390,8 +382,9 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& 
                 continue;
             }
             result.error = classify(ec);
-            spdlog::warn("upstream {}: {} {} to {} failed: {}", up.name, request.method_string(), request.target(),
-                         impl_->label(index, *server), ec.message());
+            spdlog::warn("upstream {}: {} {} to {} failed: {}{}{}", up.name, request.method_string(), request.target(),
+                         impl_->label(index, *server), ec.message(), parser->refusal().empty() ? "" : ": ",
+                         parser->refusal());
             balancer.report(index, *server, true);
             finish();
             co_return result;
@@ -399,8 +392,7 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& 
         balancer.report(index, *server, parser->get().result_int() >= 500);
         if (!parser->is_done()) {
             // The rest streams: the head and what came so far go on now.
-            result.response.emplace(parser->get().base());
-            result.response->body() = std::move(parser->get().body());
+            result.response.emplace(std::move(parser->get()));  // (the parser goes on with its state alone)
             parser->get().body().clear();
             result.rest = std::make_unique<PooledBody>(*impl_, index, *server, std::move(conn));
             server.reset();  // the body holds it now
@@ -409,7 +401,7 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& 
         }
         // A response ended by the connection's close leaves nothing to reuse; one followed by
         // bytes nobody asked for, nothing to trust.
-        const bool reusable = parser->get().keep_alive() && !parser->need_eof() && conn->drained();
+        const bool reusable = parser->keep_alive() && conn->drained();
         conn->clean = true;
         result.response = parser->release();
         if (reusable) impl_->give_back(index, *server, std::move(conn));
@@ -434,7 +426,7 @@ net::awaitable<beast::error_code> PooledBody::read(std::string& out) {
         co_return ec;
     }
     if (parser.is_done()) {
-        const bool reusable = parser.get().keep_alive() && !parser.need_eof() && conn_->drained();
+        const bool reusable = parser.keep_alive() && conn_->drained();
         conn_->clean = true;
         if (reusable) pool_.give_back(index_, server_, std::move(conn_));
         conn_.reset();
