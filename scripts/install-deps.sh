@@ -8,10 +8,11 @@
 #   install-deps.sh runtime   shared libraries the cachalot binary links against
 set -euo pipefail
 
-runtime=(libyaml-cpp0.7 libhiredis0.14 libspdlog1.10 libfmt9 libprometheus-cpp-core1.0 libssl3 ca-certificates)
+runtime=(libyaml-cpp0.7 libhiredis0.14 libspdlog1.10 libfmt9 libprometheus-cpp-core1.0 libssl3 libtcmalloc-minimal4
+         ca-certificates)
 build=(build-essential cmake ninja-build ccache pkg-config
        libboost1.81-dev libhiredis-dev libyaml-cpp-dev libspdlog-dev libfmt-dev prometheus-cpp-dev catch2
-       libxxhash-dev libssl-dev)
+       libxxhash-dev libssl-dev libtcmalloc-minimal4)
 fuzz=(clang-14 libclang-rt-14-dev libfuzzer-14-dev libboost1.81-dev libyaml-cpp-dev cmake ninja-build)
 test=(redis-server redis-tools curl openssl prometheus docker-compose)  # redis-tools: redis-cli makes the test clusters; openssl: the TLS tests make certificates; prometheus: promtool, the real-Prometheus test; docker-compose: validates deploy/compose
 bench=(wrk nginx-light varnish python3 valgrind)  # python3: loadtest/purge.sh; valgrind: loadtest/instructions.sh
