@@ -10,12 +10,7 @@ namespace cachalot::core {
 namespace {
 
 void append_fields(const bhttp::fields& fields, std::string& out) {
-    for (const auto& f : fields) {
-        out.append(f.name_string());
-        out.append(": ");
-        out.append(f.value());
-        out.append("\r\n");
-    }
+    for (const auto& f : fields) append_field_line(out, f.name_string(), f.value());
     out.append("\r\n");
 }
 

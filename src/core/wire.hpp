@@ -10,10 +10,27 @@
 
 #include "core/net.hpp"
 
+#include <cstring>
 #include <string>
 #include <string_view>
 
 namespace cachalot::core {
+
+/// Appends one field line, "name: value" CRLF, to `out`: one resize and two copies (four
+/// appends were a tenth of serializing a head).
+inline void append_field_line(std::string& out, std::string_view name, std::string_view value) {
+    const auto at = out.size();
+    out.resize(at + name.size() + value.size() + 4);
+    char* p = out.data() + at;
+    if (!name.empty()) std::memcpy(p, name.data(), name.size());
+    p += name.size();
+    *p++ = ':';
+    *p++ = ' ';
+    if (!value.empty()) std::memcpy(p, value.data(), value.size());
+    p += value.size();
+    *p++ = '\r';
+    *p = '\n';
+}
 
 /// Appends the head as it goes on the wire (start line, fields, empty line) to `out`, byte for
 /// byte what Beast's serializer writes for it.

@@ -1,10 +1,16 @@
 #include "http/response_parser.hpp"
 
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/http/status.hpp>
+
 #include <array>
 #include <cstring>
 
 namespace cachalot::http {
 namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
 
 constexpr std::size_t kChunkLineLimit = 4096;
 constexpr std::size_t kBodyReserve = 64 * 1024;  // at most, for a body announced longer
@@ -30,6 +36,22 @@ bool all_of(std::string_view s, const std::array<bool, 256>& set) {
     for (char c : s)
         if (!set[static_cast<unsigned char>(c)]) return false;
     return true;
+}
+
+// A field value's (or reason phrase's) bytes: all of kText. Eight at a time: a word with no byte
+// below 0x20 and none equal to 0x7f is all text (bytes from 0x80 up are obs-text); a word with
+// one is looked at byte by byte (HTAB is text). Values are most of a head's bytes.
+bool all_text(std::string_view s) {
+    constexpr std::uint64_t ones = 0x0101010101010101, highs = 0x8080808080808080;
+    std::size_t i = 0;
+    for (; i + 8 <= s.size(); i += 8) {
+        std::uint64_t x;
+        std::memcpy(&x, s.data() + i, 8);
+        const std::uint64_t del = x ^ (0x7f * ones);
+        if ((((x - 0x20 * ones) & ~x) | ((del - ones) & ~del)) & highs)
+            if (!all_of(s.substr(i, 8), kText)) return false;
+    }
+    return all_of(s.substr(i), kText);
 }
 
 std::string_view trim(std::string_view s) {
@@ -122,7 +144,7 @@ std::size_t ResponseParser::parse_head(std::string_view in, beast::error_code& e
     if (line.size() > 12) {
         if (line[12] != ' ') return refuse(ec, bhttp::error::bad_status, "a malformed status code"), 0;
         reason = line.substr(13);
-        if (!all_of(reason, kText)) return refuse(ec, bhttp::error::bad_reason, "a control character in the reason"), 0;
+        if (!all_text(reason)) return refuse(ec, bhttp::error::bad_reason, "a control character in the reason"), 0;
     }
     const unsigned version = 10 + static_cast<unsigned>(line[7] - '0');
     response_.version(version);
@@ -144,7 +166,7 @@ std::size_t ResponseParser::parse_head(std::string_view in, beast::error_code& e
         if (colon == npos || name.empty() || !all_of(name, kToken))
             return refuse(ec, bhttp::error::bad_field, "a malformed field name"), 0;
         const auto value = trim(field_line.substr(colon + 1));
-        if (!all_of(value, kText)) return refuse(ec, bhttp::error::bad_value, "a control character in a field value"), 0;
+        if (!all_text(value)) return refuse(ec, bhttp::error::bad_value, "a control character in a field value"), 0;
         const auto f = bhttp::string_to_field(name);
         switch (f) {
         case bhttp::field::content_length:

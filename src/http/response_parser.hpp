@@ -19,8 +19,10 @@
 // A chunked body's trailer fields are read and dropped: none joins the header section.
 // No body: HEAD (skip), 1xx, 204, 304. Neither framing field: the body ends with the connection.
 
-#include "core/net.hpp"
+#include "cachalot/core/bhttp.hpp"
 
+#include <boost/asio/buffer.hpp>
+#include <boost/beast/http/error.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
@@ -40,9 +42,9 @@ public:
     /// Parses what `input` holds: the whole head once it is all there (0 bytes used and
     /// need_more until then), else as much of the body as it holds, never past the message's
     /// end. Returns the bytes used.
-    std::size_t put(net::const_buffer input, beast::error_code& ec);
+    std::size_t put(boost::asio::const_buffer input, boost::system::error_code& ec);
     /// The connection closed: completes a body that ends with it, else partial_message.
-    void put_eof(beast::error_code& ec);
+    void put_eof(boost::system::error_code& ec);
 
     bool got_some() const { return got_some_; }
     bool is_header_done() const { return state_ != State::Head; }
@@ -62,9 +64,9 @@ public:
 
 private:
     enum class State : std::uint8_t { Head, Length, UntilEof, ChunkSize, ChunkData, ChunkEnd, Trailer, Done };
-    std::size_t parse_head(std::string_view in, beast::error_code& ec);
-    std::size_t parse_body(std::string_view in, beast::error_code& ec);
-    bool refuse(beast::error_code& ec, bhttp::error e, const char* why) {
+    std::size_t parse_head(std::string_view in, boost::system::error_code& ec);
+    std::size_t parse_body(std::string_view in, boost::system::error_code& ec);
+    bool refuse(boost::system::error_code& ec, bhttp::error e, const char* why) {
         ec = e;
         refusal_ = why;
         return false;

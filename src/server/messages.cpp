@@ -1,6 +1,7 @@
 #include "server/messages.hpp"
 
 #include "cachalot/http/headers.hpp"
+#include "core/wire.hpp"
 
 namespace cachalot::server {
 
@@ -10,10 +11,7 @@ namespace {
 // refuses CR, LF and NUL in fields), set by the route (the config loader checks those), or made of
 // such values, validated authorities and addresses.
 void append_field(std::string& head, std::string_view name, std::string_view value) {
-    head.append(name);
-    head.append(": ");
-    head.append(value);
-    head.append("\r\n");
+    core::append_field_line(head, name, value);
 }
 
 // The same for a value from elsewhere (a stored validator, which a corrupt store could fill with
