@@ -77,6 +77,13 @@ void normalize(Request& req, const Admitted& admitted) {
 // at once; each piece as it arrives, every write bounded by `send_timeout`. A body that ends
 // short (the origin failed it) ends the connection without the framing's end, so the client
 // sees a truncated response, never a complete-looking one. `sent`: body bytes written.
+// Beast's keep_alive(bool), less its work when there is nothing to say: an HTTP/1.1 response
+// without a Connection field is kept alive as it is (Beast would filter the field's tokens).
+void set_keep_alive(Response& response, bool keep_alive) {
+    if (keep_alive && response.version() >= 11 && response.find(bhttp::field::connection) == response.end()) return;
+    response.keep_alive(keep_alive);
+}
+
 struct Streamed {
     beast::error_code ec;
     bool truncated = false;  // the origin cut the body short
@@ -333,7 +340,7 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
             outcome.response = make_error_response(503, request.version(), "too many large responses in flight; try again");
         }
         // A body the origin exchange did not take to its end is still in the way of the next request.
-        outcome.response.keep_alive(keep_alive && !draining_ && (!upload || upload->complete()));
+        set_keep_alive(outcome.response, keep_alive && !draining_ && (!upload || upload->complete()));
 
         beast::error_code wec;
         std::uint64_t body_bytes = outcome.response.body().size();

@@ -174,6 +174,15 @@ Pipeline::Pipeline(const config::Config& cfg, upstream::Origin& origin, cache::T
     for (const auto& route : cfg.routes) policies_.emplace_back(route.cache, cfg.cache);
     for (const auto& network : cfg.purge_method.allow)
         if (auto n = core::parse_network(network)) purge_from_.push_back(*n);
+    const auto& c = cfg.cache;
+    std::vector<std::string> ours;
+    if (c.strip_targeted_fields) {
+        ours.emplace_back("CDN-Cache-Control");
+        if (!c.targeted_field.empty()) ours.push_back(c.targeted_field);
+    }
+    if (c.tags.strip) ours.insert(ours.end(), {c.tags.header, "Cache-Tag", "Cache-Groups"});
+    for (auto& name : ours)
+        if (!name.empty()) for_this_cache_.emplace_back(bhttp::string_to_field(name), std::move(name));
 }
 
 net::awaitable<Answer> Pipeline::handle(Request& request, const ClientInfo& client, upstream::BodyReader* upload,
@@ -894,17 +903,16 @@ void Pipeline::respond(const Parsed& p, Answer& answer) const {
     answer.route = p.route_index;
     if (cfg_.cache.debug_cache_status) answer.outcome.key = p.key;
     add_cache_status(answer.response, cache::cache_status_entry(answer.outcome, kPseudonym));
-    // Fields meant for this cache only: one pass over the response's.
-    const auto& c = cfg_.cache;
-    auto for_this_cache = [&](std::string_view name) {
-        return (c.strip_targeted_fields && (http::iequals(name, "CDN-Cache-Control") ||
-                                            (!c.targeted_field.empty() && http::iequals(name, c.targeted_field)))) ||
-               (c.tags.strip && (http::iequals(name, c.tags.header) || http::iequals(name, "Cache-Tag") ||
-                                 http::iequals(name, "Cache-Groups")));
-    };
-    if (c.strip_targeted_fields || c.tags.strip) {
+    // Fields meant for this cache only: one pass over the response's, comparing Beast's field
+    // codes first (a name is compared only for a field Beast does not know, as these are).
+    if (!for_this_cache_.empty()) {
         auto& fields = answer.response.base();
-        for (auto it = fields.begin(); it != fields.end();) it = for_this_cache(it->name_string()) ? fields.erase(it) : std::next(it);
+        for (auto it = fields.begin(); it != fields.end();) {
+            const bool ours = std::any_of(for_this_cache_.begin(), for_this_cache_.end(), [&](const auto& f) {
+                return f.first == it->name() && (f.first != bhttp::field::unknown || http::iequals(f.second, it->name_string()));
+            });
+            it = ours ? fields.erase(it) : std::next(it);
+        }
     }
     if (!answer.outcome_pending) p.series.record(answer.outcome);
 }

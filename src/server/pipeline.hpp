@@ -130,6 +130,9 @@ private:
     core::ByteBudget& budget_;
     std::vector<cache::Policy> policies_;  // per route
     std::vector<core::Network> purge_from_;  // purge_method.allow; empty: PURGE is not special
+    // Response fields meant for this cache only, stripped before a response leaves (targeted
+    // Cache-Control, purge tags), as configured: their field codes and names.
+    std::vector<std::pair<bhttp::field, std::string>> for_this_cache_;
     core::WallClock clock_;
     std::weak_ptr<const void> owner_;
 };

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <filesystem>
 #include <functional>
@@ -292,30 +293,41 @@ struct Server::Impl {
         return open;
     }
 
-    // Hands each accepted connection to the next worker in turn.
+    // Hands each accepted connection to the next worker in turn, as a descriptor: the worker's
+    // own thread makes it a socket (Worker::adopt). Every connection waiting is taken per wake.
     net::awaitable<void> accept_proxy() {
         std::size_t next = 0;
+        beast::error_code ec;
+        proxy_acceptor.non_blocking(true, ec);
+        const auto protocol = proxy_acceptor.local_endpoint(ec).protocol();
         for (;;) {
-            auto& worker = *workers[next];
-            next = (next + 1) % workers.size();
-            auto [ec, socket] =
-                co_await proxy_acceptor.async_accept(worker.context(), net::as_tuple(net::use_awaitable));
-            if (ec) {
-                if (ec == net::error::operation_aborted || !proxy_acceptor.is_open()) co_return;
-                co_await back_off_after(ec, "proxy");
+            auto [wec] = co_await proxy_acceptor.async_wait(tcp::acceptor::wait_read, net::as_tuple(net::use_awaitable));
+            if (wec == net::error::operation_aborted || !proxy_acceptor.is_open()) co_return;
+            if (wec) {
+                co_await back_off_after(wec, "proxy");
                 continue;
             }
-            // (A connection accepted just before the acceptor closed is still served: dropped,
-            // its client, which may be sending already, would see a reset.)
-            // Over client.max_connections: closed at once, before it costs a session.
-            if (open_connections() >= generation()->cfg->client.max_connections) {
-                beast::error_code ignored;
-                socket.close(ignored);
-                metrics.connections_refused().Increment();
-                continue;
+            for (;;) {
+                const int fd = ::accept4(proxy_acceptor.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (fd < 0) {
+                    const int error = errno;
+                    if (error == EAGAIN || error == EWOULDBLOCK) break;
+                    if (error == EINTR || error == ECONNABORTED) continue;
+                    co_await back_off_after(beast::error_code(error, beast::system_category()), "proxy");
+                    break;
+                }
+                // (A connection accepted just before the acceptor closed is still served: dropped,
+                // its client, which may be sending already, would see a reset.)
+                // Over client.max_connections: closed at once, before it costs a session.
+                if (open_connections() >= generation()->cfg->client.max_connections) {
+                    ::close(fd);
+                    metrics.connections_refused().Increment();
+                    continue;
+                }
+                workers[next]->adopt(fd, protocol);
+                next = (next + 1) % workers.size();
+                if (!proxy_acceptor.is_open()) co_return;
             }
-            worker.adopt(std::move(socket));
-            if (!proxy_acceptor.is_open()) co_return;
         }
     }
 

@@ -1,6 +1,9 @@
 #include "server/worker.hpp"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <utility>
 
 namespace cachalot::server {
 
@@ -44,10 +47,18 @@ Worker::Worker(std::shared_ptr<Generation> generation, const std::atomic<bool>& 
       budget_(budget),
       l1_(l1),
       purges_(purges),
-      ioc_(std::in_place, 1),
+      // One thread runs this io_context and only it touches the context's sockets (adopt()
+      // hands over descriptors, not sockets): no mutex per socket operation, which was a lock
+      // and an unlock 3 times per pass-through request. Posting from other threads stays safe.
+      ioc_(std::in_place, BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO),
       work_(ioc_->get_executor()),
       l2_(open_l2(generation->cfg->cache.l2, ioc_->get_executor(), metrics_, std::move(l2_nodes))),
-      active_(make_active(std::move(generation), nullptr)) {}
+      active_(make_active(std::move(generation), nullptr)) {
+    // The io_context's reactor (its epoll, eventfd and timerfd descriptors) is made with its
+    // first socket: here, at start, not with a first client that may come while the process
+    // is out of descriptors.
+    tcp::socket reactor_now(*ioc_);
+}
 
 void Worker::use(std::shared_ptr<Generation> generation) {
     net::post(*ioc_, [this, generation = std::move(generation)]() mutable {
@@ -82,17 +93,37 @@ void Worker::join() {
     if (thread_.joinable()) thread_.join();
 }
 
-void Worker::adopt(tcp::socket socket) {
-    ++session_count_;
-    net::co_spawn(*ioc_, run_session(std::move(socket)), [this](std::exception_ptr e) {
-        --session_count_;
-        if (e) {
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::exception& ex) {
-                spdlog::error("session ended by an exception: {}", ex.what());
-            }
+void Worker::adopt(int fd, tcp protocol) {
+    // Closes the descriptor unless the worker took it (it stopped first: the handler is dropped).
+    struct Descriptor {
+        int fd;
+        explicit Descriptor(int f) : fd(f) {}
+        Descriptor(Descriptor&& other) noexcept : fd(std::exchange(other.fd, -1)) {}
+        ~Descriptor() {
+            if (fd >= 0) ::close(fd);
         }
+    };
+    ++session_count_;
+    net::post(*ioc_, [this, d = Descriptor(fd), protocol]() mutable {
+        tcp::socket socket(*ioc_);
+        beast::error_code ec;
+        socket.assign(protocol, d.fd, ec);
+        if (ec) {
+            --session_count_;
+            spdlog::error("an accepted connection could not be used: {}", ec.message());
+            return;
+        }
+        d.fd = -1;  // the socket's now
+        net::co_spawn(*ioc_, run_session(std::move(socket)), [this](std::exception_ptr e) {
+            --session_count_;
+            if (e) {
+                try {
+                    std::rethrow_exception(e);
+                } catch (const std::exception& ex) {
+                    spdlog::error("session ended by an exception: {}", ex.what());
+                }
+            }
+        });
     });
 }
 

@@ -36,12 +36,14 @@ public:
            std::shared_ptr<store::RedisNodes> l2_nodes);
     ~Worker();
 
-    net::io_context& context() { return *ioc_; }
     void start();
     void join();
 
-    /// Runs a client connection on this worker (call from any thread).
-    void adopt(tcp::socket socket);
+    /// Runs a client connection on this worker (call from any thread): `fd`, an accepted
+    /// non-blocking socket of `protocol`, is the worker's to close from now on. (Only the
+    /// worker's thread touches its sockets: its io_context runs without a lock per socket
+    /// operation, BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO.)
+    void adopt(int fd, tcp protocol);
 
     /// Closes idle keep-alive connections now; busy ones close after their current response.
     /// A connection with no request yet (accepted just before) is served its first request
