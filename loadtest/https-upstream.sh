@@ -65,8 +65,7 @@ nginx_conf "$work/nginx" <<NGINX
   upstream tls { server 127.0.0.1:$tls_port; keepalive 256; }
   server {
     listen 127.0.0.1:$nginx_port;
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
+    $nginx_forwarding
     location /tls/ {
       proxy_pass https://tls;
       proxy_ssl_verify on;

@@ -24,7 +24,7 @@ nginx_conf "$work/nginx" <<NGINX
   upstream origin { server 127.0.0.1:$origin_port; keepalive 256; }
   server {
     listen 127.0.0.1:$nginx_port;
-    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; }
+    location / { proxy_pass http://origin; $nginx_forwarding }
   }
 NGINX
 sed -i 's/^worker_processes 1;/master_process off;/' "$work/nginx/nginx.conf"  # one process to count

@@ -94,6 +94,19 @@ NGINX
     cat; echo "}"; } > "$1/nginx.conf"
 }
 
+# nginx's proxy directives: keep-alive to the origin, and what Cachalot sends an origin besides
+# the client's fields (the client's Host; X-Forwarded-For, -Proto and -Host; Forwarded; Via),
+# as deployments configure nginx. The origin shares CPU 0 with wrk, so both proxies must hand it
+# the same work: without these, each Cachalot request cost the origin five more fields to parse.
+nginx_forwarding='proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header Forwarded "for=\"$remote_addr\";host=\"$http_host\";proto=$scheme";
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $http_host;
+      proxy_set_header Via "1.1 nginx";'
+
 # nginx with one worker on CPU 1. $1 = cache: proxy_cache with proxy_cache_lock and background
 # updates (so it honours stale-while-revalidate); plain: a reverse proxy without cache.
 start_nginx() {
@@ -114,8 +127,7 @@ start_nginx() {
     location / {
       $cache_directives
       proxy_pass http://origin;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
+      $nginx_forwarding
     }
   }
 NGINX

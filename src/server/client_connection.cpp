@@ -12,7 +12,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <variant>
 
 namespace cachalot::server {
 namespace {
@@ -39,7 +38,8 @@ struct Admitted {
     http::RequestTarget target;
     http::Authority authority;
 };
-std::variant<Admitted, std::string_view> admit(const Request& req) {
+// Fills `out` (not returned: its strings are not moved again), or says why the request is refused.
+std::optional<std::string_view> admit(const Request& req, Admitted& out) {
     auto target = http::parse_request_target(req.target());
     if (!target || (target->form == http::RequestTarget::Form::Asterisk && req.method() != bhttp::verb::options))
         return "invalid request target";
@@ -49,10 +49,16 @@ std::variant<Admitted, std::string_view> admit(const Request& req) {
         if (f.name() == bhttp::field::host) ++hosts, host_value = f.value();
     if (hosts > 1) return "more than one Host field";
     if (hosts == 0 && req.version() >= 11) return "missing Host field";
-    std::optional<http::Authority> host;
-    if (hosts == 1 && !(host = http::parse_authority(host_value))) return "invalid Host field";
-    if (target->authority) host = target->authority;
-    return Admitted{std::move(*target), host ? std::move(*host) : http::Authority{}};
+    if (target->authority) {
+        if (hosts == 1 && !http::parse_authority(host_value)) return "invalid Host field";
+        out.authority = *target->authority;  // (absolute-form: rare)
+    } else if (hosts == 1) {
+        auto host = http::parse_authority(host_value);
+        if (!host) return "invalid Host field";
+        out.authority = std::move(*host);
+    }
+    out.target = std::move(*target);
+    return std::nullopt;
 }
 
 // The request as every later step sees it, the origin included: target in origin-form, Host
@@ -287,8 +293,8 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
             co_await reject(400, parser.get().version(), *reason);
             break;
         }
-        auto admitted = admit(parser.get());
-        if (auto* refusal = std::get_if<std::string_view>(&admitted)) {
+        Admitted ok;
+        if (auto refusal = admit(parser.get(), ok)) {
             co_await reject(400, parser.get().version(), *refusal);
             break;
         }
@@ -318,11 +324,10 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
         // (A body still to stream is read through the parser: it keeps its message, the head is copied.)
         Request request = upload ? Request(parser.get().base()) : parser.release();
         const bool keep_alive = request.keep_alive();
-        const auto& ok = std::get<Admitted>(admitted);
         normalize(request, ok);
         std::string method(request.method_string());
         std::string target(request.target());
-        const ClientInfo client{peer_address, ok.authority};
+        const ClientInfo client{peer_address, std::move(ok.authority)};  // (ok is done with)
         InterimToClient interim(socket, deadline, limits->send_timeout, request.version());
         Answer outcome = co_await active->pipeline.handle(request, client, upload ? &*upload : nullptr, &interim);
         if (upload && upload->error()) {

@@ -199,10 +199,10 @@ net::awaitable<Answer> Pipeline::handle(Request& request, const ClientInfo& clie
         co_return answer;
     }
     if (parsed->method == bhttp::verb::purge && !purge_from_.empty()) co_return purge(*parsed);
-    // (Not a ?: of two co_awaits: GCC 12 destroys the result of one of them twice.)
+    // (Both fill handle()'s answer: a response is not moved from frame to frame.)
     Answer answer;
-    if (parsed->use_cache) answer = co_await use_cache(*parsed);
-    else answer = co_await bypass(*parsed, std::move(body));
+    if (parsed->use_cache) co_await use_cache(*parsed, answer);
+    else co_await bypass(*parsed, std::move(body), answer);
     respond(*parsed, answer);
     co_return answer;
 }
@@ -262,8 +262,7 @@ Answer Pipeline::purge(const Parsed& p) {
 
 // ---- bypass -----------------------------------------------------------------------------------
 
-net::awaitable<Answer> Pipeline::bypass(const Parsed& p, std::string body) {
-    Answer answer;
+net::awaitable<void> Pipeline::bypass(const Parsed& p, std::string body, Answer& answer) {
     answer.outcome.result = cache::Result::Bypass;
     answer.outcome.fwd = cache::Fwd::Bypass;
     // A GET or HEAD with a body is forwarded with it (search APIs put queries there), but it is
@@ -285,10 +284,10 @@ net::awaitable<Answer> Pipeline::bypass(const Parsed& p, std::string body) {
         std::optional<cache::FetchLock::Write> no_lock;
         store(*as_get, Found{}, std::move(answer), now - std::chrono::floor<http::Seconds>(delay), now, fetched,
               std::move(rest), no_lock);
-        co_return std::move(fetched.answer);
+        answer = std::move(fetched.answer);
+        co_return;
     }
     pass_through(answer, std::move(rest));
-    co_return answer;
 }
 
 // A response to POST with explicit freshness whose Content-Location is the request's own URI is
@@ -341,11 +340,10 @@ void Pipeline::invalidate(const Parsed& p, const Response& response) {
 
 // ---- lookup -----------------------------------------------------------------------------------
 
-net::awaitable<Answer> Pipeline::use_cache(const Parsed& p) {
+net::awaitable<void> Pipeline::use_cache(const Parsed& p, Answer& answer) {
     Found found = co_await lookup(p);
-    Answer answer = co_await answer_with(p, found);
+    answer = co_await answer_with(p, found);
     answer.outcome.purged = found.purged;
-    co_return answer;
 }
 
 // The stored response found, or the origin's through one fetch per key.

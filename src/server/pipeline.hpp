@@ -86,10 +86,11 @@ private:
 
     std::optional<Parsed> receive(Request& request, const ClientInfo& client, bool with_body) const;
     Answer purge(const Parsed& p);
-    net::awaitable<Answer> bypass(const Parsed& p, std::string body);
+    // (These two fill `answer`, handle()'s own: a response is not moved from frame to frame.)
+    net::awaitable<void> bypass(const Parsed& p, std::string body, Answer& answer);
     void invalidate(const Parsed& p, const Response& response);
     std::optional<Parsed> post_as_get(const Parsed& p, const Response& response) const;
-    net::awaitable<Answer> use_cache(const Parsed& p);
+    net::awaitable<void> use_cache(const Parsed& p, Answer& answer);
     net::awaitable<Answer> answer_with(const Parsed& p, Found& found);
     net::awaitable<Found> lookup(const Parsed& p, bool l2_only = false);
     Found purged(const Parsed& p, Found found) const;
