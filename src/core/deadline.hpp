@@ -26,9 +26,11 @@ public:
     Deadline& operator=(const Deadline&) = delete;
 
     /// Sets the deadline of the next operation(s).
-    void expires_after(Clock::duration d) {
+    void expires_after(Clock::duration d) { expires_at(Clock::now() + d); }
+    /// The same, from a time the caller read from the clock already.
+    void expires_at(Clock::time_point t) {
         state_->expired = false;
-        state_->deadline = Clock::now() + d;
+        state_->deadline = t;
         if (!state_->waiting || state_->deadline < state_->timer.expiry()) arm(state_);
     }
 

@@ -279,12 +279,17 @@ net::awaitable<void> Worker::run_session(tcp::socket socket) {
         http::RequestParser parser;
         parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(limits->max_header_bytes, UINT32_MAX)));
         parser.body_limit(limits->max_body_bytes);
-        deadline.expires_after(limits->header_timeout);
+        // The head's deadline is set only when the head is not all there yet (it usually is:
+        // no clock reading for it then).
         beast::error_code hec;
-        if (!core::parse_buffered(buffer, parser, core::Until::Head, hec))
+        bool waited = false;
+        if (!core::parse_buffered(buffer, parser, core::Until::Head, hec)) {
+            deadline.expires_after(limits->header_timeout);
+            waited = true;
             hec = co_await core::read(socket, buffer, parser, core::Until::Head);
+        }
         if (hec) {
-            if (auto status = status_for_read_error(hec, deadline.expired()))
+            if (auto status = status_for_read_error(hec, waited && deadline.expired()))
                 co_await reject(status, parser.is_header_done() ? parser.get().version() : 11, hec.message());
             break;
         }

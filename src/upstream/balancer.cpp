@@ -104,7 +104,6 @@ Balancer::~Balancer() = default;
 std::optional<std::size_t> Balancer::pick(std::size_t u, std::span<const std::size_t> skip, bool* busy,
                                           std::uint64_t affinity, std::uint64_t* generation) {
     auto& g = *groups_[u];
-    const auto now = now_();
     std::lock_guard lock(g.mutex);
     if (g.config.max_in_flight > 0) {
         std::size_t in_flight = 0;
@@ -116,7 +115,7 @@ std::optional<std::size_t> Balancer::pick(std::size_t u, std::span<const std::si
     }
     auto eligible = [&](std::size_t s) {
         auto& server = g.servers[s];
-        if (server.ejected && now >= server.ejected_until) {
+        if (server.ejected && now_() >= server.ejected_until) {  // (the clock only for an ejected one)
             server.ejected = false;  // back on probation: its next failure ejects it again
             if (auto* m = g.series_of(s)) m->healthy->Set(server.checks_failing ? 0 : 1);
         }
@@ -168,7 +167,6 @@ std::optional<std::size_t> Balancer::pick(std::size_t u, std::span<const std::si
 
 void Balancer::report(std::size_t u, std::size_t s, bool failed) {
     auto& g = *groups_[u];
-    const auto now = now_();
     std::lock_guard lock(g.mutex);
     auto& server = g.servers[s];
     auto* m = g.series_of(s);
@@ -185,7 +183,7 @@ void Balancer::report(std::size_t u, std::size_t s, bool failed) {
     if (server.failures < g.config.eject_after && server.ejections == 0) return;
     const auto factor = 1u << std::min(server.ejections, 5u);
     server.ejected = true;
-    server.ejected_until = now + g.config.eject_for * factor;
+    server.ejected_until = now_() + g.config.eject_for * factor;
     server.failures = 0;
     ++server.ejections;
     if (m) {

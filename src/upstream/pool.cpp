@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <deque>
+#include <utility>
 
 namespace cachalot::upstream {
 namespace {
@@ -120,10 +121,11 @@ struct Pool::Impl {
         return idle[s];
     }
 
-    // The most recently used live connection to server `s` (of `generation`) of upstream `u`, or null.
-    std::unique_ptr<Connection> take_idle(std::size_t u, std::size_t s, std::uint64_t generation) {
+    // The most recently used live connection to server `s` (of `generation`) of upstream `u`, or
+    // null. (`now`: the caller's reading of the clock.)
+    std::unique_ptr<Connection> take_idle(std::size_t u, std::size_t s, std::uint64_t generation,
+                                          Clock::time_point now) {
         auto& list = idle_of(u, s);
-        auto now = Clock::now();
         while (!list.empty()) {
             auto c = std::move(list.back());
             list.pop_back();
@@ -136,10 +138,11 @@ struct Pool::Impl {
         return nullptr;
     }
 
-    void give_back(std::size_t u, std::size_t s, std::unique_ptr<Connection> c) {
+    void give_back(std::size_t u, std::size_t s, std::unique_ptr<Connection> c,
+                   Clock::time_point now = Clock::now()) {
         auto& list = idle_of(u, s);
         if (list.size() >= upstreams[u].max_idle_connections) return;
-        c->idle_since = Clock::now();
+        c->idle_since = now;
         list.push_back(std::move(c));
     }
 
@@ -269,10 +272,13 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& 
     const bool idempotent = http::is_idempotent(request.method_string());
     const auto start = Clock::now();
     FetchResult result;
+    // (The clock is read once per attempt and once at the end: a request read it a dozen times.)
     auto finish = [&] {
-        result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+        const auto end = Clock::now();
+        result.seconds = std::chrono::duration<double>(end - start).count();
         series.duration->Observe(result.seconds);
         if (!result.response && !result.body_failed) series.error(result.error).Increment();
+        return end;
     };
 
     auto& balancer = impl_->balancer;
@@ -292,7 +298,8 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& 
             if (server) balancer.release(index, *server);
         }
     } release{balancer, index, server};
-    for (bool same_server = false;;) {
+    for (bool same_server = false, first = true;;) {
+        const auto now = std::exchange(first, false) ? start : Clock::now();
         if (!same_server) {
             if (server) balancer.release(index, *server);
             bool busy = false;
@@ -313,7 +320,7 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& 
             }
         }
         same_server = false;
-        auto conn = impl_->take_idle(index, *server, generation);
+        auto conn = impl_->take_idle(index, *server, generation, now);
         const bool reused = conn != nullptr;
         if (reused) {
             series.connections_reused->Increment();
@@ -335,7 +342,7 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& 
             series.connections_new->Increment();
         }
 
-        conn->deadline.expires_after(up.read_timeout);
+        conn->deadline.expires_at((reused ? now : Clock::now()) + up.read_timeout);  // (connecting took time)
         conn->clean = false;
         beast::error_code wec;
         const auto sent = conn->write_now(request.head, request.body, wec);
@@ -404,8 +411,8 @@ net::awaitable<FetchResult> Pool::fetch(std::size_t index, const OriginRequest& 
         const bool reusable = parser->keep_alive() && conn->drained();
         conn->clean = true;
         result.response = parser->release();
-        if (reusable) impl_->give_back(index, *server, std::move(conn));
-        finish();
+        const auto end = finish();
+        if (reusable) impl_->give_back(index, *server, std::move(conn), end);
         co_return result;
     }
 }
